@@ -1,0 +1,163 @@
+// Herald's configuration: one plain struct, parsed and validated once at start-up
+// (defaults < config file < HERALD_* environment < command-line flags) and then
+// passed by const reference to every component. Nothing reads configuration later.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace herald {
+
+using duration = std::chrono::milliseconds;
+
+enum class log_level { trace, debug, info, warn, error, critical, off };
+enum class log_format { text, json };
+enum class tls_mode { off, auto_detect, required };
+enum class tls_version { v1_2, v1_3 };
+enum class binary_policy { reject, base64 };
+enum class overflow_policy { close, drop };
+enum class backplane_kind { local, redis };
+
+// A host and port to listen on. Port 0 asks the kernel for a free port.
+struct endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+
+  std::string to_string() const;
+  friend bool operator==(const endpoint&, const endpoint&) = default;
+};
+
+struct log_config {
+  log_level level = log_level::info;
+  log_format format = log_format::text;
+};
+
+struct tls_config {
+  tls_mode mode = tls_mode::off;
+  std::string cert_file;
+  std::string key_file;
+  tls_version min_version = tls_version::v1_2;
+  std::string ciphers;        // TLS 1.2 cipher list; empty = OpenSSL's secure default
+  std::string ciphersuites;   // TLS 1.3 suites; empty = OpenSSL's default
+  duration handshake_timeout = std::chrono::seconds(10);
+};
+
+struct admin_config {
+  bool enabled = true;
+  endpoint listen{"127.0.0.1", 8081};
+};
+
+struct http_config {
+  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_url_bytes = 4096;
+  std::size_t max_body_bytes = 1024 * 1024;
+  duration request_timeout = std::chrono::seconds(10);
+  duration keepalive_timeout = std::chrono::seconds(60);
+};
+
+struct send_queue_config {
+  std::size_t max_messages = 1024;
+  std::size_t max_bytes = 1024 * 1024;
+  overflow_policy policy = overflow_policy::close;
+  duration write_timeout = std::chrono::seconds(30);
+};
+
+struct websocket_config {
+  std::string path = "/";
+  std::size_t max_message_bytes = 128 * 1024;
+  std::size_t max_frame_bytes = 128 * 1024;
+  binary_policy binary = binary_policy::reject;
+  duration handshake_timeout = std::chrono::seconds(10);
+  duration idle_timeout = std::chrono::minutes(10);
+  duration max_duration = std::chrono::hours(2);
+  duration ping_interval = std::chrono::seconds(30);
+  duration pong_timeout = std::chrono::seconds(20);
+  duration close_timeout = std::chrono::seconds(5);
+  std::size_t max_connections = 100000;
+  std::vector<std::string> subprotocols;
+  send_queue_config send_queue;
+};
+
+struct shutdown_config {
+  duration drain_timeout = std::chrono::seconds(10);
+};
+
+struct backplane_config {
+  backplane_kind kind = backplane_kind::local;
+};
+
+struct redis_config {
+  std::string url = "redis://127.0.0.1:6379/0";
+};
+
+struct config {
+  std::string node_id;  // empty: generated at start-up
+  endpoint listen{"127.0.0.1", 8080};
+  unsigned threads = 0;  // 0: one worker per CPU core
+  log_config log;
+  tls_config tls;
+  admin_config admin;
+  http_config http;
+  websocket_config websocket;
+  shutdown_config shutdown;
+  backplane_config backplane;
+  redis_config redis;
+};
+
+// A configuration problem. `key` names the offending key (dotted path) when there is one.
+class config_error : public std::runtime_error {
+ public:
+  config_error(std::string key, std::string message);
+  const std::string& key() const { return key_; }
+  const std::string& detail() const { return detail_; }  // the message without the key
+
+ private:
+  std::string key_;
+  std::string detail_;
+};
+
+// Where configuration comes from, applied in this order over the built-in defaults.
+struct config_sources {
+  std::string file_path;  // empty: no file
+  std::string file_text;  // used instead of reading file_path when non-empty (tests)
+  std::vector<std::pair<std::string, std::string>> environment;  // HERALD_* variables
+  std::vector<std::pair<std::string, std::string>> flags;         // --key value pairs
+};
+
+// Builds and validates a configuration. Throws config_error naming the bad key.
+config load_config(const config_sources& sources);
+
+// Cross-key checks (files readable, ranges consistent). Called by load_config.
+void validate(const config& cfg);
+
+// The configuration as JSON, every key present (for --print-config and docs).
+std::string dump_config(const config& cfg);
+
+// Description of one configuration key, for --help, documentation and tests.
+struct option_info {
+  std::string key;          // dotted path, e.g. "websocket.idle_timeout"
+  std::string type;         // "duration", "size", "string", ...
+  std::string env;          // HERALD_WEBSOCKET_IDLE_TIMEOUT
+  std::string flag;         // --websocket.idle_timeout
+  std::string description;
+};
+std::vector<option_info> describe_options();
+
+// Collects HERALD_* variables from an environ-style array (excluding HERALD_CONFIG).
+std::vector<std::pair<std::string, std::string>> herald_environment(char** envp);
+
+// Text helpers exposed for tests.
+duration parse_duration(std::string_view text);         // "250ms", "30s", "10m", "2h", "0"
+std::size_t parse_size(std::string_view text);          // "4096", "128KiB", "1MiB", "1GiB"
+endpoint parse_endpoint(std::string_view text);         // "127.0.0.1:8080", "[::1]:0", ":8080"
+std::string format_duration(duration d);
+std::string format_size(std::size_t bytes);
+
+}  // namespace herald

@@ -1,0 +1,371 @@
+#include "herald/config.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "config_schema.hpp"
+
+namespace herald {
+
+using nlohmann::json;
+
+config_error::config_error(std::string key, std::string message)
+    : std::runtime_error(key.empty() ? message : key + ": " + message),
+      key_(std::move(key)),
+      detail_(std::move(message)) {}
+
+std::string endpoint::to_string() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+namespace {
+
+std::uint64_t parse_number_prefix(std::string_view text, std::string_view& rest) {
+  std::uint64_t value = 0;
+  const auto* begin = text.data();
+  const auto* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(begin, end, value);
+  if (ec != std::errc() || ptr == begin) throw std::invalid_argument("expected a number");
+  rest = text.substr(static_cast<std::size_t>(ptr - begin));
+  return value;
+}
+
+std::string trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string_view::npos) return {};
+  const auto e = s.find_last_not_of(" \t");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+}  // namespace
+
+duration parse_duration(std::string_view text) {
+  const std::string t = trim(text);
+  std::string_view rest;
+  const std::uint64_t n = parse_number_prefix(t, rest);
+  std::uint64_t factor_ms = 0;
+  if (rest == "ms") {
+    factor_ms = 1;
+  } else if (rest == "s") {
+    factor_ms = 1000;
+  } else if (rest == "m" || rest == "min") {
+    factor_ms = 60'000;
+  } else if (rest == "h") {
+    factor_ms = 3'600'000;
+  } else if (rest.empty() && n == 0) {
+    return duration::zero();
+  } else {
+    throw std::invalid_argument("unknown duration unit");
+  }
+  if (n > (std::uint64_t{1} << 40) / factor_ms) throw std::invalid_argument("duration too large");
+  return duration(static_cast<duration::rep>(n * factor_ms));
+}
+
+std::size_t parse_size(std::string_view text) {
+  const std::string t = trim(text);
+  std::string_view rest;
+  const std::uint64_t n = parse_number_prefix(t, rest);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  std::uint64_t factor = 0;
+  if (rest.empty() || rest == "B") {
+    factor = 1;
+  } else if (rest == "KiB") {
+    factor = 1024;
+  } else if (rest == "MiB") {
+    factor = 1024 * 1024;
+  } else if (rest == "GiB") {
+    factor = 1024ull * 1024 * 1024;
+  } else {
+    throw std::invalid_argument("unknown size unit");
+  }
+  if (n > (std::uint64_t{1} << 50) / factor) throw std::invalid_argument("size too large");
+  return static_cast<std::size_t>(n * factor);
+}
+
+endpoint parse_endpoint(std::string_view text) {
+  endpoint ep;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      throw std::invalid_argument("expected \"[ipv6]:port\"");
+    }
+    ep.host = std::string(text.substr(1, close - 1));
+    port_text = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) throw std::invalid_argument("expected \"host:port\"");
+    ep.host = std::string(text.substr(0, colon));
+    if (ep.host.find(':') != std::string::npos) {
+      throw std::invalid_argument("IPv6 addresses need brackets, e.g. \"[::1]:8080\"");
+    }
+    port_text = text.substr(colon + 1);
+  }
+  if (ep.host.empty()) ep.host = "0.0.0.0";
+  unsigned port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || ptr != port_text.data() + port_text.size() || port > 65535 ||
+      port_text.empty()) {
+    throw std::invalid_argument("port must be a number from 0 to 65535");
+  }
+  ep.port = static_cast<std::uint16_t>(port);
+  return ep;
+}
+
+std::string format_duration(duration d) {
+  const auto ms = d.count();
+  if (ms == 0) return "0s";
+  if (ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+std::string format_size(std::size_t bytes) {
+  if (bytes != 0 && bytes % (1024ull * 1024 * 1024) == 0) return std::to_string(bytes >> 30) + "GiB";
+  if (bytes != 0 && bytes % (1024 * 1024) == 0) return std::to_string(bytes >> 20) + "MiB";
+  if (bytes != 0 && bytes % 1024 == 0) return std::to_string(bytes >> 10) + "KiB";
+  return std::to_string(bytes);
+}
+
+namespace {
+
+struct applier {
+  const std::vector<detail::option_def>& table;
+  std::vector<std::string> keys;
+  std::set<std::string> sections;
+
+  explicit applier(const std::vector<detail::option_def>& t) : table(t) {
+    for (const auto& o : table) {
+      keys.push_back(o.key);
+      for (auto dot = o.key.find('.'); dot != std::string::npos; dot = o.key.find('.', dot + 1)) {
+        sections.insert(o.key.substr(0, dot));
+      }
+    }
+  }
+
+  const detail::option_def* find(const std::string& key) const {
+    for (const auto& o : table) {
+      if (o.key == key) return &o;
+    }
+    return nullptr;
+  }
+
+  const detail::option_def* find_normalized(const std::string& name) const {
+    const std::string n = detail::normalize_key(name);
+    for (const auto& o : table) {
+      if (detail::normalize_key(o.key) == n) return &o;
+    }
+    return nullptr;
+  }
+
+  [[noreturn]] void unknown(const std::string& key, const std::string& origin) const {
+    std::string message = "unknown key" + (origin.empty() ? "" : " (in " + origin + ")");
+    const std::string hint = detail::suggest_key(key, keys);
+    if (!hint.empty()) message += "; did you mean '" + hint + "'?";
+    throw config_error(key, message);
+  }
+
+  void apply_object(config& cfg, const json& obj, const std::string& prefix,
+                    const std::string& origin) const {
+    for (const auto& [name, value] : obj.items()) {
+      const std::string key = prefix.empty() ? name : prefix + "." + name;
+      if (const auto* opt = find(key)) {
+        set(*opt, cfg, value, false, origin);
+      } else if (sections.count(key) && value.is_object()) {
+        apply_object(cfg, value, key, origin);
+      } else if (sections.count(key)) {
+        throw config_error(key, "expected an object (a section of settings), got " + value.dump());
+      } else {
+        unknown(key, origin);
+      }
+    }
+  }
+
+  static void set(const detail::option_def& opt, config& cfg, const json& value, bool from_text,
+                  const std::string& origin) {
+    try {
+      opt.set(cfg, value, from_text);
+    } catch (const config_error& e) {
+      if (origin.empty()) throw;
+      throw config_error(e.key(), e.detail() + " (in " + origin + ")");
+    }
+  }
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw config_error("", "cannot read config file " + path + ": " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// nlohmann's message reads "[json.exception.parse_error.101] parse error at line 3, column 5: ...";
+// keep it without the internal tag.
+std::string describe_parse_error(const std::string& what) {
+  const auto tag_end = what.find("] ");
+  return tag_end == std::string::npos ? what : what.substr(tag_end + 2);
+}
+
+}  // namespace
+
+config load_config(const config_sources& sources) {
+  const auto table = detail::option_table();
+  const applier apply(table);
+  config cfg;
+
+  if (!sources.file_path.empty() || !sources.file_text.empty()) {
+    const std::string origin = sources.file_path.empty() ? "config" : sources.file_path;
+    const std::string text =
+        sources.file_text.empty() ? read_file(sources.file_path) : sources.file_text;
+    json doc;
+    try {
+      doc = json::parse(text, nullptr, true, /*ignore_comments=*/true);
+    } catch (const json::parse_error& e) {
+      throw config_error("", origin + ": invalid JSON: " + describe_parse_error(e.what()));
+    }
+    if (!doc.is_object()) throw config_error("", origin + ": the top level must be a JSON object");
+    apply.apply_object(cfg, doc, "", origin);
+  }
+
+  for (const auto& [name, value] : sources.environment) {
+    const detail::option_def* opt = nullptr;
+    for (const auto& o : table) {
+      if (detail::env_name(o.key) == name) opt = &o;
+    }
+    if (!opt) {
+      std::vector<std::string> env_names;
+      for (const auto& o : table) env_names.push_back(detail::env_name(o.key));
+      std::string message = "unknown environment variable";
+      const std::string hint = detail::suggest_key(name, env_names);
+      if (!hint.empty()) message += "; did you mean " + hint + "?";
+      throw config_error(name, message);
+    }
+    applier::set(*opt, cfg, json(value), true, name);
+  }
+
+  for (const auto& [name, value] : sources.flags) {
+    const auto* opt = apply.find_normalized(name);
+    if (!opt) apply.unknown(name, "--" + name);
+    applier::set(*opt, cfg, json(value), true, "--" + name);
+  }
+
+  validate(cfg);
+  return cfg;
+}
+
+namespace {
+
+bool readable(const std::string& path) {
+  std::ifstream in(path);
+  return static_cast<bool>(in);
+}
+
+bool valid_node_id(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+  });
+}
+
+bool valid_token(const std::string& s) {
+  // RFC 7230 token characters, the grammar of a subprotocol name.
+  static constexpr std::string_view extra = "!#$%&'*+-.^_`|~";
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) || extra.find(static_cast<char>(c)) != std::string_view::npos;
+  });
+}
+
+}  // namespace
+
+void validate(const config& cfg) {
+  if (!cfg.node_id.empty() && !valid_node_id(cfg.node_id)) {
+    throw config_error("node_id", "must be 1-64 characters of A-Z a-z 0-9 . _ -, got \"" +
+                                      cfg.node_id + "\"");
+  }
+  if (cfg.tls.mode != tls_mode::off) {
+    if (cfg.tls.cert_file.empty()) throw config_error("tls.cert_file", "required when tls.mode is not off");
+    if (cfg.tls.key_file.empty()) throw config_error("tls.key_file", "required when tls.mode is not off");
+    if (!readable(cfg.tls.cert_file)) {
+      throw config_error("tls.cert_file", "cannot read \"" + cfg.tls.cert_file + "\"");
+    }
+    if (!readable(cfg.tls.key_file)) {
+      throw config_error("tls.key_file", "cannot read \"" + cfg.tls.key_file + "\"");
+    }
+  }
+  if (cfg.admin.enabled && cfg.admin.listen == cfg.listen && cfg.listen.port != 0) {
+    throw config_error("admin.listen", "must differ from listen (" + cfg.listen.to_string() + ")");
+  }
+  const auto& ws = cfg.websocket;
+  if (ws.path.empty() || ws.path.front() != '/') {
+    throw config_error("websocket.path", "must start with '/', got \"" + ws.path + "\"");
+  }
+  if (ws.max_frame_bytes > ws.max_message_bytes) {
+    throw config_error("websocket.max_frame_bytes",
+                       "must not exceed websocket.max_message_bytes (" +
+                           format_size(ws.max_message_bytes) + "), got " +
+                           format_size(ws.max_frame_bytes));
+  }
+  if (ws.send_queue.max_bytes < ws.max_message_bytes) {
+    throw config_error("websocket.send_queue.max_bytes",
+                       "must be at least websocket.max_message_bytes (" +
+                           format_size(ws.max_message_bytes) + ") so one message always fits");
+  }
+  for (const auto& p : ws.subprotocols) {
+    if (!valid_token(p)) {
+      throw config_error("websocket.subprotocols", "\"" + p + "\" is not a valid subprotocol token");
+    }
+  }
+  if (cfg.http.max_url_bytes >= cfg.http.max_header_bytes) {
+    throw config_error("http.max_url_bytes", "must be smaller than http.max_header_bytes (" +
+                                                 format_size(cfg.http.max_header_bytes) + ")");
+  }
+}
+
+std::string dump_config(const config& cfg) {
+  json out = json::object();
+  for (const auto& opt : detail::option_table()) {
+    json* node = &out;
+    std::string_view key = opt.key;
+    for (auto dot = key.find('.'); dot != std::string_view::npos; dot = key.find('.')) {
+      node = &(*node)[std::string(key.substr(0, dot))];
+      key.remove_prefix(dot + 1);
+    }
+    (*node)[std::string(key)] = opt.get(cfg);
+  }
+  return out.dump(2);
+}
+
+std::vector<option_info> describe_options() {
+  std::vector<option_info> out;
+  for (const auto& opt : detail::option_table()) {
+    out.push_back({opt.key, opt.type, detail::env_name(opt.key), "--" + opt.key, opt.description});
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> herald_environment(char** envp) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (char** e = envp; e && *e; ++e) {
+    std::string_view entry(*e);
+    if (entry.rfind("HERALD_", 0) != 0) continue;
+    const auto eq = entry.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string name(entry.substr(0, eq));
+    if (name == "HERALD_CONFIG") continue;
+    out.emplace_back(std::move(name), std::string(entry.substr(eq + 1)));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace herald

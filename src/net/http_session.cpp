@@ -1,0 +1,365 @@
+#include "net/http_session.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/detect_ssl.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "herald/ws/handshake.hpp"
+#include "net/http_handler.hpp"
+#include "net/tls_context.hpp"
+#include "net/websocket_session.hpp"
+#include "net/worker.hpp"
+
+namespace herald::net {
+namespace {
+
+namespace beast = boost::beast;
+
+std::string remote_ip_of(const tcp::socket::lowest_layer_type& socket) {
+  error_code ec;
+  const auto ep = socket.remote_endpoint(ec);
+  if (ec) return "unknown";
+  auto addr = ep.address();
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
+    addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+  }
+  return addr.to_string();
+}
+
+bool is_websocket_upgrade(const http_request& req) {
+  return ws::header_has_token(req[http::field::connection], "upgrade") &&
+         ws::header_has_token(req[http::field::upgrade], "websocket");
+}
+
+// HTTP/1.1 on one connection (plain or TLS), up to and including a WebSocket upgrade.
+template <class Stream>
+class http_session : public std::enable_shared_from_this<http_session<Stream>> {
+ public:
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
+  http_session(Stream&& stream, beast::flat_buffer&& buffer, listener_role role, worker& w,
+               server_context& ctx, steady_clock::time_point accepted_at)
+      : stream_(std::move(stream)),
+        buffer_(std::move(buffer)),
+        role_(role),
+        worker_(w),
+        ctx_(ctx),
+        timer_(w.context()),
+        accepted_at_(accepted_at),
+        remote_ip_(remote_ip_of(stream_.lowest_layer())) {}
+
+  void run() { do_read(); }
+
+ private:
+  void arm_timer(steady_clock::time_point deadline) {
+    timer_.expires_at(deadline);
+    timer_.async_wait([self = this->shared_from_this()](error_code ec) {
+      if (ec || self->done_) return;
+      self->ctx_.log.debug("http.timeout", {{"sourceIp", self->remote_ip_}});
+      self->do_close();
+    });
+  }
+
+  void do_read() {
+    const auto& h = ctx_.cfg.http;
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(h.max_header_bytes));
+    parser_->body_limit(h.max_body_bytes);
+    const auto now = steady_clock::now();
+    auto deadline = now + (requests_ == 0 ? h.request_timeout : h.keepalive_timeout);
+    if (requests_ == 0 && role_ == listener_role::client) {
+      deadline = std::min(deadline, accepted_at_ + ctx_.cfg.websocket.handshake_timeout);
+    }
+    arm_timer(deadline);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  void on_read(error_code ec) {
+    if (done_) return;
+    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+        ec == asio::ssl::error::stream_truncated) {
+      return do_close();
+    }
+    if (ec == http::error::header_limit) {
+      return reject(http::status::request_header_fields_too_large, "headers_too_large",
+                    "request headers exceed " + format_size(ctx_.cfg.http.max_header_bytes));
+    }
+    if (ec == http::error::body_limit) {
+      return reject(http::status::payload_too_large, "body_too_large",
+                    "request body exceeds " + format_size(ctx_.cfg.http.max_body_bytes));
+    }
+    if (ec) return reject(http::status::bad_request, "bad_request", "malformed HTTP request");
+
+    ++requests_;
+    worker_.metrics().http_requests.add();
+    http_request req = parser_->release();
+    if (req.target().size() > ctx_.cfg.http.max_url_bytes) {
+      return reject(http::status::uri_too_long, "uri_too_long",
+                    "request target exceeds " + std::to_string(ctx_.cfg.http.max_url_bytes) + " bytes");
+    }
+    const std::string_view path = request_path(req.target());
+    const bool on_ws_path = role_ == listener_role::client && path == ctx_.cfg.websocket.path;
+    if (is_websocket_upgrade(req)) {
+      if (!on_ws_path) return reject(http::status::not_found, "not_found", "no WebSocket endpoint here");
+      return upgrade(std::move(req));
+    }
+    if (on_ws_path) {
+      auto res = json_error(http::status::upgrade_required, "upgrade_required",
+                            "this path accepts WebSocket connections only");
+      res.set(http::field::upgrade, "websocket");
+      res.set(http::field::connection, "Upgrade");
+      res.set(http::field::sec_websocket_version, "13");
+      return write(std::move(res), req.version(), req.keep_alive(), req.method() == http::verb::head);
+    }
+    http_handler* handler = role_ == listener_role::client ? ctx_.client_http : ctx_.admin_http;
+    const unsigned version = req.version();
+    const bool keep_alive = req.keep_alive();
+    const bool head = req.method() == http::verb::head;
+    handler->handle(std::move(req), {remote_ip_, role_, is_tls},
+                    [self = this->shared_from_this(), version, keep_alive, head](http_response&& res) {
+                      // The handler may answer from another thread.
+                      asio::post(self->worker_.context(),
+                                 [self, version, keep_alive, head, res = std::move(res)]() mutable {
+                                   self->write(std::move(res), version, keep_alive, head);
+                                 });
+                    });
+  }
+
+  // Answers an unusable request and closes the connection.
+  void reject(http::status status, std::string_view code, const std::string& message) {
+    write(json_error(status, code, message), 11, false, false);
+  }
+
+  void write(http_response&& res, unsigned version, bool keep_alive, bool head) {
+    if (done_) return;
+    res.version(version);
+    res.keep_alive(keep_alive && !ctx_.draining.load(std::memory_order_relaxed));
+    res.set(http::field::server, "herald");
+    res.prepare_payload();
+    if (head) res.body().clear();  // Content-Length stays that of the GET response
+    auto sp = std::make_shared<http_response>(std::move(res));
+    arm_timer(steady_clock::now() + ctx_.cfg.http.request_timeout);
+    http::async_write(stream_, *sp,
+                      [self = this->shared_from_this(), sp](error_code ec, std::size_t) {
+                        if (ec || !sp->keep_alive()) return self->do_close();
+                        self->do_read();
+                      });
+  }
+
+  void upgrade(http_request&& req) {
+    const auto& cfg = ctx_.cfg;
+    if (req.method() != http::verb::get || req.version() != 11) {
+      return reject(http::status::bad_request, "bad_request", "a WebSocket upgrade must be GET over HTTP/1.1");
+    }
+    if (req[http::field::host].empty()) {
+      return reject(http::status::bad_request, "bad_request", "missing Host header");
+    }
+    if (req[http::field::sec_websocket_version] != "13") {
+      auto res = json_error(http::status::upgrade_required, "unsupported_version",
+                            "only WebSocket version 13 is supported");
+      res.set(http::field::sec_websocket_version, "13");
+      return write(std::move(res), 11, false, false);
+    }
+    const std::string_view key = req[http::field::sec_websocket_key];
+    if (!ws::is_valid_client_key(key)) {
+      return reject(http::status::bad_request, "bad_request", "missing or invalid Sec-WebSocket-Key");
+    }
+    if (ctx_.draining.load(std::memory_order_relaxed)) {
+      worker_.metrics().handshakes_rejected.add();
+      return reject(http::status::service_unavailable, "unavailable", "server is shutting down");
+    }
+    if (ctx_.registry.size() >= cfg.websocket.max_connections) {
+      worker_.metrics().handshakes_rejected.add();
+      ctx_.log.warn("connection.rejected", {{"reason", "max_connections"}, {"sourceIp", remote_ip_}});
+      return reject(http::status::service_unavailable, "unavailable", "connection limit reached");
+    }
+
+    connection_info info;
+    info.id = connection_id::generate();
+    info.connected_at = now_ms();
+    info.source_ip = remote_ip_;
+    info.user_agent = std::string(req[http::field::user_agent]);
+    info.worker = worker_.index();
+    const auto offered = ws::split_header_list(req[http::field::sec_websocket_protocol]);
+    if (auto chosen = ws::choose_subprotocol(offered, cfg.websocket.subprotocols)) {
+      info.subprotocol = std::move(*chosen);
+    }
+
+    auto res = std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, 11);
+    res->set(http::field::server, "herald");
+    res->set(http::field::upgrade, "websocket");
+    res->set(http::field::connection, "Upgrade");
+    res->set(http::field::sec_websocket_accept, ws::accept_key(key));
+    if (!info.subprotocol.empty()) res->set(http::field::sec_websocket_protocol, info.subprotocol);
+    http::async_write(stream_, *res,
+                      [self = this->shared_from_this(), res, info = std::move(info)](
+                          error_code ec, std::size_t) mutable {
+                        if (ec) return self->do_close();
+                        self->hand_over(std::move(info));
+                      });
+  }
+
+  void hand_over(connection_info info) {
+    done_ = true;
+    timer_.cancel();
+    // Frames the client sent right behind its request are already in our buffer.
+    std::string initial = beast::buffers_to_string(buffer_.data());
+    start_websocket_session(std::move(stream_), std::move(initial), std::move(info), worker_, ctx_);
+  }
+
+  void do_close() {
+    if (done_) return;
+    done_ = true;
+    timer_.cancel();
+    error_code ignored;
+    stream_.lowest_layer().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.lowest_layer().close(ignored);
+  }
+
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  listener_role role_;
+  worker& worker_;
+  server_context& ctx_;
+  asio::steady_timer timer_;
+  steady_clock::time_point accepted_at_;
+  std::string remote_ip_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  unsigned requests_ = 0;
+  bool done_ = false;
+};
+
+// TLS server handshake, then HTTP over TLS.
+class tls_handshake : public std::enable_shared_from_this<tls_handshake> {
+ public:
+  tls_handshake(tcp::socket socket, beast::flat_buffer&& buffer, listener_role role, worker& w,
+                server_context& ctx, steady_clock::time_point accepted_at)
+      : stream_(std::move(socket), *ctx.tls->current()),
+        buffer_(std::move(buffer)),
+        role_(role),
+        worker_(w),
+        ctx_(ctx),
+        timer_(w.context()),
+        accepted_at_(accepted_at) {}
+
+  void run() {
+    timer_.expires_after(ctx_.cfg.tls.handshake_timeout);
+    timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec) return;
+      error_code ignored;
+      self->stream_.lowest_layer().close(ignored);
+    });
+    stream_.async_handshake(ssl::stream_base::server, buffer_.data(),
+                            [self = shared_from_this()](error_code ec, std::size_t used) {
+                              self->on_handshake(ec, used);
+                            });
+  }
+
+ private:
+  void on_handshake(error_code ec, std::size_t used) {
+    timer_.cancel();
+    if (ec) {
+      ctx_.log.debug("tls.handshake_failed", {{"error", ec.message()}});
+      return;  // the stream closes with this object
+    }
+    buffer_.consume(used);
+    std::make_shared<http_session<tls_stream>>(std::move(stream_), std::move(buffer_), role_, worker_,
+                                               ctx_, accepted_at_)
+        ->run();
+  }
+
+  tls_stream stream_;
+  beast::flat_buffer buffer_;
+  listener_role role_;
+  worker& worker_;
+  server_context& ctx_;
+  asio::steady_timer timer_;
+  steady_clock::time_point accepted_at_;
+};
+
+// tls.mode=auto: look at the first bytes to tell a TLS ClientHello from plain HTTP.
+class tls_detector : public std::enable_shared_from_this<tls_detector> {
+ public:
+  tls_detector(tcp::socket socket, listener_role role, worker& w, server_context& ctx,
+               steady_clock::time_point accepted_at)
+      : socket_(std::move(socket)),
+        role_(role),
+        worker_(w),
+        ctx_(ctx),
+        timer_(w.context()),
+        accepted_at_(accepted_at) {}
+
+  void run() {
+    timer_.expires_after(ctx_.cfg.tls.handshake_timeout);
+    timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec) return;
+      error_code ignored;
+      self->socket_.close(ignored);
+    });
+    beast::async_detect_ssl(socket_, buffer_, [self = shared_from_this()](error_code ec, bool tls) {
+      self->on_detect(ec, tls);
+    });
+  }
+
+ private:
+  void on_detect(error_code ec, bool tls) {
+    timer_.cancel();
+    if (ec) return;
+    if (tls) {
+      std::make_shared<tls_handshake>(std::move(socket_), std::move(buffer_), role_, worker_, ctx_,
+                                      accepted_at_)
+          ->run();
+    } else {
+      std::make_shared<http_session<plain_stream>>(std::move(socket_), std::move(buffer_), role_,
+                                                   worker_, ctx_, accepted_at_)
+          ->run();
+    }
+  }
+
+  tcp::socket socket_;
+  beast::flat_buffer buffer_;
+  listener_role role_;
+  worker& worker_;
+  server_context& ctx_;
+  asio::steady_timer timer_;
+  steady_clock::time_point accepted_at_;
+};
+
+}  // namespace
+
+void serve_connection(tcp::socket socket, listener_role role, worker& w, server_context& ctx) {
+  const auto accepted_at = steady_clock::now();
+  error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);  // we batch writes ourselves
+  const tls_mode mode = role == listener_role::client ? ctx.cfg.tls.mode : tls_mode::off;
+  switch (mode) {
+    case tls_mode::off:
+      std::make_shared<http_session<plain_stream>>(std::move(socket), beast::flat_buffer(), role, w,
+                                                   ctx, accepted_at)
+          ->run();
+      break;
+    case tls_mode::auto_detect:
+      std::make_shared<tls_detector>(std::move(socket), role, w, ctx, accepted_at)->run();
+      break;
+    case tls_mode::required:
+      std::make_shared<tls_handshake>(std::move(socket), beast::flat_buffer(), role, w, ctx,
+                                      accepted_at)
+          ->run();
+      break;
+  }
+}
+
+}  // namespace herald::net

@@ -1,0 +1,69 @@
+#include "net/listener.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/socket_base.hpp>
+
+#include "net/http_session.hpp"
+#include "net/server_context.hpp"
+#include "net/worker.hpp"
+
+namespace herald::net {
+
+listener::listener(asio::io_context& ioc, const endpoint& where, listener_role role,
+                   server_context& ctx)
+    : ioc_(ioc), acceptor_(ioc), backoff_(ioc), role_(role), ctx_(ctx) {
+  const auto address = asio::ip::make_address(where.host);
+  const tcp::endpoint ep(address, where.port);
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  if (address.is_v6()) acceptor_.set_option(asio::ip::v6_only(false));
+  acceptor_.bind(ep);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+  local_ = acceptor_.local_endpoint();
+}
+
+void listener::start() { do_accept(); }
+
+void listener::stop() {
+  asio::post(ioc_, [self = shared_from_this()] {
+    error_code ignored;
+    self->backoff_.cancel();
+    self->acceptor_.close(ignored);
+  });
+}
+
+void listener::do_accept() {
+  worker& target = ctx_.next_worker();
+  // The new socket belongs to the target worker's io_context from the start.
+  acceptor_.async_accept(target.context(), [self = shared_from_this(), &target](
+                                               error_code ec, tcp::socket socket) {
+    if (!ec) {
+      asio::post(target.context(), [&target, &ctx = self->ctx_, role = self->role_,
+                                    socket = std::move(socket)]() mutable {
+        serve_connection(std::move(socket), role, target, ctx);
+      });
+    }
+    self->on_accept(ec);
+  });
+}
+
+void listener::on_accept(error_code ec) {
+  if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+  if (ec) {
+    ctx_.log.error("listener.accept_failed", {{"address", local_.address().to_string()},
+                                               {"port", local_.port()},
+                                               {"error", ec.message()}});
+    // Out of file descriptors (or similar): pause instead of spinning on the error.
+    if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+        ec == asio::error::no_memory) {
+      backoff_.expires_after(std::chrono::milliseconds(100));
+      backoff_.async_wait([self = shared_from_this()](error_code wait_ec) {
+        if (!wait_ec) self->do_accept();
+      });
+      return;
+    }
+  }
+  do_accept();
+}
+
+}  // namespace herald::net

@@ -1,0 +1,498 @@
+#include "net/websocket_session.hpp"
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "herald/ws/handshake.hpp"
+#include "net/server_context.hpp"
+#include "net/worker.hpp"
+
+namespace herald::net {
+namespace {
+
+namespace cc = ws::close_code;
+
+enum class frame_kind : std::uint8_t { data, ping, pong, close };
+
+// One frame waiting to be written: its header and a payload shared with other recipients.
+struct outbound {
+  std::shared_ptr<const std::string> payload;
+  std::array<std::uint8_t, 10> header{};
+  std::uint8_t header_len = 0;
+  frame_kind kind = frame_kind::data;
+
+  std::size_t size() const { return header_len + payload->size(); }
+};
+
+outbound make_frame(ws::opcode op, std::shared_ptr<const std::string> payload, frame_kind kind) {
+  outbound o;
+  o.header_len = static_cast<std::uint8_t>(ws::encode_header(o.header.data(), op, payload->size()));
+  o.payload = std::move(payload);
+  o.kind = kind;
+  return o;
+}
+
+bool is_disconnect(const error_code& ec) {
+  return ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe || ec == asio::error::connection_aborted ||
+         ec == asio::ssl::error::stream_truncated;
+}
+
+template <class Stream>
+class websocket_session final : public websocket_session_base {
+ public:
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+  static constexpr std::size_t tls_read_size = 16 * 1024;
+
+  websocket_session(Stream&& stream, connection_info info, worker& w, server_context& ctx)
+      : websocket_session_base(std::move(info)),
+        stream_(std::move(stream)),
+        worker_(w),
+        ctx_(ctx),
+        decoder_({ctx.cfg.websocket.max_frame_bytes, ctx.cfg.websocket.max_message_bytes, true}) {}
+
+  void start(std::string initial) {
+    const auto now = worker_.now();
+    opened_ = last_activity_ = last_received_ = now;
+    touch(now_ms());
+    if constexpr (!is_tls) {
+      error_code ec;
+      stream_.non_blocking(true, ec);
+      if (ec) return;  // the socket is already unusable; nothing was registered yet
+    }
+    worker_.attach(*this);
+    ctx_.registry.add(self());
+    auto& m = worker_.metrics();
+    m.connections_open.add(1);
+    m.connections_opened.add(1);
+    ctx_.log.info("connection.open", {{"connectionId", id().view()},
+                                      {"sourceIp", info().source_ip},
+                                      {"worker", worker_.index()},
+                                      {"tls", is_tls}});
+    ctx_.handler.on_open(self());
+    if (!initial.empty() && !consume({initial.data(), initial.size()})) return;
+    do_read();
+  }
+
+  // ---- connection ----
+
+  send_result send(std::shared_ptr<const std::string> payload, bool binary) override {
+    if (worker_.in_this_thread()) return enqueue_data(std::move(payload), binary);
+    const bool saturated = saturated_.load(std::memory_order_relaxed);
+    asio::post(worker_.context(), [s = self(), payload = std::move(payload), binary]() mutable {
+      s->enqueue_data(std::move(payload), binary);
+    });
+    if (!saturated) return send_result::queued;
+    return ctx_.cfg.websocket.send_queue.policy == overflow_policy::drop ? send_result::dropped
+                                                                          : send_result::closing;
+  }
+
+  void close(std::uint16_t code, std::string reason) override {
+    asio::post(worker_.context(), [s = self(), code, reason = std::move(reason)] {
+      s->start_close(code, reason, true);
+    });
+  }
+
+  // ---- websocket_session_base ----
+
+  void tick(steady_clock::time_point now) override {
+    if (state_ == state::closed) return;
+    const auto& c = ctx_.cfg.websocket;
+    if (write_active_ && now - write_started_ >= c.send_queue.write_timeout) {
+      worker_.metrics().write_timeouts.add();
+      return abort(cc::abnormal, "write timeout");
+    }
+    if (state_ == state::closing) {
+      if (now - close_started_ >= c.close_timeout) abort(cc::abnormal, "close handshake timeout");
+      return;
+    }
+    if (c.max_duration.count() > 0 && now - opened_ >= c.max_duration) {
+      return start_close(cc::going_away, "maximum connection duration reached", true);
+    }
+    if (c.idle_timeout.count() > 0 && now - last_activity_ >= c.idle_timeout) {
+      return start_close(cc::going_away, "idle timeout", true);
+    }
+    if (c.ping_interval.count() > 0) {
+      if (ping_outstanding_) {
+        if (now - ping_sent_ >= c.pong_timeout) {
+          worker_.metrics().pong_timeouts.add();
+          return abort(cc::abnormal, "pong timeout");
+        }
+      } else if (now - last_received_ >= c.ping_interval) {
+        ping_outstanding_ = true;
+        ping_sent_ = now;
+        enqueue_control(ws::opcode::ping, std::string());
+      }
+    }
+  }
+
+  void flush() override {
+    flush_pending_ = false;
+    do_write();
+  }
+
+  void shutdown(std::uint16_t code, std::string_view reason) override {
+    start_close(code, reason, true);
+  }
+
+  // ---- ws::frame_handler ----
+
+  bool on_message(ws::opcode op, std::string_view payload) override {
+    if (state_ != state::open) return true;  // closing: discard data, keep looking for the close
+    worker_.metrics().messages_in.add();
+    last_activity_ = worker_.now();
+    touch(worker_.now_ms());
+    if (op == ws::opcode::binary) {
+      if (ctx_.cfg.websocket.binary == binary_policy::reject) {
+        start_close(cc::unsupported_data, "binary frames are not supported", true);
+        return true;
+      }
+      ctx_.handler.on_message(*this, ws::base64_encode(payload), true);
+    } else {
+      ctx_.handler.on_message(*this, payload, false);
+    }
+    return state_ != state::closed;
+  }
+
+  bool on_ping(std::string_view payload) override {
+    if (!close_queued_) enqueue_control(ws::opcode::pong, std::string(payload));
+    return true;
+  }
+
+  bool on_pong(std::string_view) override { return true; }
+
+  bool on_close(std::uint16_t code, std::string_view reason) override {
+    close_received_ = true;
+    if (state_ == state::open) {
+      // The client closes: echo its code (RFC 6455 5.5.1), then drop the TCP connection.
+      state_ = state::closing;
+      close_code_ = code;
+      close_reason_ = std::string(reason);
+      close_started_ = worker_.now();
+      wait_for_peer_ = false;
+      discard_unsent_data();
+      enqueue_close(code == cc::no_status ? std::string() : ws::close_payload(code, ""));
+    } else if (state_ == state::closing && close_sent_) {
+      finish();
+    }
+    return false;
+  }
+
+ private:
+  enum class state : std::uint8_t { open, closing, closed };
+
+  std::shared_ptr<websocket_session> self() {
+    return std::static_pointer_cast<websocket_session>(shared_from_this());
+  }
+
+  // ---- reading ----
+
+  void do_read() {
+    if (state_ == state::closed || close_received_) return;
+    if constexpr (is_tls) {
+      if (!tls_in_) tls_in_ = std::make_unique<char[]>(tls_read_size);
+      stream_.async_read_some(asio::buffer(tls_in_.get(), tls_read_size),
+                              [s = self()](error_code ec, std::size_t n) { s->on_read(ec, n); });
+    } else {
+      // Wait for readability with no buffer: an idle connection holds no read memory.
+      stream_.async_wait(tcp::socket::wait_read, [s = self()](error_code ec) { s->on_readable(ec); });
+    }
+  }
+
+  void on_readable(error_code ec) {
+    if (ec) return fail(ec, "wait");
+    if (state_ == state::closed) return;
+    if constexpr (!is_tls) {
+      const auto buf = worker_.read_buffer();
+      // A few reads at most, then yield to the other connections of this worker.
+      for (int round = 0; round < 4; ++round) {
+        error_code rec;
+        const std::size_t n = stream_.read_some(asio::buffer(buf.data(), buf.size()), rec);
+        if (rec == asio::error::would_block || rec == asio::error::try_again) break;
+        if (rec) return fail(rec, "read");
+        if (!consume(buf.first(n))) return;
+        if (n < buf.size()) break;
+      }
+    }
+    do_read();
+  }
+
+  void on_read(error_code ec, std::size_t n) {
+    if (ec) return fail(ec, "read");
+    if (state_ == state::closed) return;
+    if (!consume({tls_in_.get(), n})) return;
+    do_read();
+  }
+
+  // Feeds bytes to the decoder. Returns false when reading should stop.
+  bool consume(std::span<char> data) {
+    worker_.metrics().bytes_in.add(data.size());
+    last_received_ = worker_.now();
+    ping_outstanding_ = false;  // any bytes prove the peer is alive
+    const auto status = decoder_.feed(data, *this);
+    if (status == ws::decode_status::error) {
+      worker_.metrics().protocol_errors.add();
+      const auto& err = decoder_.error();
+      ctx_.log.debug("connection.protocol_error",
+                     {{"connectionId", id().view()}, {"code", err.code}, {"reason", err.reason}});
+      start_close(err.code, err.reason, false);
+      return false;
+    }
+    if (state_ == state::closed || close_received_) return false;
+    return !(state_ == state::closing && !wait_for_peer_);
+  }
+
+  // ---- writing ----
+
+  bool over_limits(std::size_t extra_bytes) const {
+    const auto& q = ctx_.cfg.websocket.send_queue;
+    return queue_.size() + writing_.size() >= q.max_messages ||
+           queue_bytes_ + extra_bytes > q.max_bytes;
+  }
+
+  send_result enqueue_data(std::shared_ptr<const std::string> payload, bool binary) {
+    if (state_ != state::open) return send_result::closing;
+    auto frame = make_frame(binary ? ws::opcode::binary : ws::opcode::text, std::move(payload),
+                            frame_kind::data);
+    const std::size_t size = frame.size();
+    if (over_limits(size)) return overflow();
+    queue_.push_back(std::move(frame));
+    queue_bytes_ += size;
+    last_activity_ = worker_.now();
+    touch(worker_.now_ms());
+    update_saturation();
+    request_flush();
+    return send_result::queued;
+  }
+
+  send_result overflow() {
+    auto& m = worker_.metrics();
+    if (ctx_.cfg.websocket.send_queue.policy == overflow_policy::drop) {
+      m.send_queue_dropped.add();
+      if (!drop_logged_) {
+        drop_logged_ = true;  // once per connection; the counter has the rest
+        ctx_.log.warn("connection.send_queue_full",
+                      {{"connectionId", id().view()}, {"policy", "drop"},
+                       {"queuedMessages", queue_.size() + writing_.size()},
+                       {"queuedBytes", queue_bytes_}});
+      }
+      return send_result::dropped;
+    }
+    m.send_queue_overflow_closes.add();
+    ctx_.log.warn("connection.send_queue_full",
+                  {{"connectionId", id().view()}, {"policy", "close"},
+                   {"queuedMessages", queue_.size() + writing_.size()},
+                   {"queuedBytes", queue_bytes_}});
+    // The client is not reading: what is queued would only arrive late. Drop it and close.
+    discard_unsent_data();
+    start_close(cc::policy_violation, "send queue overflow", false);
+    return send_result::closing;
+  }
+
+  // Pings and pongs go ahead of queued data; they are never dropped and not counted
+  // against the queue limits (a pong answers at most the latest ping).
+  void enqueue_control(ws::opcode op, std::string payload) {
+    if (close_queued_ || state_ == state::closed) return;
+    const frame_kind kind = op == ws::opcode::ping ? frame_kind::ping : frame_kind::pong;
+    auto it = queue_.begin();
+    while (it != queue_.end() && it->kind != frame_kind::data) {
+      if (it->kind == kind && kind == frame_kind::pong) {
+        queue_bytes_ -= it->size();
+        *it = make_frame(op, std::make_shared<const std::string>(std::move(payload)), kind);
+        queue_bytes_ += it->size();
+        return;
+      }
+      ++it;
+    }
+    auto frame = make_frame(op, std::make_shared<const std::string>(std::move(payload)), kind);
+    queue_bytes_ += frame.size();
+    queue_.insert(it, std::move(frame));
+    request_flush();
+  }
+
+  void enqueue_close(std::string payload) {
+    if (close_queued_) return;
+    close_queued_ = true;
+    auto frame = make_frame(ws::opcode::close, std::make_shared<const std::string>(std::move(payload)),
+                            frame_kind::close);
+    queue_bytes_ += frame.size();
+    queue_.push_back(std::move(frame));
+    request_flush();
+  }
+
+  void discard_unsent_data() {
+    std::erase_if(queue_, [this](const outbound& o) {
+      if (o.kind != frame_kind::data) return false;
+      queue_bytes_ -= o.size();
+      return true;
+    });
+  }
+
+  void update_saturation() {
+    saturated_.store(over_limits(0), std::memory_order_relaxed);
+  }
+
+  void request_flush() {
+    if (write_active_ || flush_pending_ || state_ == state::closed) return;
+    flush_pending_ = true;
+    worker_.schedule_flush(self());
+  }
+
+  void do_write() {
+    if (write_active_ || queue_.empty() || state_ == state::closed) return;
+    writing_.swap(queue_);
+    batch_bytes_ = 0;
+    batch_has_close_ = false;
+    for (const auto& f : writing_) {
+      batch_bytes_ += f.size();
+      batch_has_close_ = batch_has_close_ || f.kind == frame_kind::close;
+    }
+    write_active_ = true;
+    write_started_ = worker_.now();
+    if constexpr (is_tls) {
+      // TLS writes one record per buffer: copy the batch into one buffer first.
+      tls_out_.clear();
+      tls_out_.reserve(batch_bytes_);
+      for (const auto& f : writing_) {
+        tls_out_.append(reinterpret_cast<const char*>(f.header.data()), f.header_len);
+        tls_out_.append(*f.payload);
+      }
+      asio::async_write(stream_, asio::buffer(tls_out_),
+                        [s = self()](error_code ec, std::size_t n) { s->on_write(ec, n); });
+    } else {
+      iov_.clear();
+      iov_.reserve(writing_.size() * 2);
+      for (const auto& f : writing_) {
+        iov_.emplace_back(f.header.data(), f.header_len);
+        if (!f.payload->empty()) iov_.emplace_back(f.payload->data(), f.payload->size());
+      }
+      asio::async_write(stream_, std::span<const asio::const_buffer>(iov_),
+                        [s = self()](error_code ec, std::size_t n) { s->on_write(ec, n); });
+    }
+  }
+
+  void on_write(error_code ec, std::size_t bytes) {
+    write_active_ = false;
+    if (ec) return fail(ec, "write");
+    auto& m = worker_.metrics();
+    m.bytes_out.add(bytes);
+    std::size_t data_frames = 0;
+    for (const auto& f : writing_) data_frames += f.kind == frame_kind::data ? 1 : 0;
+    m.messages_out.add(data_frames);
+    queue_bytes_ -= batch_bytes_;
+    writing_.clear();
+    if (queue_.empty()) {
+      // Idle again: give the memory back.
+      std::vector<outbound>().swap(writing_);
+      std::vector<outbound>().swap(queue_);
+      std::vector<asio::const_buffer>().swap(iov_);
+      std::string().swap(tls_out_);
+    }
+    update_saturation();
+    if (batch_has_close_) {
+      close_sent_ = true;
+      if (close_received_ || !wait_for_peer_) return finish();
+    }
+    if (state_ != state::closed) do_write();
+  }
+
+  // ---- closing ----
+
+  void start_close(std::uint16_t code, std::string_view reason, bool wait_for_peer) {
+    if (state_ != state::open) return;
+    state_ = state::closing;
+    close_code_ = code;
+    close_reason_ = std::string(reason);
+    close_started_ = worker_.now();
+    wait_for_peer_ = wait_for_peer;
+    enqueue_close(ws::close_payload(code, reason));
+  }
+
+  // Drops the connection without a close handshake.
+  void abort(std::uint16_t code, std::string_view reason) {
+    if (state_ == state::open) {
+      close_code_ = code;
+      close_reason_ = std::string(reason);
+    }
+    finish();
+  }
+
+  void fail(error_code ec, const char* what) {
+    if (ec == asio::error::operation_aborted || state_ == state::closed) return;
+    if (is_disconnect(ec)) return abort(cc::abnormal, "connection lost");
+    ctx_.log.debug("connection.io_error",
+                   {{"connectionId", id().view()}, {"op", what}, {"error", ec.message()}});
+    abort(cc::abnormal, what);
+  }
+
+  void finish() {
+    if (state_ == state::closed) return;
+    state_ = state::closed;
+    error_code ignored;
+    stream_.lowest_layer().close(ignored);  // cancels outstanding operations
+    queue_.clear();
+    worker_.detach(*this);
+    ctx_.registry.remove(id());
+    auto& m = worker_.metrics();
+    m.connections_open.add(-1);
+    m.connections_closed.add();
+    const auto lived = std::chrono::duration_cast<std::chrono::milliseconds>(worker_.now() - opened_);
+    ctx_.log.info("connection.close", {{"connectionId", id().view()},
+                                       {"code", close_code_},
+                                       {"reason", close_reason_},
+                                       {"duration_ms", lived.count()}});
+    ctx_.handler.on_close(*this, close_code_, close_reason_);
+  }
+
+  Stream stream_;
+  worker& worker_;
+  server_context& ctx_;
+  ws::decoder decoder_;
+
+  std::vector<outbound> queue_;    // waiting to be written
+  std::vector<outbound> writing_;  // being written
+  std::vector<asio::const_buffer> iov_;
+  std::string tls_out_;
+  std::unique_ptr<char[]> tls_in_;
+  std::size_t queue_bytes_ = 0;  // queue_ and writing_ together
+  std::size_t batch_bytes_ = 0;
+  std::atomic<bool> saturated_{false};  // read by other threads deciding 429s
+
+  steady_clock::time_point opened_, last_activity_, last_received_, ping_sent_, write_started_,
+      close_started_;
+  std::string close_reason_;
+  std::uint16_t close_code_ = cc::abnormal;
+  state state_ = state::open;
+  bool write_active_ = false;
+  bool flush_pending_ = false;
+  bool batch_has_close_ = false;
+  bool ping_outstanding_ = false;
+  bool close_queued_ = false;
+  bool close_sent_ = false;
+  bool close_received_ = false;
+  bool wait_for_peer_ = true;
+  bool drop_logged_ = false;
+};
+
+}  // namespace
+
+template <class Stream>
+void start_websocket_session(Stream&& stream, std::string initial, connection_info info, worker& w,
+                             server_context& ctx) {
+  auto session = std::make_shared<websocket_session<Stream>>(std::move(stream), std::move(info), w, ctx);
+  session->start(std::move(initial));
+}
+
+template void start_websocket_session<plain_stream>(plain_stream&&, std::string, connection_info,
+                                                    worker&, server_context&);
+template void start_websocket_session<tls_stream>(tls_stream&&, std::string, connection_info,
+                                                  worker&, server_context&);
+
+}  // namespace herald::net

@@ -1,0 +1,45 @@
+// One WebSocket connection after the upgrade: owns its stream, decodes frames, keeps a bounded
+// outbound queue, and enforces keepalive, idle, duration and write timeouts (driven by its
+// worker's tick). Knows nothing about routes or Redis: it reports to a connection_handler.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "herald/connection.hpp"
+#include "herald/ws/frame.hpp"
+#include "net/net.hpp"
+
+namespace herald::net {
+
+class worker;
+struct server_context;
+
+// The part of a session its worker needs, independent of the stream type.
+class websocket_session_base : public connection, public ws::frame_handler {
+ public:
+  using connection::connection;
+
+  virtual void tick(steady_clock::time_point now) = 0;
+  virtual void flush() = 0;
+  virtual void shutdown(std::uint16_t code, std::string_view reason) = 0;
+
+ private:
+  friend class worker;
+  websocket_session_base* prev_ = nullptr;
+  websocket_session_base* next_ = nullptr;
+};
+
+// Creates the session for an upgraded stream and starts it. `initial` holds bytes the client
+// sent right after its handshake request. Runs on `w`'s thread.
+template <class Stream>
+void start_websocket_session(Stream&& stream, std::string initial, connection_info info, worker& w,
+                             server_context& ctx);
+
+extern template void start_websocket_session<plain_stream>(plain_stream&&, std::string,
+                                                           connection_info, worker&, server_context&);
+extern template void start_websocket_session<tls_stream>(tls_stream&&, std::string, connection_info,
+                                                         worker&, server_context&);
+
+}  // namespace herald::net

@@ -1,0 +1,142 @@
+#include "net/worker.hpp"
+
+#include <algorithm>
+
+#include <boost/asio/post.hpp>
+
+#include "net/websocket_session.hpp"
+
+namespace herald::net {
+namespace {
+
+// Timeouts are checked on a tick a quarter of the shortest one, between 10 ms and 1 s.
+duration tick_period_for(const config& cfg) {
+  const auto& ws = cfg.websocket;
+  duration shortest = std::chrono::seconds(1) * 4;
+  for (duration d : {ws.idle_timeout, ws.ping_interval, ws.pong_timeout, ws.close_timeout,
+                     ws.send_queue.write_timeout, ws.max_duration}) {
+    if (d > duration::zero()) shortest = std::min(shortest, d);
+  }
+  return std::clamp<duration>(shortest / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
+}
+
+}  // namespace
+
+server_context::server_context(const config& c, logger& l, connection_registry& r,
+                               connection_handler& h)
+    : cfg(c), log(l), registry(r), handler(h) {}
+
+server_context::~server_context() = default;
+
+worker::worker(unsigned index, server_context& ctx)
+    : index_(index),
+      ctx_(ctx),
+      ioc_(1),
+      tick_timer_(ioc_),
+      tick_period_(tick_period_for(ctx.cfg)),
+      now_(steady_clock::now()),
+      now_ms_(herald::now_ms()),
+      read_buffer_(std::make_unique<char[]>(read_buffer_size)) {
+  guard_.emplace(ioc_.get_executor());
+  schedule_tick();
+}
+
+worker::~worker() { join(); }
+
+void worker::attach(websocket_session_base& s) {
+  s.prev_ = nullptr;
+  s.next_ = head_;
+  if (head_) head_->prev_ = &s;
+  head_ = &s;
+  ++sessions_;
+}
+
+void worker::detach(websocket_session_base& s) {
+  if (s.prev_) {
+    s.prev_->next_ = s.next_;
+  } else if (head_ == &s) {
+    head_ = s.next_;
+  } else {
+    return;  // not attached
+  }
+  if (s.next_) s.next_->prev_ = s.prev_;
+  s.prev_ = s.next_ = nullptr;
+  --sessions_;
+}
+
+void worker::schedule_flush(std::shared_ptr<websocket_session_base> s) {
+  dirty_.push_back(std::move(s));
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(ioc_, [this] { flush_dirty(); });
+}
+
+void worker::flush_dirty() {
+  flush_posted_ = false;
+  // Sessions may schedule again while flushing; those go into the next turn.
+  std::vector<std::shared_ptr<websocket_session_base>> batch;
+  batch.swap(dirty_);
+  for (auto& s : batch) s->flush();
+  batch.clear();
+  if (dirty_.empty() && batch.capacity() > dirty_.capacity()) dirty_.swap(batch);  // keep capacity
+}
+
+void worker::close_all(std::uint16_t code, std::string_view reason) {
+  // Collect first: shutting a session down may detach it from the list.
+  std::vector<std::shared_ptr<websocket_session_base>> all;
+  all.reserve(sessions_);
+  for (auto* s = head_; s; s = s->next_) {
+    all.push_back(std::static_pointer_cast<websocket_session_base>(s->shared_from_this()));
+  }
+  for (auto& s : all) s->shutdown(code, reason);
+}
+
+void worker::schedule_tick() {
+  tick_timer_.expires_after(tick_period_);
+  tick_timer_.async_wait([this](error_code ec) {
+    if (ec) return;  // cancelled: the worker is stopping
+    on_tick();
+  });
+}
+
+void worker::on_tick() {
+  now_ = steady_clock::now();
+  now_ms_ = herald::now_ms();
+  for (auto* s = head_; s;) {
+    auto* next = s->next_;  // tick may detach s
+    auto keep = s->shared_from_this();
+    s->tick(now_);
+    s = next;
+  }
+  schedule_tick();
+}
+
+void worker::run() {
+  for (;;) {
+    try {
+      ioc_.run();
+      return;
+    } catch (const std::exception& e) {
+      // A handler threw: a bug. Log it and keep serving the other connections.
+      ctx_.log.critical("worker.exception", {{"worker", index_}, {"error", e.what()}});
+    }
+  }
+}
+
+void worker::start_thread() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void worker::stop() {
+  asio::post(ioc_, [this] {
+    tick_timer_.cancel();
+    guard_.reset();
+    ioc_.stop();
+  });
+}
+
+}  // namespace herald::net

@@ -1,0 +1,90 @@
+// One worker thread with its own io_context ("shard per core"): the sessions it owns, a
+// shared read buffer, a list of sessions with frames to flush this loop turn, a coarse clock
+// and a housekeeping tick that enforces per-connection timeouts without a timer per session.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "herald/metrics.hpp"
+#include "net/net.hpp"
+#include "net/server_context.hpp"
+
+namespace herald::net {
+
+class websocket_session_base;
+
+class worker {
+ public:
+  worker(unsigned index, server_context& ctx);
+  ~worker();
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  unsigned index() const { return index_; }
+  asio::io_context& context() { return ioc_; }
+  bool in_this_thread() { return ioc_.get_executor().running_in_this_thread(); }
+  worker_metrics& metrics() { return metrics_; }
+  const worker_metrics& metrics() const { return metrics_; }
+
+  // Scratch space for one synchronous read inside a handler on this thread. Whatever is
+  // still needed after the handler returns must be copied out.
+  std::span<char> read_buffer() { return {read_buffer_.get(), read_buffer_size}; }
+
+  // Coarse clock, refreshed every tick: precise enough for idle and ping timeouts and free to
+  // read on the hot path.
+  steady_clock::time_point now() const { return now_; }
+  system_time_ms now_ms() const { return now_ms_; }  // wall clock, same refresh
+
+  // --- worker thread only ---
+  void attach(websocket_session_base& s);
+  void detach(websocket_session_base& s);
+  std::size_t session_count() const { return sessions_; }
+  // Writes a session's queued frames at the end of this loop turn, so messages queued in
+  // the same turn leave in one gathered write.
+  void schedule_flush(std::shared_ptr<websocket_session_base> s);
+  // Starts the close handshake on every session (shutdown).
+  void close_all(std::uint16_t code, std::string_view reason);
+
+  // Runs the loop on the calling thread until stop().
+  void run();
+  // Runs the loop on a new thread.
+  void start_thread();
+  void join();
+  // Thread-safe: lets run() return once pending handlers are done... or at once with `now`.
+  void stop();
+
+  static constexpr std::size_t read_buffer_size = 64 * 1024;
+
+ private:
+  void schedule_tick();
+  void on_tick();
+  void flush_dirty();
+
+  unsigned index_;
+  server_context& ctx_;
+  asio::io_context ioc_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard_;
+  asio::steady_timer tick_timer_;
+  duration tick_period_;
+  steady_clock::time_point now_;
+  system_time_ms now_ms_ = 0;
+  std::unique_ptr<char[]> read_buffer_;
+  websocket_session_base* head_ = nullptr;  // intrusive list of this worker's sessions
+  std::size_t sessions_ = 0;
+  std::vector<std::shared_ptr<websocket_session_base>> dirty_;
+  bool flush_posted_ = false;
+  worker_metrics metrics_;
+  std::thread thread_;
+};
+
+}  // namespace herald::net

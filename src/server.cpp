@@ -1,0 +1,206 @@
+#include "herald/server.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <atomic>
+#include <csignal>
+#include <thread>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "herald/connection_registry.hpp"
+#include "herald/ws/frame.hpp"
+#include "net/http_handler.hpp"
+#include "net/listener.hpp"
+#include "net/server_context.hpp"
+#include "net/tls_context.hpp"
+#include "net/worker.hpp"
+
+namespace herald {
+
+using namespace net;
+
+namespace {
+
+// The skeleton's behaviour: every message comes straight back.
+class echo_handler final : public connection_handler {
+ public:
+  void on_open(const std::shared_ptr<connection>&) override {}
+  void on_message(connection& conn, std::string_view payload, bool binary) override {
+    conn.send(std::make_shared<const std::string>(payload), binary);
+  }
+  void on_close(connection&, std::uint16_t, std::string_view) override {}
+};
+
+std::string_view tls_mode_name(tls_mode m) {
+  switch (m) {
+    case tls_mode::off: return "off";
+    case tls_mode::auto_detect: return "auto";
+    case tls_mode::required: return "required";
+  }
+  return "off";
+}
+
+unsigned worker_count(const config& cfg) {
+  if (cfg.threads != 0) return cfg.threads;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+std::string generate_node_id() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "herald");
+  std::string name;
+  for (const char* p = host; *p && name.size() < 48; ++p) {
+    const char c = *p;
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.';
+    name += ok ? c : '-';
+  }
+  unsigned char raw[6];
+  random_bytes(raw, sizeof raw);
+  return name + "-" + base64url_encode(raw, sizeof raw).substr(0, 6);
+}
+
+struct server::impl {
+  impl(const config& c, logger& l) : cfg(c), log(l), ctx(cfg, log, registry, echo), health(ctx, nullptr) {}
+
+  const config& cfg;
+  logger& log;
+  connection_registry registry;
+  echo_handler echo;
+  server_context ctx;
+  health_handler health;
+  std::shared_ptr<listener> client_listener;
+  std::shared_ptr<listener> admin_listener;
+  std::optional<asio::steady_timer> drain_timer;
+  std::atomic<bool> stopping{false};
+  std::optional<asio::signal_set> signals;
+
+  // First SIGINT/SIGTERM: graceful stop. Second: immediate.
+  void arm_signals(server& srv) {
+    signals->async_wait([this, &srv](error_code ec, int signo) {
+      if (ec) return;
+      if (!stopping.load()) {
+        log.info("server.signal", {{"signal", signo}, {"action", "graceful_stop"}});
+        begin_stop();
+        arm_signals(srv);
+      } else {
+        log.warn("server.signal", {{"signal", signo}, {"action", "immediate_stop"}});
+        srv.stop_now();
+      }
+    });
+  }
+
+  worker& control() { return *ctx.workers.front(); }
+
+  void begin_stop() {
+    if (stopping.exchange(true)) return;
+    ctx.draining = true;
+    const std::size_t open = registry.size();
+    log.info("server.stopping", {{"connections", open},
+                                 {"drain_timeout_ms", cfg.shutdown.drain_timeout.count()}});
+    client_listener->stop();
+    if (admin_listener) admin_listener->stop();
+    for (auto& w : ctx.workers) {
+      asio::post(w->context(), [&w] { w->close_all(ws::close_code::going_away, "server shutting down"); });
+    }
+    const auto deadline = steady_clock::now() + cfg.shutdown.drain_timeout;
+    drain_timer.emplace(control().context());
+    wait_for_drain(deadline);
+  }
+
+  void wait_for_drain(steady_clock::time_point deadline) {
+    if (registry.size() == 0 || steady_clock::now() >= deadline) {
+      log.info("server.stopped", {{"connections_left", registry.size()}});
+      for (auto& w : ctx.workers) w->stop();
+      return;
+    }
+    drain_timer->expires_after(std::chrono::milliseconds(20));
+    drain_timer->async_wait([this, deadline](error_code ec) {
+      if (!ec) wait_for_drain(deadline);
+    });
+  }
+};
+
+server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cfg, log)) {
+  auto& ctx = impl_->ctx;
+  ctx.client_http = &impl_->health;
+  ctx.admin_http = &impl_->health;
+  if (cfg.tls.mode != tls_mode::off) ctx.tls = std::make_shared<tls_context>(cfg.tls);
+  const unsigned n = worker_count(cfg);
+  for (unsigned i = 0; i < n; ++i) ctx.workers.push_back(std::make_unique<worker>(i, ctx));
+
+  auto& ioc = impl_->control().context();
+  const auto bind = [&](const endpoint& ep, listener_role role, const char* key) {
+    try {
+      return std::make_shared<listener>(ioc, ep, role, ctx);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string(key) + ": cannot listen on " + ep.to_string() + ": " +
+                               e.what());
+    }
+  };
+  impl_->client_listener = bind(cfg.listen, listener_role::client, "listen");
+  if (cfg.admin.enabled) impl_->admin_listener = bind(cfg.admin.listen, listener_role::admin, "admin.listen");
+}
+
+server::~server() {
+  for (auto& w : impl_->ctx.workers) w->join();
+}
+
+void server::run() {
+  auto& ctx = impl_->ctx;
+  const auto announce = [&](const listener& l, const char* name) {
+    const auto ep = l.local_endpoint();
+    impl_->log.info("listener.started", {{"listener", name},
+                                         {"address", ep.address().to_string()},
+                                         {"port", ep.port()},
+                                         {"tls", tls_mode_name(l.role() == listener_role::client
+                                                                   ? impl_->cfg.tls.mode
+                                                                   : tls_mode::off)}});
+  };
+  impl_->client_listener->start();
+  announce(*impl_->client_listener, "client");
+  if (impl_->admin_listener) {
+    impl_->admin_listener->start();
+    announce(*impl_->admin_listener, "admin");
+  }
+  ctx.listening = true;
+  impl_->log.info("server.started", {{"workers", ctx.workers.size()}});
+  for (std::size_t i = 1; i < ctx.workers.size(); ++i) ctx.workers[i]->start_thread();
+  ctx.workers.front()->run();
+  for (std::size_t i = 1; i < ctx.workers.size(); ++i) ctx.workers[i]->join();
+}
+
+void server::handle_signals() {
+  impl_->signals.emplace(impl_->control().context(), SIGINT, SIGTERM);
+  impl_->arm_signals(*this);
+}
+
+void server::stop() {
+  asio::post(impl_->control().context(), [this] { impl_->begin_stop(); });
+}
+
+void server::stop_now() {
+  for (auto& w : impl_->ctx.workers) w->stop();
+}
+
+endpoint server::client_endpoint() const {
+  const auto ep = impl_->client_listener->local_endpoint();
+  return {ep.address().to_string(), ep.port()};
+}
+
+std::optional<endpoint> server::admin_endpoint() const {
+  if (!impl_->admin_listener) return std::nullopt;
+  const auto ep = impl_->admin_listener->local_endpoint();
+  return endpoint{ep.address().to_string(), ep.port()};
+}
+
+std::size_t server::connection_count() const { return impl_->registry.size(); }
+
+}  // namespace herald

@@ -1,0 +1,321 @@
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "config_schema.hpp"
+#include "herald/cli.hpp"
+#include "herald/config.hpp"
+
+namespace herald {
+namespace {
+
+using namespace std::chrono_literals;
+
+config from_text(const std::string& json) { return load_config({"", json, {}, {}}); }
+
+// The message of the config_error thrown by `fn`, or "" if none was thrown.
+template <class Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ConfigDefaults, AreValidAndDocumented) {
+  const config cfg = load_config({});
+  EXPECT_EQ(cfg.listen, (endpoint{"127.0.0.1", 8080}));
+  EXPECT_EQ(cfg.admin.listen, (endpoint{"127.0.0.1", 8081}));
+  EXPECT_EQ(cfg.websocket.max_message_bytes, 128u * 1024);
+  EXPECT_EQ(cfg.websocket.idle_timeout, 10min);
+  EXPECT_EQ(cfg.websocket.max_duration, 2h);
+  EXPECT_EQ(cfg.websocket.binary, binary_policy::reject);
+  EXPECT_EQ(cfg.tls.mode, tls_mode::off);
+  EXPECT_EQ(cfg.log.format, log_format::text);
+}
+
+TEST(ConfigFile, ParsesEveryValueType) {
+  const config cfg = from_text(R"({
+    "node_id": "edge-1",
+    "listen": "[::1]:9000",
+    "threads": 3,
+    "log": {"level": "debug", "format": "json"},
+    "admin": {"enabled": false, "listen": "0.0.0.0:9001"},
+    "http": {"max_header_bytes": "16KiB", "request_timeout": "1500ms"},
+    "websocket": {
+      "path": "/ws",
+      "max_message_bytes": 65536,
+      "max_frame_bytes": "32KiB",
+      "binary": "base64",
+      "idle_timeout": "0",
+      "ping_interval": "15s",
+      "subprotocols": ["json.v1", "graphql-ws"],
+      "send_queue": {"max_messages": 10, "max_bytes": "1MiB", "policy": "drop", "write_timeout": "2m"}
+    },
+    "shutdown": {"drain_timeout": "1h"}
+  })");
+  EXPECT_EQ(cfg.node_id, "edge-1");
+  EXPECT_EQ(cfg.listen, (endpoint{"::1", 9000}));
+  EXPECT_EQ(cfg.threads, 3u);
+  EXPECT_EQ(cfg.log.level, log_level::debug);
+  EXPECT_EQ(cfg.log.format, log_format::json);
+  EXPECT_FALSE(cfg.admin.enabled);
+  EXPECT_EQ(cfg.admin.listen, (endpoint{"0.0.0.0", 9001}));
+  EXPECT_EQ(cfg.http.max_header_bytes, 16u * 1024);
+  EXPECT_EQ(cfg.http.request_timeout, 1500ms);
+  EXPECT_EQ(cfg.websocket.path, "/ws");
+  EXPECT_EQ(cfg.websocket.max_message_bytes, 65536u);
+  EXPECT_EQ(cfg.websocket.max_frame_bytes, 32u * 1024);
+  EXPECT_EQ(cfg.websocket.binary, binary_policy::base64);
+  EXPECT_EQ(cfg.websocket.idle_timeout, 0ms);
+  EXPECT_EQ(cfg.websocket.ping_interval, 15s);
+  EXPECT_EQ(cfg.websocket.subprotocols, (std::vector<std::string>{"json.v1", "graphql-ws"}));
+  EXPECT_EQ(cfg.websocket.send_queue.max_messages, 10u);
+  EXPECT_EQ(cfg.websocket.send_queue.policy, overflow_policy::drop);
+  EXPECT_EQ(cfg.websocket.send_queue.write_timeout, 2min);
+  EXPECT_EQ(cfg.shutdown.drain_timeout, 1h);
+}
+
+TEST(ConfigFile, AcceptsComments) {
+  const config cfg = from_text("{\n  // the client port\n  \"listen\": \"127.0.0.1:1234\" /* here */\n}");
+  EXPECT_EQ(cfg.listen.port, 1234);
+}
+
+TEST(ConfigFile, UnknownKeyNamesItAndSuggests) {
+  EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"idle_timeot": "5s"}})"); }),
+            "websocket.idle_timeot: unknown key (in config); did you mean 'websocket.idle_timeout'?");
+  // Right name, wrong level.
+  EXPECT_EQ(error_of([] { from_text(R"({"idle_timeout": "5s"})"); }),
+            "idle_timeout: unknown key (in config); did you mean 'websocket.idle_timeout'?");
+  // Nothing close: no suggestion.
+  EXPECT_EQ(error_of([] { from_text(R"({"zzzzzzzzzzzz": 1})"); }), "zzzzzzzzzzzz: unknown key (in config)");
+}
+
+TEST(ConfigFile, WrongTypesNameKeyAndExpectation) {
+  EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"idle_timeout": 5}})"); }),
+            "websocket.idle_timeout: expected a duration such as \"250ms\", \"30s\", \"10m\" or "
+            "\"2h\", got 5 (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"idle_timeout": "5 parsecs"}})"); }),
+            "websocket.idle_timeout: expected a duration such as \"250ms\", \"30s\", \"10m\" or "
+            "\"2h\", got \"5 parsecs\" (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"max_message_bytes": "lots"}})"); }),
+            "websocket.max_message_bytes: expected a size in bytes such as 65536, \"64KiB\" or "
+            "\"1MiB\", got \"lots\" (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"log": {"format": "xml"}})"); }),
+            "log.format: expected one of text | json, got \"xml\" (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"threads": -1})"); }),
+            "threads: expected a non-negative integer, got -1 (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"threads": 1000})"); }),
+            "threads: must be between 0 and 256, got 1000 (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"admin": {"enabled": "yes"}})"); }),
+            "admin.enabled: expected true or false, got \"yes\" (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"listen": "localhost"})"); }),
+            "listen: expected \"host:port\", got \"localhost\" (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"listen": "127.0.0.1:99999"})"); }),
+            "listen: port must be a number from 0 to 65535, got \"127.0.0.1:99999\" (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"websocket": 5})"); }),
+            "websocket: expected an object (a section of settings), got 5");
+  EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"subprotocols": "a"}})"); }),
+            "websocket.subprotocols: expected an array of strings, got \"a\" (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"max_message_bytes": 10}})"); }),
+            "websocket.max_message_bytes: must be between 125 and 64MiB, got 10 (in config)");
+}
+
+TEST(ConfigFile, SyntaxErrorsGiveLineAndColumn) {
+  const std::string err = error_of([] { from_text("{\n  \"listen\": \"a:1\",\n}"); });
+  EXPECT_NE(err.find("config: invalid JSON: parse error at line 3, column 1"), std::string::npos) << err;
+  EXPECT_NE(error_of([] { from_text("[1, 2]"); }).find("the top level must be a JSON object"),
+            std::string::npos);
+}
+
+TEST(ConfigFile, MissingFileIsAnError) {
+  EXPECT_NE(error_of([] { load_config({"/nonexistent/herald.json", "", {}, {}}); })
+                .find("cannot read config file /nonexistent/herald.json"),
+            std::string::npos);
+}
+
+TEST(ConfigOverrides, EnvironmentThenFlagsWinOverFile) {
+  config_sources src;
+  src.file_text = R"({"listen": "127.0.0.1:1000", "websocket": {"idle_timeout": "1m"}})";
+  src.environment = {{"HERALD_LISTEN", "127.0.0.1:2000"},
+                     {"HERALD_WEBSOCKET_IDLE_TIMEOUT", "2m"},
+                     {"HERALD_WEBSOCKET_SUBPROTOCOLS", "a, b,c"},
+                     {"HERALD_ADMIN_ENABLED", "false"},
+                     {"HERALD_THREADS", "4"}};
+  src.flags = {{"websocket.idle-timeout", "3m"}, {"log-format", "json"}};
+  const config cfg = load_config(src);
+  EXPECT_EQ(cfg.listen.port, 2000);
+  EXPECT_EQ(cfg.websocket.idle_timeout, 3min);
+  EXPECT_EQ(cfg.websocket.subprotocols, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_FALSE(cfg.admin.enabled);
+  EXPECT_EQ(cfg.threads, 4u);
+  EXPECT_EQ(cfg.log.format, log_format::json);
+}
+
+TEST(ConfigOverrides, ListsAcceptJsonArraysFromText) {
+  config_sources src;
+  src.environment = {{"HERALD_WEBSOCKET_SUBPROTOCOLS", R"(["x.v1", "z"])"}};
+  EXPECT_EQ(load_config(src).websocket.subprotocols, (std::vector<std::string>{"x.v1", "z"}));
+}
+
+TEST(ConfigOverrides, BadValuesNameTheVariableOrFlag) {
+  config_sources env;
+  env.environment = {{"HERALD_WEBSOCKET_IDLE_TIMEOUT", "soon"}};
+  EXPECT_EQ(error_of([&] { load_config(env); }),
+            "websocket.idle_timeout: expected a duration such as \"250ms\", \"30s\", \"10m\" or "
+            "\"2h\", got \"soon\" (in HERALD_WEBSOCKET_IDLE_TIMEOUT)");
+  config_sources unknown_env;
+  unknown_env.environment = {{"HERALD_LISTN", "x"}};
+  EXPECT_EQ(error_of([&] { load_config(unknown_env); }),
+            "HERALD_LISTN: unknown environment variable; did you mean HERALD_LISTEN?");
+  config_sources flag;
+  flag.flags = {{"threads", "many"}};
+  EXPECT_EQ(error_of([&] { load_config(flag); }),
+            "threads: expected a non-negative integer, got \"many\" (in --threads)");
+  config_sources unknown_flag;
+  unknown_flag.flags = {{"log-formt", "json"}};
+  EXPECT_EQ(error_of([&] { load_config(unknown_flag); }),
+            "log-formt: unknown key (in --log-formt); did you mean 'log.format'?");
+}
+
+TEST(ConfigValidation, CrossKeyRules) {
+  EXPECT_EQ(error_of([] { from_text(R"({"tls": {"mode": "auto"}})"); }),
+            "tls.cert_file: required when tls.mode is not off");
+  EXPECT_EQ(error_of([] {
+              from_text(R"({"tls": {"mode": "required", "cert_file": "/nonexistent.pem", "key_file": "/x"}})");
+            }),
+            "tls.cert_file: cannot read \"/nonexistent.pem\"");
+  EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"max_frame_bytes": "256KiB"}})"); }),
+            "websocket.max_frame_bytes: must not exceed websocket.max_message_bytes (128KiB), got "
+            "256KiB");
+  EXPECT_EQ(error_of([] { from_text(R"({"admin": {"listen": "127.0.0.1:8080"}})"); }),
+            "admin.listen: must differ from listen (127.0.0.1:8080)");
+  EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"path": "ws"}})"); }),
+            "websocket.path: must start with '/', got \"ws\"");
+  EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"subprotocols": ["bad name"]}})"); }),
+            "websocket.subprotocols: \"bad name\" is not a valid subprotocol token");
+  EXPECT_EQ(error_of([] { from_text(R"({"node_id": "has space"})"); }),
+            "node_id: must be 1-64 characters of A-Z a-z 0-9 . _ -, got \"has space\"");
+  EXPECT_EQ(error_of([] {
+              from_text(R"({"websocket": {"send_queue": {"max_bytes": "64KiB"}}})");
+            }),
+            "websocket.send_queue.max_bytes: must be at least websocket.max_message_bytes (128KiB) "
+            "so one message always fits");
+  // Port 0 on both listeners is fine: each gets its own free port.
+  EXPECT_NO_THROW(from_text(R"({"listen": "127.0.0.1:0", "admin": {"listen": "127.0.0.1:0"}})"));
+}
+
+TEST(ConfigText, Durations) {
+  EXPECT_EQ(parse_duration("250ms"), 250ms);
+  EXPECT_EQ(parse_duration("30s"), 30s);
+  EXPECT_EQ(parse_duration("10m"), 10min);
+  EXPECT_EQ(parse_duration("10min"), 10min);
+  EXPECT_EQ(parse_duration("2h"), 2h);
+  EXPECT_EQ(parse_duration("0"), 0ms);
+  EXPECT_EQ(parse_duration(" 5s "), 5s);
+  for (const char* bad : {"", "5", "s", "5 s", "-5s", "5d", "1.5s", "99999999999999h"}) {
+    EXPECT_THROW(parse_duration(bad), std::invalid_argument) << bad;
+  }
+  EXPECT_EQ(format_duration(90s), "90s");
+  EXPECT_EQ(format_duration(120s), "2m");
+  EXPECT_EQ(format_duration(1500ms), "1500ms");
+  EXPECT_EQ(format_duration(0ms), "0s");
+}
+
+TEST(ConfigText, Sizes) {
+  EXPECT_EQ(parse_size("4096"), 4096u);
+  EXPECT_EQ(parse_size("4096B"), 4096u);
+  EXPECT_EQ(parse_size("64KiB"), 65536u);
+  EXPECT_EQ(parse_size("1 MiB"), 1048576u);
+  EXPECT_EQ(parse_size("2GiB"), 2147483648u);
+  for (const char* bad : {"", "KiB", "1KB", "1k", "-1", "1.5MiB"}) {
+    EXPECT_THROW(parse_size(bad), std::invalid_argument) << bad;
+  }
+  EXPECT_EQ(format_size(131072), "128KiB");
+  EXPECT_EQ(format_size(1000), "1000");
+}
+
+TEST(ConfigText, Endpoints) {
+  EXPECT_EQ(parse_endpoint("127.0.0.1:8080"), (endpoint{"127.0.0.1", 8080}));
+  EXPECT_EQ(parse_endpoint("[::1]:0"), (endpoint{"::1", 0}));
+  EXPECT_EQ(parse_endpoint(":8080"), (endpoint{"0.0.0.0", 8080}));
+  EXPECT_EQ(parse_endpoint("example.internal:1"), (endpoint{"example.internal", 1}));
+  for (const char* bad : {"", "8080", "::1:80", "[::1]", "[::1]80", "h:", "h:x", "h:70000"}) {
+    EXPECT_THROW(parse_endpoint(bad), std::invalid_argument) << bad;
+  }
+  EXPECT_EQ((endpoint{"::1", 9}).to_string(), "[::1]:9");
+}
+
+TEST(ConfigSchema, NamesAreUniqueAfterNormalisation) {
+  std::set<std::string> env, norm;
+  for (const auto& o : describe_options()) {
+    EXPECT_TRUE(env.insert(o.env).second) << o.env;
+    EXPECT_TRUE(norm.insert(detail::normalize_key(o.key)).second) << o.key;
+  }
+}
+
+TEST(ConfigSchema, DumpRoundTrips) {
+  const config original = from_text(R"({"listen": "127.0.0.1:1", "websocket": {"idle_timeout": "90s",
+    "subprotocols": ["a"], "send_queue": {"policy": "drop"}}, "tls": {"min_version": "1.3"}})");
+  const std::string dumped = dump_config(original);
+  const config again = from_text(dumped);
+  EXPECT_EQ(dump_config(again), dumped);
+  EXPECT_EQ(again.websocket.idle_timeout, 90s);
+  EXPECT_EQ(again.tls.min_version, tls_version::v1_3);
+}
+
+std::string read_source_file(const std::string& relative) {
+  std::ifstream in(std::string(HERALD_SOURCE_DIR) + "/" + relative);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(ConfigSchema, EveryKeyIsDocumented) {
+  const std::string doc = read_source_file("docs/configuration.md");
+  ASSERT_FALSE(doc.empty()) << "docs/configuration.md is missing";
+  for (const auto& o : describe_options()) {
+    EXPECT_NE(doc.find("`" + o.key + "`"), std::string::npos) << o.key << " is not in docs/configuration.md";
+  }
+}
+
+TEST(ConfigSchema, ShippedConfigFileIsValid) {
+  const std::string text = read_source_file("config/herald.json");
+  ASSERT_FALSE(text.empty());
+  EXPECT_NO_THROW(load_config({"", text, {}, {}}));
+}
+
+TEST(Cli, ParsesActionsFlagsAndConfigPath) {
+  const char* argv[] = {"herald", "--config", "/etc/h.json", "--listen=127.0.0.1:1", "--log-format", "json"};
+  const auto opts = parse_cli(6, argv, nullptr);
+  EXPECT_EQ(opts.what, cli_options::action::run);
+  EXPECT_EQ(opts.config_path, "/etc/h.json");
+  EXPECT_TRUE(opts.config_path_given);
+  ASSERT_EQ(opts.overrides.size(), 2u);
+  EXPECT_EQ(opts.overrides[0], (std::pair<std::string, std::string>{"listen", "127.0.0.1:1"}));
+  EXPECT_EQ(opts.overrides[1], (std::pair<std::string, std::string>{"log-format", "json"}));
+
+  const char* check[] = {"herald", "--check-config"};
+  EXPECT_EQ(parse_cli(2, check, "/from/env.json").what, cli_options::action::check_config);
+  EXPECT_EQ(parse_cli(2, check, "/from/env.json").config_path, "/from/env.json");
+
+  const char* none[] = {"herald"};
+  EXPECT_EQ(parse_cli(1, none, nullptr, "/nonexistent/default.json").config_path, "");
+
+  const char* positional[] = {"herald", "serve"};
+  EXPECT_THROW(parse_cli(2, positional, nullptr), config_error);
+  const char* dangling[] = {"herald", "--listen"};
+  EXPECT_THROW(parse_cli(2, dangling, nullptr), config_error);
+}
+
+TEST(Cli, UsageListsEveryKey) {
+  const std::string usage = usage_text();
+  for (const auto& o : describe_options()) EXPECT_NE(usage.find(o.env), std::string::npos) << o.key;
+}
+
+}  // namespace
+}  // namespace herald
