@@ -51,7 +51,8 @@ cli_options parse_cli(int argc, const char* const* argv, const char* env_config,
     }
     out.overrides.emplace_back(std::move(name), std::move(value));
   }
-  if (!out.config_path_given && std::filesystem::exists(default_path)) out.config_path = default_path;
+  if (!out.config_path_given && std::filesystem::exists(default_path))
+    out.config_path = default_path;
   return out;
 }
 
@@ -60,7 +61,8 @@ std::string usage_text() {
   os << "Usage: herald [--config FILE] [--KEY VALUE ...]\n"
         "       herald --check-config | --print-config | --help | --version\n\n"
         "Herald is a WebSocket notification gateway. Settings come from built-in defaults,\n"
-        "then the config file (JSON; default config/herald.json when it exists, or $HERALD_CONFIG),\n"
+        "then the config file (JSON; default config/herald.json when it exists, or "
+        "$HERALD_CONFIG),\n"
         "then HERALD_* environment variables, then flags.\n\n"
         "  --config FILE     configuration file\n"
         "  --check-config    validate the configuration and exit (0 valid, 2 invalid)\n"
@@ -69,10 +71,11 @@ std::string usage_text() {
         "Every key can be set as --KEY VALUE or --KEY=VALUE (dots, dashes and underscores are\n"
         "interchangeable, e.g. --log-format json) and as an environment variable:\n\n";
   for (const auto& o : describe_options()) {
-    os << "  " << o.key << " (" << o.type << ")\n      " << o.description << "\n      env "
-       << o.env << "\n";
+    os << "  " << o.key << " (" << o.type << ")\n      " << o.description << "\n      env " << o.env
+       << "\n";
   }
-  os << "\nExit codes: 0 success, 1 runtime failure (e.g. address in use), 2 invalid configuration.\n";
+  os << "\nExit codes: 0 success, 1 runtime failure (e.g. address in use), 2 invalid "
+        "configuration.\n";
   return os.str();
 }
 

@@ -73,7 +73,8 @@ std::size_t parse_size(std::string_view text) {
   const std::string t = trim(text);
   std::string_view rest;
   const std::uint64_t n = parse_number_prefix(t, rest);
-  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  while (!rest.empty() && rest.front() == ' ')
+    rest.remove_prefix(1);
   std::uint64_t factor = 0;
   if (rest.empty() || rest == "B") {
     factor = 1;
@@ -130,7 +131,8 @@ std::string format_duration(duration d) {
 }
 
 std::string format_size(std::size_t bytes) {
-  if (bytes != 0 && bytes % (1024ull * 1024 * 1024) == 0) return std::to_string(bytes >> 30) + "GiB";
+  if (bytes != 0 && bytes % (1024ull * 1024 * 1024) == 0)
+    return std::to_string(bytes >> 30) + "GiB";
   if (bytes != 0 && bytes % (1024 * 1024) == 0) return std::to_string(bytes >> 20) + "MiB";
   if (bytes != 0 && bytes % 1024 == 0) return std::to_string(bytes >> 10) + "KiB";
   return std::to_string(bytes);
@@ -177,7 +179,9 @@ struct applier {
   void apply_object(config& cfg, const json& obj, const std::string& prefix,
                     const std::string& origin) const {
     for (const auto& [name, value] : obj.items()) {
-      const std::string key = prefix.empty() ? name : prefix + "." + name;
+      std::string key = prefix;
+      if (!key.empty()) key += '.';
+      key += name;
       if (const auto* opt = find(key)) {
         set(*opt, cfg, value, false, origin);
       } else if (sections.count(key) && value.is_object()) {
@@ -218,7 +222,7 @@ std::string describe_parse_error(const std::string& what) {
 
 }  // namespace
 
-config load_config(const config_sources& sources) {
+config load_config(const config_sources& sources, std::vector<std::string>* warnings) {
   const auto table = detail::option_table();
   const applier apply(table);
   config cfg;
@@ -244,11 +248,14 @@ config load_config(const config_sources& sources) {
     }
     if (!opt) {
       std::vector<std::string> env_names;
-      for (const auto& o : table) env_names.push_back(detail::env_name(o.key));
-      std::string message = "unknown environment variable";
+      env_names.reserve(table.size());
+      for (const auto& o : table)
+        env_names.push_back(detail::env_name(o.key));
+      std::string message = name + " is not a Herald setting and was ignored";
       const std::string hint = detail::suggest_key(name, env_names);
       if (!hint.empty()) message += "; did you mean " + hint + "?";
-      throw config_error(name, message);
+      if (warnings) warnings->push_back(std::move(message));
+      continue;
     }
     applier::set(*opt, cfg, json(value), true, name);
   }
@@ -289,12 +296,14 @@ bool valid_token(const std::string& s) {
 
 void validate(const config& cfg) {
   if (!cfg.node_id.empty() && !valid_node_id(cfg.node_id)) {
-    throw config_error("node_id", "must be 1-64 characters of A-Z a-z 0-9 . _ -, got \"" +
-                                      cfg.node_id + "\"");
+    throw config_error("node_id",
+                       "must be 1-64 characters of A-Z a-z 0-9 . _ -, got \"" + cfg.node_id + "\"");
   }
   if (cfg.tls.mode != tls_mode::off) {
-    if (cfg.tls.cert_file.empty()) throw config_error("tls.cert_file", "required when tls.mode is not off");
-    if (cfg.tls.key_file.empty()) throw config_error("tls.key_file", "required when tls.mode is not off");
+    if (cfg.tls.cert_file.empty())
+      throw config_error("tls.cert_file", "required when tls.mode is not off");
+    if (cfg.tls.key_file.empty())
+      throw config_error("tls.key_file", "required when tls.mode is not off");
     if (!readable(cfg.tls.cert_file)) {
       throw config_error("tls.cert_file", "cannot read \"" + cfg.tls.cert_file + "\"");
     }
@@ -322,7 +331,8 @@ void validate(const config& cfg) {
   }
   for (const auto& p : ws.subprotocols) {
     if (!valid_token(p)) {
-      throw config_error("websocket.subprotocols", "\"" + p + "\" is not a valid subprotocol token");
+      throw config_error("websocket.subprotocols",
+                         "\"" + p + "\" is not a valid subprotocol token");
     }
   }
   if (cfg.http.max_url_bytes >= cfg.http.max_header_bytes) {

@@ -216,8 +216,8 @@ option_def list_opt(std::string key, std::string desc, Acc acc) {
 }
 
 constexpr std::uint64_t kMaxU64 = std::numeric_limits<std::uint64_t>::max();
-const duration kDay = std::chrono::hours(24);
-const duration kWeek = std::chrono::hours(24 * 7);
+constexpr duration kDay = std::chrono::hours(24);
+constexpr duration kWeek = std::chrono::hours(24 * 7);
 constexpr std::size_t KiB = 1024;
 constexpr std::size_t MiB = 1024 * KiB;
 
@@ -231,14 +231,17 @@ std::vector<option_def> option_table() {
   (void)kMaxU64;
 
   return {
-      string_opt("node_id",
-                 "Name of this node in logs and the cluster; empty generates one at start-up "
-                 "(1-64 of A-Z a-z 0-9 . _ -)",
-                 [](auto& c) -> auto& { return c.node_id; }),
-      endpoint_opt("listen", "Client listener (ws:// and, with tls.mode, wss://); port 0 picks a free port",
-                   [](auto& c) -> auto& { return c.listen; }),
-      count_opt("threads", "Worker threads, one io_context each; 0 = one per CPU core",
-                [](auto& c) -> auto& { return c.threads; }, 0, 256),
+      string_opt(
+          "node_id",
+          "Name of this node in logs and the cluster; empty generates one at start-up "
+          "(1-64 of A-Z a-z 0-9 . _ -)",
+          [](auto& c) -> auto& { return c.node_id; }),
+      endpoint_opt(
+          "listen", "Client listener (ws:// and, with tls.mode, wss://); port 0 picks a free port",
+          [](auto& c) -> auto& { return c.listen; }),
+      count_opt(
+          "threads", "Worker threads, one io_context each; 0 = one per CPU core",
+          [](auto& c) -> auto& { return c.threads; }, 0, 256),
 
       enum_opt<log_level>("log.level", "Minimum level logged",
                           [](auto& c) -> auto& { return c.log.level; },
@@ -260,103 +263,131 @@ std::vector<option_def> option_table() {
                          {{"off", tls_mode::off},
                           {"auto", tls_mode::auto_detect},
                           {"required", tls_mode::required}}),
-      string_opt("tls.cert_file", "PEM certificate chain (required unless tls.mode is off)",
-                 [](auto& c) -> auto& { return c.tls.cert_file; }),
-      string_opt("tls.key_file", "PEM private key (required unless tls.mode is off)",
-                 [](auto& c) -> auto& { return c.tls.key_file; }),
+      string_opt(
+          "tls.cert_file", "PEM certificate chain (required unless tls.mode is off)",
+          [](auto& c) -> auto& { return c.tls.cert_file; }),
+      string_opt(
+          "tls.key_file", "PEM private key (required unless tls.mode is off)",
+          [](auto& c) -> auto& { return c.tls.key_file; }),
       enum_opt<tls_version>("tls.min_version", "Oldest TLS version accepted",
                             [](auto& c) -> auto& { return c.tls.min_version; },
                             {{"1.2", tls_version::v1_2}, {"1.3", tls_version::v1_3}}),
-      string_opt("tls.ciphers", "OpenSSL cipher list for TLS 1.2; empty = OpenSSL's default",
-                 [](auto& c) -> auto& { return c.tls.ciphers; }),
-      string_opt("tls.ciphersuites", "OpenSSL TLS 1.3 cipher suites; empty = OpenSSL's default",
-                 [](auto& c) -> auto& { return c.tls.ciphersuites; }),
-      duration_opt("tls.handshake_timeout", "Time allowed for the TLS handshake",
-                   [](auto& c) -> auto& { return c.tls.handshake_timeout; }, milliseconds(10),
-                   seconds(120)),
+      string_opt(
+          "tls.ciphers", "OpenSSL cipher list for TLS 1.2; empty = OpenSSL's default",
+          [](auto& c) -> auto& { return c.tls.ciphers; }),
+      string_opt(
+          "tls.ciphersuites", "OpenSSL TLS 1.3 cipher suites; empty = OpenSSL's default",
+          [](auto& c) -> auto& { return c.tls.ciphersuites; }),
+      duration_opt(
+          "tls.handshake_timeout", "Time allowed for the TLS handshake",
+          [](auto& c) -> auto& { return c.tls.handshake_timeout; }, milliseconds(10), seconds(120)),
 
-      bool_opt("admin.enabled", "Serve the admin listener (health, readiness)",
-               [](auto& c) -> auto& { return c.admin.enabled; }),
-      endpoint_opt("admin.listen", "Admin listener; keep it on a private interface",
-                   [](auto& c) -> auto& { return c.admin.listen; }),
+      bool_opt(
+          "admin.enabled", "Serve the admin listener (health, readiness)",
+          [](auto& c) -> auto& { return c.admin.enabled; }),
+      endpoint_opt(
+          "admin.listen", "Admin listener; keep it on a private interface",
+          [](auto& c) -> auto& { return c.admin.listen; }),
 
-      size_opt("http.max_header_bytes", "Largest request head (request line and headers); larger gets 431",
-               [](auto& c) -> auto& { return c.http.max_header_bytes; }, 1 * KiB, 1 * MiB),
-      size_opt("http.max_url_bytes", "Longest request target; longer gets 414",
-               [](auto& c) -> auto& { return c.http.max_url_bytes; }, 64, 64 * KiB),
-      size_opt("http.max_body_bytes", "Largest HTTP request body; larger gets 413",
-               [](auto& c) -> auto& { return c.http.max_body_bytes; }, 0, 64 * MiB),
-      duration_opt("http.request_timeout", "Time allowed to receive one complete HTTP request",
-                   [](auto& c) -> auto& { return c.http.request_timeout; }, milliseconds(10),
-                   seconds(600)),
-      duration_opt("http.keepalive_timeout", "Idle time allowed between requests on a keep-alive connection",
-                   [](auto& c) -> auto& { return c.http.keepalive_timeout; }, milliseconds(10),
-                   seconds(3600)),
+      size_opt(
+          "http.max_header_bytes",
+          "Largest request head (request line and headers); larger gets 431",
+          [](auto& c) -> auto& { return c.http.max_header_bytes; }, 1 * KiB, 1 * MiB),
+      size_opt(
+          "http.max_url_bytes", "Longest request target; longer gets 414",
+          [](auto& c) -> auto& { return c.http.max_url_bytes; }, 64, 64 * KiB),
+      size_opt(
+          "http.max_body_bytes", "Largest HTTP request body; larger gets 413",
+          [](auto& c) -> auto& { return c.http.max_body_bytes; }, 0, 64 * MiB),
+      duration_opt(
+          "http.request_timeout", "Time allowed to receive one complete HTTP request",
+          [](auto& c) -> auto& { return c.http.request_timeout; }, milliseconds(10), seconds(600)),
+      duration_opt(
+          "http.keepalive_timeout", "Idle time allowed between requests on a keep-alive connection",
+          [](auto& c) -> auto& { return c.http.keepalive_timeout; }, milliseconds(10),
+          seconds(3600)),
 
-      string_opt("websocket.path", "Request path that accepts WebSocket upgrades",
-                 [](auto& c) -> auto& { return c.websocket.path; }),
-      size_opt("websocket.max_message_bytes", "Largest message (all frames); larger closes with 1009",
-               [](auto& c) -> auto& { return c.websocket.max_message_bytes; }, 125, 64 * MiB),
-      size_opt("websocket.max_frame_bytes", "Largest single frame; larger closes with 1009",
-               [](auto& c) -> auto& { return c.websocket.max_frame_bytes; }, 125, 64 * MiB),
-      enum_opt<binary_policy>("websocket.binary",
-                              "Binary frames: reject (close 1003, as AWS) or base64 (pass on, "
-                              "base64-encoded)",
-                              [](auto& c) -> auto& { return c.websocket.binary; },
-                              {{"reject", binary_policy::reject}, {"base64", binary_policy::base64}}),
-      duration_opt("websocket.handshake_timeout",
-                    "Time allowed from TCP accept to a completed upgrade (slowloris defence)",
-                    [](auto& c) -> auto& { return c.websocket.handshake_timeout; },
-                    milliseconds(10), seconds(600)),
-      duration_opt("websocket.idle_timeout",
-                   "Close (1001) when no message went either way for this long; 0 disables",
-                   [](auto& c) -> auto& { return c.websocket.idle_timeout; }, zero, kDay),
-      duration_opt("websocket.max_duration", "Close (1001) connections older than this; 0 disables",
-                   [](auto& c) -> auto& { return c.websocket.max_duration; }, zero, kWeek),
-      duration_opt("websocket.ping_interval",
-                   "Send a ping when nothing was received for this long; 0 disables",
-                   [](auto& c) -> auto& { return c.websocket.ping_interval; }, zero, kDay),
-      duration_opt("websocket.pong_timeout",
-                   "Drop the connection (1006) when a ping gets no pong within this time",
-                   [](auto& c) -> auto& { return c.websocket.pong_timeout; }, ms1, kDay),
-      duration_opt("websocket.close_timeout",
-                   "Time allowed for the peer to answer a close frame before the socket is dropped",
-                   [](auto& c) -> auto& { return c.websocket.close_timeout; }, ms1, seconds(600)),
-      count_opt("websocket.max_connections",
-                "Open WebSocket connections per node; further upgrades get 503",
-                [](auto& c) -> auto& { return c.websocket.max_connections; }, 1, 100000000),
-      list_opt("websocket.subprotocols",
-               "Subprotocols this node speaks, in preference order (the first one the client "
-               "offers is chosen)",
-               [](auto& c) -> auto& { return c.websocket.subprotocols; }),
-      count_opt("websocket.send_queue.max_messages",
-                "Messages queued for one connection before the overflow policy applies",
-                [](auto& c) -> auto& { return c.websocket.send_queue.max_messages; }, 1, 1000000),
-      size_opt("websocket.send_queue.max_bytes",
-               "Bytes queued for one connection before the overflow policy applies",
-               [](auto& c) -> auto& { return c.websocket.send_queue.max_bytes; }, 1 * KiB,
-               1024 * MiB),
+      string_opt(
+          "websocket.path", "Request path that accepts WebSocket upgrades",
+          [](auto& c) -> auto& { return c.websocket.path; }),
+      size_opt(
+          "websocket.max_message_bytes", "Largest message (all frames); larger closes with 1009",
+          [](auto& c) -> auto& { return c.websocket.max_message_bytes; }, 125, 64 * MiB),
+      size_opt(
+          "websocket.max_frame_bytes", "Largest single frame; larger closes with 1009",
+          [](auto& c) -> auto& { return c.websocket.max_frame_bytes; }, 125, 64 * MiB),
+      enum_opt<binary_policy>(
+          "websocket.binary",
+          "Binary frames: reject (close 1003, as AWS) or base64 (pass on, "
+          "base64-encoded)",
+          [](auto& c) -> auto& { return c.websocket.binary; },
+          {{"reject", binary_policy::reject}, {"base64", binary_policy::base64}}),
+      duration_opt(
+          "websocket.handshake_timeout",
+          "Time allowed from TCP accept to a completed upgrade (slowloris defence)",
+          [](auto& c) -> auto& { return c.websocket.handshake_timeout; }, milliseconds(10),
+          seconds(600)),
+      duration_opt(
+          "websocket.idle_timeout",
+          "Close (1001) when no message went either way for this long; 0 disables",
+          [](auto& c) -> auto& { return c.websocket.idle_timeout; }, zero, kDay),
+      duration_opt(
+          "websocket.max_duration", "Close (1001) connections older than this; 0 disables",
+          [](auto& c) -> auto& { return c.websocket.max_duration; }, zero, kWeek),
+      duration_opt(
+          "websocket.ping_interval",
+          "Send a ping when nothing was received for this long; 0 disables",
+          [](auto& c) -> auto& { return c.websocket.ping_interval; }, zero, kDay),
+      duration_opt(
+          "websocket.pong_timeout",
+          "Drop the connection (1006) when a ping gets no pong within this time",
+          [](auto& c) -> auto& { return c.websocket.pong_timeout; }, ms1, kDay),
+      duration_opt(
+          "websocket.close_timeout",
+          "Time allowed for the peer to answer a close frame before the socket is dropped",
+          [](auto& c) -> auto& { return c.websocket.close_timeout; }, ms1, seconds(600)),
+      count_opt(
+          "websocket.max_connections",
+          "Open WebSocket connections per node; further upgrades get 503",
+          [](auto& c) -> auto& { return c.websocket.max_connections; }, 1, 100000000),
+      list_opt(
+          "websocket.subprotocols",
+          "Subprotocols this node speaks, in preference order (the first one the client "
+          "offers is chosen)",
+          [](auto& c) -> auto& { return c.websocket.subprotocols; }),
+      count_opt(
+          "websocket.send_queue.max_messages",
+          "Messages queued for one connection before the overflow policy applies",
+          [](auto& c) -> auto& { return c.websocket.send_queue.max_messages; }, 1, 1000000),
+      size_opt(
+          "websocket.send_queue.max_bytes",
+          "Bytes queued for one connection before the overflow policy applies",
+          [](auto& c) -> auto& { return c.websocket.send_queue.max_bytes; }, 1 * KiB, 1024 * MiB),
       enum_opt<overflow_policy>(
           "websocket.send_queue.policy",
           "When a connection's queue is full: close (1008, the client reconnects and resumes) "
           "or drop (discard the new message, counted)",
           [](auto& c) -> auto& { return c.websocket.send_queue.policy; },
           {{"close", overflow_policy::close}, {"drop", overflow_policy::drop}}),
-      duration_opt("websocket.send_queue.write_timeout",
-                   "Drop a connection whose socket accepted no bytes for this long (1006)",
-                   [](auto& c) -> auto& { return c.websocket.send_queue.write_timeout; },
-                   milliseconds(10), seconds(3600)),
+      duration_opt(
+          "websocket.send_queue.write_timeout",
+          "Drop a connection whose socket accepted no bytes for this long (1006)",
+          [](auto& c) -> auto& { return c.websocket.send_queue.write_timeout; }, milliseconds(10),
+          seconds(3600)),
 
-      duration_opt("shutdown.drain_timeout",
-                   "On SIGTERM/SIGINT, time allowed for connections to close before exit",
-                   [](auto& c) -> auto& { return c.shutdown.drain_timeout; }, zero, seconds(3600)),
+      duration_opt(
+          "shutdown.drain_timeout",
+          "On SIGTERM/SIGINT, time allowed for connections to close before exit",
+          [](auto& c) -> auto& { return c.shutdown.drain_timeout; }, zero, seconds(3600)),
   };
 }
 
 std::string env_name(const std::string& key) {
   std::string out = "HERALD_";
   for (char ch : key) {
-    out += (ch == '.' || ch == '-') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    out += (ch == '.' || ch == '-')
+               ? '_'
+               : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   }
   return out;
 }
@@ -365,7 +396,9 @@ std::string normalize_key(std::string_view key) {
   std::string out;
   out.reserve(key.size());
   for (char ch : key) {
-    out += (ch == '.' || ch == '-') ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    out += (ch == '.' || ch == '-')
+               ? '_'
+               : static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   }
   return out;
 }
@@ -374,7 +407,8 @@ namespace {
 
 std::size_t levenshtein(std::string_view a, std::string_view b) {
   std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    prev[j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (std::size_t j = 1; j <= b.size(); ++j) {

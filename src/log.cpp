@@ -12,13 +12,20 @@ namespace {
 
 spdlog::level::level_enum to_spdlog(log_level level) {
   switch (level) {
-    case log_level::trace: return spdlog::level::trace;
-    case log_level::debug: return spdlog::level::debug;
-    case log_level::info: return spdlog::level::info;
-    case log_level::warn: return spdlog::level::warn;
-    case log_level::error: return spdlog::level::err;
-    case log_level::critical: return spdlog::level::critical;
-    case log_level::off: return spdlog::level::off;
+    case log_level::trace:
+      return spdlog::level::trace;
+    case log_level::debug:
+      return spdlog::level::debug;
+    case log_level::info:
+      return spdlog::level::info;
+    case log_level::warn:
+      return spdlog::level::warn;
+    case log_level::error:
+      return spdlog::level::err;
+    case log_level::critical:
+      return spdlog::level::critical;
+    case log_level::off:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -56,11 +63,21 @@ void append_json_escaped(std::string& out, std::string_view s) {
   for (char c : s) {
     const auto u = static_cast<unsigned char>(c);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (u < 0x20 || u == 0x7f) {
           out += "\\u00";
@@ -76,7 +93,8 @@ void append_json_escaped(std::string& out, std::string_view s) {
 logger::logger(const log_config& cfg, std::string node_id)
     : logger(cfg, std::make_shared<spdlog::sinks::stdout_sink_mt>(), std::move(node_id)) {}
 
-logger::logger(const log_config& cfg, std::shared_ptr<spdlog::sinks::sink> sink, std::string node_id)
+logger::logger(const log_config& cfg, std::shared_ptr<spdlog::sinks::sink> sink,
+               std::string node_id)
     : impl_(std::make_shared<spdlog::logger>("herald", std::move(sink))),
       format_(cfg.format),
       node_id_(std::move(node_id)) {
@@ -92,11 +110,17 @@ logger::logger(const log_config& cfg, std::shared_ptr<spdlog::sinks::sink> sink,
   impl_->flush_on(spdlog::level::warn);
 }
 
-logger::~logger() { flush(); }
+logger::~logger() {
+  flush();
+}
 
-bool logger::enabled(log_level level) const { return impl_->should_log(to_spdlog(level)); }
+bool logger::enabled(log_level level) const {
+  return impl_->should_log(to_spdlog(level));
+}
 
-void logger::flush() { impl_->flush(); }
+void logger::flush() {
+  impl_->flush();
+}
 
 void logger::log(log_level level, std::string_view event, log_fields fields) {
   const auto lvl = to_spdlog(level);

@@ -2,6 +2,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "herald/cli.hpp"
 #include "herald/config.hpp"
@@ -15,6 +17,7 @@ int main(int argc, char** argv) {
   using namespace herald;
   cli_options opts;
   config cfg;
+  std::vector<std::string> warnings;
   try {
     opts = parse_cli(argc, argv, std::getenv("HERALD_CONFIG"));
     if (opts.what == cli_options::action::help) {
@@ -25,10 +28,15 @@ int main(int argc, char** argv) {
       std::printf("herald %s\n", herald::version);
       return 0;
     }
-    cfg = load_config({opts.config_path, {}, herald_environment(environ), opts.overrides});
+    cfg =
+        load_config({opts.config_path, {}, herald_environment(environ), opts.overrides}, &warnings);
   } catch (const config_error& e) {
     std::fprintf(stderr, "herald: configuration error: %s\n", e.what());
     return 2;
+  }
+  if (opts.what != cli_options::action::run) {
+    for (const auto& w : warnings)
+      std::fprintf(stderr, "herald: warning: %s\n", w.c_str());
   }
   if (opts.what == cli_options::action::check_config) {
     std::printf("configuration OK%s%s\n", opts.config_path.empty() ? "" : ": ",
@@ -42,10 +50,13 @@ int main(int argc, char** argv) {
   if (cfg.node_id.empty()) cfg.node_id = generate_node_id();
 
   logger log(cfg.log, cfg.node_id);
+  for (const auto& w : warnings)
+    log.warn("config.warning", {{"message", w}});
   try {
     server srv(cfg, log);
-    log.info("herald.starting", {{"version", herald::version},
-                                 {"config", opts.config_path.empty() ? "(defaults)" : opts.config_path}});
+    log.info("herald.starting",
+             {{"version", herald::version},
+              {"config", opts.config_path.empty() ? "(defaults)" : opts.config_path}});
     srv.handle_signals();
     srv.run();
   } catch (const config_error& e) {

@@ -3,9 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <atomic>
 #include <csignal>
+#include <cstring>
 #include <thread>
 
 #include <boost/asio/post.hpp>
@@ -38,9 +38,12 @@ class echo_handler final : public connection_handler {
 
 std::string_view tls_mode_name(tls_mode m) {
   switch (m) {
-    case tls_mode::off: return "off";
-    case tls_mode::auto_detect: return "auto";
-    case tls_mode::required: return "required";
+    case tls_mode::off:
+      return "off";
+    case tls_mode::auto_detect:
+      return "auto";
+    case tls_mode::required:
+      return "required";
   }
   return "off";
 }
@@ -68,7 +71,8 @@ std::string generate_node_id() {
 }
 
 struct server::impl {
-  impl(const config& c, logger& l) : cfg(c), log(l), ctx(cfg, log, registry, echo), health(ctx, nullptr) {}
+  impl(const config& c, logger& l)
+      : cfg(c), log(l), ctx(cfg, log, registry, echo), health(ctx, nullptr) {}
 
   const config& cfg;
   logger& log;
@@ -103,12 +107,13 @@ struct server::impl {
     if (stopping.exchange(true)) return;
     ctx.draining = true;
     const std::size_t open = registry.size();
-    log.info("server.stopping", {{"connections", open},
-                                 {"drain_timeout_ms", cfg.shutdown.drain_timeout.count()}});
+    log.info("server.stopping",
+             {{"connections", open}, {"drain_timeout_ms", cfg.shutdown.drain_timeout.count()}});
     client_listener->stop();
     if (admin_listener) admin_listener->stop();
     for (auto& w : ctx.workers) {
-      asio::post(w->context(), [&w] { w->close_all(ws::close_code::going_away, "server shutting down"); });
+      asio::post(w->context(),
+                 [&w] { w->close_all(ws::close_code::going_away, "server shutting down"); });
     }
     const auto deadline = steady_clock::now() + cfg.shutdown.drain_timeout;
     drain_timer.emplace(control().context());
@@ -118,7 +123,8 @@ struct server::impl {
   void wait_for_drain(steady_clock::time_point deadline) {
     if (registry.size() == 0 || steady_clock::now() >= deadline) {
       log.info("server.stopped", {{"connections_left", registry.size()}});
-      for (auto& w : ctx.workers) w->stop();
+      for (auto& w : ctx.workers)
+        w->stop();
       return;
     }
     drain_timer->expires_after(std::chrono::milliseconds(20));
@@ -134,7 +140,8 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
   ctx.admin_http = &impl_->health;
   if (cfg.tls.mode != tls_mode::off) ctx.tls = std::make_shared<tls_context>(cfg.tls);
   const unsigned n = worker_count(cfg);
-  for (unsigned i = 0; i < n; ++i) ctx.workers.push_back(std::make_unique<worker>(i, ctx));
+  for (unsigned i = 0; i < n; ++i)
+    ctx.workers.push_back(std::make_unique<worker>(i, ctx));
 
   auto& ioc = impl_->control().context();
   const auto bind = [&](const endpoint& ep, listener_role role, const char* key) {
@@ -146,23 +153,25 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
     }
   };
   impl_->client_listener = bind(cfg.listen, listener_role::client, "listen");
-  if (cfg.admin.enabled) impl_->admin_listener = bind(cfg.admin.listen, listener_role::admin, "admin.listen");
+  if (cfg.admin.enabled)
+    impl_->admin_listener = bind(cfg.admin.listen, listener_role::admin, "admin.listen");
 }
 
 server::~server() {
-  for (auto& w : impl_->ctx.workers) w->join();
+  for (auto& w : impl_->ctx.workers)
+    w->join();
 }
 
 void server::run() {
   auto& ctx = impl_->ctx;
   const auto announce = [&](const listener& l, const char* name) {
     const auto ep = l.local_endpoint();
-    impl_->log.info("listener.started", {{"listener", name},
-                                         {"address", ep.address().to_string()},
-                                         {"port", ep.port()},
-                                         {"tls", tls_mode_name(l.role() == listener_role::client
-                                                                   ? impl_->cfg.tls.mode
-                                                                   : tls_mode::off)}});
+    impl_->log.info("listener.started",
+                    {{"listener", name},
+                     {"address", ep.address().to_string()},
+                     {"port", ep.port()},
+                     {"tls", tls_mode_name(l.role() == listener_role::client ? impl_->cfg.tls.mode
+                                                                             : tls_mode::off)}});
   };
   impl_->client_listener->start();
   announce(*impl_->client_listener, "client");
@@ -172,9 +181,11 @@ void server::run() {
   }
   ctx.listening = true;
   impl_->log.info("server.started", {{"workers", ctx.workers.size()}});
-  for (std::size_t i = 1; i < ctx.workers.size(); ++i) ctx.workers[i]->start_thread();
+  for (std::size_t i = 1; i < ctx.workers.size(); ++i)
+    ctx.workers[i]->start_thread();
   ctx.workers.front()->run();
-  for (std::size_t i = 1; i < ctx.workers.size(); ++i) ctx.workers[i]->join();
+  for (std::size_t i = 1; i < ctx.workers.size(); ++i)
+    ctx.workers[i]->join();
 }
 
 void server::handle_signals() {
@@ -187,7 +198,8 @@ void server::stop() {
 }
 
 void server::stop_now() {
-  for (auto& w : impl_->ctx.workers) w->stop();
+  for (auto& w : impl_->ctx.workers)
+    w->stop();
 }
 
 endpoint server::client_endpoint() const {
@@ -201,6 +213,8 @@ std::optional<endpoint> server::admin_endpoint() const {
   return endpoint{ep.address().to_string(), ep.port()};
 }
 
-std::size_t server::connection_count() const { return impl_->registry.size(); }
+std::size_t server::connection_count() const {
+  return impl_->registry.size();
+}
 
 }  // namespace herald

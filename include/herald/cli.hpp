@@ -10,8 +10,8 @@ namespace herald {
 struct cli_options {
   enum class action { run, help, version, check_config, print_config };
   action what = action::run;
-  std::string config_path;        // resolved path; empty when no file is used
-  bool config_path_given = false; // --config or HERALD_CONFIG: a missing file is an error
+  std::string config_path;         // resolved path; empty when no file is used
+  bool config_path_given = false;  // --config or HERALD_CONFIG: a missing file is an error
   std::vector<std::pair<std::string, std::string>> overrides;  // --key value
 };
 

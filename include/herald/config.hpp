@@ -44,8 +44,8 @@ struct tls_config {
   std::string cert_file;
   std::string key_file;
   tls_version min_version = tls_version::v1_2;
-  std::string ciphers;        // TLS 1.2 cipher list; empty = OpenSSL's secure default
-  std::string ciphersuites;   // TLS 1.3 suites; empty = OpenSSL's default
+  std::string ciphers;       // TLS 1.2 cipher list; empty = OpenSSL's secure default
+  std::string ciphersuites;  // TLS 1.3 suites; empty = OpenSSL's default
   duration handshake_timeout = std::chrono::seconds(10);
 };
 
@@ -128,11 +128,14 @@ struct config_sources {
   std::string file_path;  // empty: no file
   std::string file_text;  // used instead of reading file_path when non-empty (tests)
   std::vector<std::pair<std::string, std::string>> environment;  // HERALD_* variables
-  std::vector<std::pair<std::string, std::string>> flags;         // --key value pairs
+  std::vector<std::pair<std::string, std::string>> flags;        // --key value pairs
 };
 
 // Builds and validates a configuration. Throws config_error naming the bad key.
-config load_config(const config_sources& sources);
+// Unknown HERALD_* environment variables are not errors (orchestrators inject variables such
+// as HERALD_PORT for a service named "herald"); they are reported in `warnings` instead,
+// with a suggestion when one looks like a typo.
+config load_config(const config_sources& sources, std::vector<std::string>* warnings = nullptr);
 
 // Cross-key checks (files readable, ranges consistent). Called by load_config.
 void validate(const config& cfg);
@@ -142,10 +145,10 @@ std::string dump_config(const config& cfg);
 
 // Description of one configuration key, for --help, documentation and tests.
 struct option_info {
-  std::string key;          // dotted path, e.g. "websocket.idle_timeout"
-  std::string type;         // "duration", "size", "string", ...
-  std::string env;          // HERALD_WEBSOCKET_IDLE_TIMEOUT
-  std::string flag;         // --websocket.idle_timeout
+  std::string key;   // dotted path, e.g. "websocket.idle_timeout"
+  std::string type;  // "duration", "size", "string", ...
+  std::string env;   // HERALD_WEBSOCKET_IDLE_TIMEOUT
+  std::string flag;  // --websocket.idle_timeout
   std::string description;
 };
 std::vector<option_info> describe_options();
@@ -154,9 +157,9 @@ std::vector<option_info> describe_options();
 std::vector<std::pair<std::string, std::string>> herald_environment(char** envp);
 
 // Text helpers exposed for tests.
-duration parse_duration(std::string_view text);         // "250ms", "30s", "10m", "2h", "0"
-std::size_t parse_size(std::string_view text);          // "4096", "128KiB", "1MiB", "1GiB"
-endpoint parse_endpoint(std::string_view text);         // "127.0.0.1:8080", "[::1]:0", ":8080"
+duration parse_duration(std::string_view text);  // "250ms", "30s", "10m", "2h", "0"
+std::size_t parse_size(std::string_view text);   // "4096", "128KiB", "1MiB", "1GiB"
+endpoint parse_endpoint(std::string_view text);  // "127.0.0.1:8080", "[::1]:0", ":8080"
 std::string format_duration(duration d);
 std::string format_size(std::size_t bytes);
 

@@ -30,7 +30,8 @@ struct log_field {
   log_field(std::string_view k, const char* v) : key(k), value(std::string_view(v)) {}
   log_field(std::string_view k, bool v) : key(k), value(v) {}
   log_field(std::string_view k, double v) : key(k), value(v) {}
-  template <class Int, class = std::enable_if_t<std::is_integral_v<Int> && !std::is_same_v<Int, bool>>>
+  template <class Int,
+            class = std::enable_if_t<std::is_integral_v<Int> && !std::is_same_v<Int, bool>>>
   log_field(std::string_view k, Int v) : key(k) {
     if constexpr (std::is_signed_v<Int>) {
       value = static_cast<std::int64_t>(v);
@@ -50,7 +51,8 @@ class logger {
   // Logs to stdout. `node_id`, when set, is added to every line.
   logger(const log_config& cfg, std::string node_id = {});
   // Logs to the given sink (tests capture lines this way).
-  logger(const log_config& cfg, std::shared_ptr<spdlog::sinks::sink> sink, std::string node_id = {});
+  logger(const log_config& cfg, std::shared_ptr<spdlog::sinks::sink> sink,
+         std::string node_id = {});
   ~logger();
   logger(const logger&) = delete;
   logger& operator=(const logger&) = delete;

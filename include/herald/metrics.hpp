@@ -41,9 +41,9 @@ struct worker_metrics {
   counter bytes_in;
   counter bytes_out;
   counter protocol_errors;
-  counter send_queue_dropped;         // messages discarded by the drop policy
-  counter send_queue_overflow_closes; // connections closed by the close policy
-  counter write_timeouts;             // connections dropped because the socket stopped draining
+  counter send_queue_dropped;          // messages discarded by the drop policy
+  counter send_queue_overflow_closes;  // connections closed by the close policy
+  counter write_timeouts;              // connections dropped because the socket stopped draining
   counter pong_timeouts;
   counter http_requests;
 };

@@ -27,8 +27,8 @@ void health_handler::handle(http_request&& req, const request_context& rc, http_
   const bool read_only = req.method() == http::verb::get || req.method() == http::verb::head;
   if (path == "/healthz" || path == "/readyz") {
     if (!read_only) {
-      auto res = json_error(http::status::method_not_allowed, "method_not_allowed",
-                            "use GET or HEAD");
+      auto res =
+          json_error(http::status::method_not_allowed, "method_not_allowed", "use GET or HEAD");
       res.set(http::field::allow, "GET, HEAD");
       return respond(std::move(res));
     }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/detect_ssl.hpp>
@@ -82,8 +83,9 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
       deadline = std::min(deadline, accepted_at_ + ctx_.cfg.websocket.handshake_timeout);
     }
     arm_timer(deadline);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(error_code ec) {
@@ -107,13 +109,15 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     worker_.metrics().http_requests.add();
     http_request req = parser_->release();
     if (req.target().size() > ctx_.cfg.http.max_url_bytes) {
-      return reject(http::status::uri_too_long, "uri_too_long",
-                    "request target exceeds " + std::to_string(ctx_.cfg.http.max_url_bytes) + " bytes");
+      return reject(
+          http::status::uri_too_long, "uri_too_long",
+          "request target exceeds " + std::to_string(ctx_.cfg.http.max_url_bytes) + " bytes");
     }
     const std::string_view path = request_path(req.target());
     const bool on_ws_path = role_ == listener_role::client && path == ctx_.cfg.websocket.path;
     if (is_websocket_upgrade(req)) {
-      if (!on_ws_path) return reject(http::status::not_found, "not_found", "no WebSocket endpoint here");
+      if (!on_ws_path)
+        return reject(http::status::not_found, "not_found", "no WebSocket endpoint here");
       return upgrade(std::move(req));
     }
     if (on_ws_path) {
@@ -122,20 +126,22 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
       res.set(http::field::upgrade, "websocket");
       res.set(http::field::connection, "Upgrade");
       res.set(http::field::sec_websocket_version, "13");
-      return write(std::move(res), req.version(), req.keep_alive(), req.method() == http::verb::head);
+      return write(std::move(res), req.version(), req.keep_alive(),
+                   req.method() == http::verb::head);
     }
     http_handler* handler = role_ == listener_role::client ? ctx_.client_http : ctx_.admin_http;
     const unsigned version = req.version();
     const bool keep_alive = req.keep_alive();
     const bool head = req.method() == http::verb::head;
-    handler->handle(std::move(req), {remote_ip_, role_, is_tls},
-                    [self = this->shared_from_this(), version, keep_alive, head](http_response&& res) {
-                      // The handler may answer from another thread.
-                      asio::post(self->worker_.context(),
-                                 [self, version, keep_alive, head, res = std::move(res)]() mutable {
-                                   self->write(std::move(res), version, keep_alive, head);
-                                 });
-                    });
+    handler->handle(
+        std::move(req), {remote_ip_, role_, is_tls},
+        [self = this->shared_from_this(), version, keep_alive, head](http_response&& res) {
+          // The handler may answer from another thread.
+          asio::post(self->worker_.context(),
+                     [self, version, keep_alive, head, res = std::move(res)]() mutable {
+                       self->write(std::move(res), version, keep_alive, head);
+                     });
+        });
   }
 
   // Answers an unusable request and closes the connection.
@@ -162,7 +168,8 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
   void upgrade(http_request&& req) {
     const auto& cfg = ctx_.cfg;
     if (req.method() != http::verb::get || req.version() != 11) {
-      return reject(http::status::bad_request, "bad_request", "a WebSocket upgrade must be GET over HTTP/1.1");
+      return reject(http::status::bad_request, "bad_request",
+                    "a WebSocket upgrade must be GET over HTTP/1.1");
     }
     if (req[http::field::host].empty()) {
       return reject(http::status::bad_request, "bad_request", "missing Host header");
@@ -175,7 +182,8 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     }
     const std::string_view key = req[http::field::sec_websocket_key];
     if (!ws::is_valid_client_key(key)) {
-      return reject(http::status::bad_request, "bad_request", "missing or invalid Sec-WebSocket-Key");
+      return reject(http::status::bad_request, "bad_request",
+                    "missing or invalid Sec-WebSocket-Key");
     }
     if (ctx_.draining.load(std::memory_order_relaxed)) {
       worker_.metrics().handshakes_rejected.add();
@@ -183,7 +191,8 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     }
     if (ctx_.registry.size() >= cfg.websocket.max_connections) {
       worker_.metrics().handshakes_rejected.add();
-      ctx_.log.warn("connection.rejected", {{"reason", "max_connections"}, {"sourceIp", remote_ip_}});
+      ctx_.log.warn("connection.rejected",
+                    {{"reason", "max_connections"}, {"sourceIp", remote_ip_}});
       return reject(http::status::service_unavailable, "unavailable", "connection limit reached");
     }
 
@@ -198,7 +207,8 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
       info.subprotocol = std::move(*chosen);
     }
 
-    auto res = std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, 11);
+    auto res =
+        std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, 11);
     res->set(http::field::server, "herald");
     res->set(http::field::upgrade, "websocket");
     res->set(http::field::connection, "Upgrade");
@@ -276,8 +286,8 @@ class tls_handshake : public std::enable_shared_from_this<tls_handshake> {
       return;  // the stream closes with this object
     }
     buffer_.consume(used);
-    std::make_shared<http_session<tls_stream>>(std::move(stream_), std::move(buffer_), role_, worker_,
-                                               ctx_, accepted_at_)
+    std::make_shared<http_session<tls_stream>>(std::move(stream_), std::move(buffer_), role_,
+                                               worker_, ctx_, accepted_at_)
         ->run();
   }
 

@@ -1,5 +1,6 @@
 #include "net/listener.hpp"
 
+#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
 
@@ -22,7 +23,9 @@ listener::listener(asio::io_context& ioc, const endpoint& where, listener_role r
   local_ = acceptor_.local_endpoint();
 }
 
-void listener::start() { do_accept(); }
+void listener::start() {
+  do_accept();
+}
 
 void listener::stop() {
   asio::post(ioc_, [self = shared_from_this()] {
@@ -35,24 +38,24 @@ void listener::stop() {
 void listener::do_accept() {
   worker& target = ctx_.next_worker();
   // The new socket belongs to the target worker's io_context from the start.
-  acceptor_.async_accept(target.context(), [self = shared_from_this(), &target](
-                                               error_code ec, tcp::socket socket) {
-    if (!ec) {
-      asio::post(target.context(), [&target, &ctx = self->ctx_, role = self->role_,
-                                    socket = std::move(socket)]() mutable {
-        serve_connection(std::move(socket), role, target, ctx);
+  acceptor_.async_accept(
+      target.context(), [self = shared_from_this(), &target](error_code ec, tcp::socket socket) {
+        if (!ec) {
+          asio::post(target.context(), [&target, &ctx = self->ctx_, role = self->role_,
+                                        socket = std::move(socket)]() mutable {
+            serve_connection(std::move(socket), role, target, ctx);
+          });
+        }
+        self->on_accept(ec);
       });
-    }
-    self->on_accept(ec);
-  });
 }
 
 void listener::on_accept(error_code ec) {
   if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
   if (ec) {
     ctx_.log.error("listener.accept_failed", {{"address", local_.address().to_string()},
-                                               {"port", local_.port()},
-                                               {"error", ec.message()}});
+                                              {"port", local_.port()},
+                                              {"error", ec.message()}});
     // Out of file descriptors (or similar): pause instead of spinning on the error.
     if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
         ec == asio::error::no_memory) {

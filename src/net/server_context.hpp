@@ -26,11 +26,11 @@ struct server_context {
   connection_registry& registry;
   connection_handler& handler;
   std::vector<std::unique_ptr<worker>> workers;
-  std::shared_ptr<tls_context> tls;          // null when tls.mode is off
-  http_handler* client_http = nullptr;       // non-upgrade requests on the client listener
-  http_handler* admin_http = nullptr;        // requests on the admin listener
-  std::atomic<bool> listening{false};        // listeners bound and accepting
-  std::atomic<bool> draining{false};         // shutting down: refuse new connections
+  std::shared_ptr<tls_context> tls;     // null when tls.mode is off
+  http_handler* client_http = nullptr;  // non-upgrade requests on the client listener
+  http_handler* admin_http = nullptr;   // requests on the admin listener
+  std::atomic<bool> listening{false};   // listeners bound and accepting
+  std::atomic<bool> draining{false};    // shutting down: refuse new connections
 
   // Picks the worker for a new connection (round robin).
   worker& next_worker() {

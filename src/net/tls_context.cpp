@@ -43,12 +43,13 @@ std::shared_ptr<ssl::context> tls_context::build(const tls_config& cfg) {
   if (!cfg.ciphers.empty() && SSL_CTX_set_cipher_list(native, cfg.ciphers.c_str()) != 1) {
     throw config_error("tls.ciphers", "OpenSSL rejected the cipher list: " + openssl_error());
   }
-  if (!cfg.ciphersuites.empty() && SSL_CTX_set_ciphersuites(native, cfg.ciphersuites.c_str()) != 1) {
+  if (!cfg.ciphersuites.empty() &&
+      SSL_CTX_set_ciphersuites(native, cfg.ciphersuites.c_str()) != 1) {
     throw config_error("tls.ciphersuites", "OpenSSL rejected the suites: " + openssl_error());
   }
   if (SSL_CTX_use_certificate_chain_file(native, cfg.cert_file.c_str()) != 1) {
-    throw config_error("tls.cert_file",
-                       "cannot load certificate chain \"" + cfg.cert_file + "\": " + openssl_error());
+    throw config_error("tls.cert_file", "cannot load certificate chain \"" + cfg.cert_file +
+                                            "\": " + openssl_error());
   }
   if (SSL_CTX_use_PrivateKey_file(native, cfg.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
     throw config_error("tls.key_file",

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 
 #include "herald/ws/handshake.hpp"
@@ -91,7 +92,7 @@ class websocket_session final : public websocket_session_base {
     });
     if (!saturated) return send_result::queued;
     return ctx_.cfg.websocket.send_queue.policy == overflow_policy::drop ? send_result::dropped
-                                                                          : send_result::closing;
+                                                                         : send_result::closing;
   }
 
   void close(std::uint16_t code, std::string reason) override {
@@ -202,7 +203,8 @@ class websocket_session final : public websocket_session_base {
                               [s = self()](error_code ec, std::size_t n) { s->on_read(ec, n); });
     } else {
       // Wait for readability with no buffer: an idle connection holds no read memory.
-      stream_.async_wait(tcp::socket::wait_read, [s = self()](error_code ec) { s->on_readable(ec); });
+      stream_.async_wait(tcp::socket::wait_read,
+                         [s = self()](error_code ec) { s->on_readable(ec); });
     }
   }
 
@@ -279,7 +281,8 @@ class websocket_session final : public websocket_session_base {
       if (!drop_logged_) {
         drop_logged_ = true;  // once per connection; the counter has the rest
         ctx_.log.warn("connection.send_queue_full",
-                      {{"connectionId", id().view()}, {"policy", "drop"},
+                      {{"connectionId", id().view()},
+                       {"policy", "drop"},
                        {"queuedMessages", queue_.size() + writing_.size()},
                        {"queuedBytes", queue_bytes_}});
       }
@@ -287,7 +290,8 @@ class websocket_session final : public websocket_session_base {
     }
     m.send_queue_overflow_closes.add();
     ctx_.log.warn("connection.send_queue_full",
-                  {{"connectionId", id().view()}, {"policy", "close"},
+                  {{"connectionId", id().view()},
+                   {"policy", "close"},
                    {"queuedMessages", queue_.size() + writing_.size()},
                    {"queuedBytes", queue_bytes_}});
     // The client is not reading: what is queued would only arrive late. Drop it and close.
@@ -320,8 +324,9 @@ class websocket_session final : public websocket_session_base {
   void enqueue_close(std::string payload) {
     if (close_queued_) return;
     close_queued_ = true;
-    auto frame = make_frame(ws::opcode::close, std::make_shared<const std::string>(std::move(payload)),
-                            frame_kind::close);
+    auto frame =
+        make_frame(ws::opcode::close, std::make_shared<const std::string>(std::move(payload)),
+                   frame_kind::close);
     queue_bytes_ += frame.size();
     queue_.push_back(std::move(frame));
     request_flush();
@@ -335,9 +340,7 @@ class websocket_session final : public websocket_session_base {
     });
   }
 
-  void update_saturation() {
-    saturated_.store(over_limits(0), std::memory_order_relaxed);
-  }
+  void update_saturation() { saturated_.store(over_limits(0), std::memory_order_relaxed); }
 
   void request_flush() {
     if (write_active_ || flush_pending_ || state_ == state::closed) return;
@@ -384,7 +387,8 @@ class websocket_session final : public websocket_session_base {
     auto& m = worker_.metrics();
     m.bytes_out.add(bytes);
     std::size_t data_frames = 0;
-    for (const auto& f : writing_) data_frames += f.kind == frame_kind::data ? 1 : 0;
+    for (const auto& f : writing_)
+      data_frames += f.kind == frame_kind::data ? 1 : 0;
     m.messages_out.add(data_frames);
     queue_bytes_ -= batch_bytes_;
     writing_.clear();
@@ -443,7 +447,8 @@ class websocket_session final : public websocket_session_base {
     auto& m = worker_.metrics();
     m.connections_open.add(-1);
     m.connections_closed.add();
-    const auto lived = std::chrono::duration_cast<std::chrono::milliseconds>(worker_.now() - opened_);
+    const auto lived =
+        std::chrono::duration_cast<std::chrono::milliseconds>(worker_.now() - opened_);
     ctx_.log.info("connection.close", {{"connectionId", id().view()},
                                        {"code", close_code_},
                                        {"reason", close_reason_},
@@ -484,15 +489,16 @@ class websocket_session final : public websocket_session_base {
 }  // namespace
 
 template <class Stream>
-void start_websocket_session(Stream&& stream, std::string initial, connection_info info, worker& w,
+void start_websocket_session(Stream stream, std::string initial, connection_info info, worker& w,
                              server_context& ctx) {
-  auto session = std::make_shared<websocket_session<Stream>>(std::move(stream), std::move(info), w, ctx);
+  auto session =
+      std::make_shared<websocket_session<Stream>>(std::move(stream), std::move(info), w, ctx);
   session->start(std::move(initial));
 }
 
-template void start_websocket_session<plain_stream>(plain_stream&&, std::string, connection_info,
+template void start_websocket_session<plain_stream>(plain_stream, std::string, connection_info,
                                                     worker&, server_context&);
-template void start_websocket_session<tls_stream>(tls_stream&&, std::string, connection_info,
-                                                  worker&, server_context&);
+template void start_websocket_session<tls_stream>(tls_stream, std::string, connection_info, worker&,
+                                                  server_context&);
 
 }  // namespace herald::net

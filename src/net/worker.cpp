@@ -41,7 +41,9 @@ worker::worker(unsigned index, server_context& ctx)
   schedule_tick();
 }
 
-worker::~worker() { join(); }
+worker::~worker() {
+  join();
+}
 
 void worker::attach(websocket_session_base& s) {
   s.prev_ = nullptr;
@@ -76,7 +78,8 @@ void worker::flush_dirty() {
   // Sessions may schedule again while flushing; those go into the next turn.
   std::vector<std::shared_ptr<websocket_session_base>> batch;
   batch.swap(dirty_);
-  for (auto& s : batch) s->flush();
+  for (auto& s : batch)
+    s->flush();
   batch.clear();
   if (dirty_.empty() && batch.capacity() > dirty_.capacity()) dirty_.swap(batch);  // keep capacity
 }
@@ -88,7 +91,8 @@ void worker::close_all(std::uint16_t code, std::string_view reason) {
   for (auto* s = head_; s; s = s->next_) {
     all.push_back(std::static_pointer_cast<websocket_session_base>(s->shared_from_this()));
   }
-  for (auto& s : all) s->shutdown(code, reason);
+  for (auto& s : all)
+    s->shutdown(code, reason);
 }
 
 void worker::schedule_tick() {

@@ -6,9 +6,13 @@
 namespace herald::ws {
 namespace {
 
-bool is_control(opcode op) { return (static_cast<std::uint8_t>(op) & 0x8) != 0; }
+bool is_control(opcode op) {
+  return (static_cast<std::uint8_t>(op) & 0x8) != 0;
+}
 
-bool is_known(std::uint8_t op) { return op <= 0x2 || (op >= 0x8 && op <= 0xA); }
+bool is_known(std::uint8_t op) {
+  return op <= 0x2 || (op >= 0x8 && op <= 0xA);
+}
 
 std::size_t write_length(std::uint8_t* out, std::uint8_t first, std::uint64_t len, bool masked) {
   out[0] = first;
@@ -24,7 +28,8 @@ std::size_t write_length(std::uint8_t* out, std::uint8_t first, std::uint64_t le
     return 4;
   }
   out[1] = mask_bit | 127;
-  for (int i = 0; i < 8; ++i) out[2 + i] = static_cast<std::uint8_t>(len >> (56 - 8 * i));
+  for (int i = 0; i < 8; ++i)
+    out[2 + i] = static_cast<std::uint8_t>(len >> (56 - 8 * i));
   return 10;
 }
 
@@ -51,7 +56,8 @@ std::size_t encode_masked_header(std::uint8_t* out, opcode op, std::uint64_t pay
 
 void apply_mask(char* data, std::size_t size, std::array<std::uint8_t, 4> key, std::size_t offset) {
   std::uint8_t k[8];
-  for (std::size_t j = 0; j < 8; ++j) k[j] = key[(offset + j) & 3];
+  for (std::size_t j = 0; j < 8; ++j)
+    k[j] = key[(offset + j) & 3];
   std::uint64_t k64;
   std::memcpy(&k64, k, 8);
   std::size_t i = 0;
@@ -61,13 +67,15 @@ void apply_mask(char* data, std::size_t size, std::array<std::uint8_t, 4> key, s
     w ^= k64;
     std::memcpy(data + i, &w, 8);
   }
-  for (; i < size; ++i) data[i] = static_cast<char>(data[i] ^ static_cast<char>(k[i & 7]));
+  for (; i < size; ++i)
+    data[i] = static_cast<char>(data[i] ^ static_cast<char>(k[i & 7]));
 }
 
 std::string close_payload(std::uint16_t code, std::string_view reason) {
   std::size_t n = std::min<std::size_t>(reason.size(), max_control_payload - 2);
   // Never cut a multi-byte character in half.
-  while (n < reason.size() && n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
+  while (n < reason.size() && n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80)
+    --n;
   std::string out;
   out.reserve(2 + n);
   out += static_cast<char>(code >> 8);
@@ -91,7 +99,8 @@ bool decoder::parse_header(const std::uint8_t* h, std::size_t available, std::si
   std::uint64_t len = len7;
   if (ext != 0) {
     len = 0;
-    for (std::size_t i = 0; i < ext; ++i) len = (len << 8) | h[2 + i];
+    for (std::size_t i = 0; i < ext; ++i)
+      len = (len << 8) | h[2 + i];
   }
   frame_fin_ = (h[0] & 0x80) != 0;
   frame_rsv_ = h[0] & 0x70;
@@ -156,13 +165,18 @@ decode_status decoder::finish_frame(frame_handler& handler, std::string_view who
           return fail(close_code::protocol_error, "invalid close code");
         }
         reason = whole_payload.substr(2);
-        if (!is_valid_utf8(reason)) return fail(close_code::invalid_payload, "invalid UTF-8 in close reason");
+        if (!is_valid_utf8(reason))
+          return fail(close_code::invalid_payload, "invalid UTF-8 in close reason");
       }
       go_on = handler.on_close(code, reason);
       break;
     }
-    case opcode::ping: go_on = handler.on_ping(whole_payload); break;
-    case opcode::pong: go_on = handler.on_pong(whole_payload); break;
+    case opcode::ping:
+      go_on = handler.on_ping(whole_payload);
+      break;
+    case opcode::pong:
+      go_on = handler.on_pong(whole_payload);
+      break;
     default: {
       if (!frame_fin_) return decode_status::ok;  // more fragments to come
       in_message_ = false;
@@ -191,8 +205,8 @@ decode_status decoder::feed(std::span<char> data, frame_handler& handler) {
   while (pos < n) {
     if (!in_frame_) {
       std::size_t header_size = 0;
-      if (header_len_ == 0 &&
-          parse_header(reinterpret_cast<const std::uint8_t*>(data.data() + pos), n - pos, header_size)) {
+      if (header_len_ == 0 && parse_header(reinterpret_cast<const std::uint8_t*>(data.data() + pos),
+                                           n - pos, header_size)) {
         pos += header_size;
       } else {
         // Collect a header split across reads, a byte at a time until its size is known.

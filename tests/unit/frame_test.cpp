@@ -81,10 +81,13 @@ TEST(FrameEncode, HeaderLengthsFollowPayloadSize) {
 
 TEST(FrameEncode, ClosePayloadKeepsUtf8Intact) {
   EXPECT_EQ(close_payload(1000, ""), std::string("\x03\xe8", 2));
-  EXPECT_EQ(close_payload(1001, "bye"), std::string("\x03\xe9" "bye", 5));
+  EXPECT_EQ(close_payload(1001, "bye"), std::string("\x03\xe9"
+                                                    "bye",
+                                                    5));
   // 62 two-byte characters = 124 bytes: cut to 122 bytes (61 characters), not 123.
   std::string reason;
-  for (int i = 0; i < 62; ++i) reason += "\xc3\xa9";
+  for (int i = 0; i < 62; ++i)
+    reason += "\xc3\xa9";
   const std::string p = close_payload(1000, reason);
   EXPECT_EQ(p.size(), 2u + 122u);
   EXPECT_TRUE(is_valid_utf8(p.substr(2)));
@@ -124,14 +127,15 @@ TEST(FrameDecode, LengthEncodingsAndEmptyMessages) {
 }
 
 TEST(FrameDecode, FragmentedMessageWithInterleavedControlFrames) {
-  const std::string wire = client_frame(opcode::text, "Hel", false) +
-                           client_frame(opcode::ping, "p1") +
-                           client_frame(opcode::continuation, "lo, ", false) +
-                           client_frame(opcode::pong, "") +
-                           client_frame(opcode::continuation, "", false) +
-                           client_frame(opcode::continuation, "world") +
-                           client_frame(opcode::close, std::string("\x03\xe8" "done", 6));
-  const std::vector<std::string> expected{"ping:p1", "pong:", "text:Hello, world", "close:1000:done"};
+  const std::string wire =
+      client_frame(opcode::text, "Hel", false) + client_frame(opcode::ping, "p1") +
+      client_frame(opcode::continuation, "lo, ", false) + client_frame(opcode::pong, "") +
+      client_frame(opcode::continuation, "", false) + client_frame(opcode::continuation, "world") +
+      client_frame(opcode::close, std::string("\x03\xe8"
+                                              "done",
+                                              6));
+  const std::vector<std::string> expected{"ping:p1", "pong:", "text:Hello, world",
+                                          "close:1000:done"};
   // Same result whatever the read sizes: whole, and split at every possible size.
   for (std::size_t chunk = 0; chunk <= wire.size(); ++chunk) {
     const auto r = decode(wire, {}, chunk);
@@ -161,7 +165,10 @@ struct protocol_error_case {
 };
 
 TEST(FrameDecode, ProtocolErrorsCloseWithTheRightCode) {
-  std::string huge_length("\x81\xff\x80\x00\x00\x00\x00\x00\x00\x01" "\x37\xfa\x21\x3d", 14);
+  std::string huge_length(
+      "\x81\xff\x80\x00\x00\x00\x00\x00\x00\x01"
+      "\x37\xfa\x21\x3d",
+      14);
   const std::vector<protocol_error_case> cases{
       {"unmasked", client_frame(opcode::text, "x", true, false), close_code::protocol_error},
       {"rsv1", client_frame(opcode::text, "x", true, true, 0x40), close_code::protocol_error},
@@ -175,10 +182,14 @@ TEST(FrameDecode, ProtocolErrorsCloseWithTheRightCode) {
        client_frame(opcode::text, "a", false) + client_frame(opcode::text, "b"),
        close_code::protocol_error},
       {"one-byte close", client_frame(opcode::close, "\x03"), close_code::protocol_error},
-      {"close code 999", client_frame(opcode::close, std::string("\x03\xe7", 2)), close_code::protocol_error},
-      {"close code 1005", client_frame(opcode::close, std::string("\x03\xed", 2)), close_code::protocol_error},
-      {"close code 1006", client_frame(opcode::close, std::string("\x03\xee", 2)), close_code::protocol_error},
-      {"close code 5000", client_frame(opcode::close, std::string("\x13\x88", 2)), close_code::protocol_error},
+      {"close code 999", client_frame(opcode::close, std::string("\x03\xe7", 2)),
+       close_code::protocol_error},
+      {"close code 1005", client_frame(opcode::close, std::string("\x03\xed", 2)),
+       close_code::protocol_error},
+      {"close code 1006", client_frame(opcode::close, std::string("\x03\xee", 2)),
+       close_code::protocol_error},
+      {"close code 5000", client_frame(opcode::close, std::string("\x13\x88", 2)),
+       close_code::protocol_error},
       {"close reason not utf8", client_frame(opcode::close, std::string("\x03\xe8\xff", 3)),
        close_code::invalid_payload},
       {"text not utf8", client_frame(opcode::text, "\xc0\xaf"), close_code::invalid_payload},
@@ -240,7 +251,8 @@ TEST(FrameDecode, LimitsOnFrameAndMessageSize) {
                  client_frame(opcode::continuation, std::string(10, 'b')),
              limits);
   EXPECT_EQ(r.status, decode_status::ok);
-  EXPECT_EQ(r.events, (std::vector<std::string>{"text:" + std::string(10, 'a') + std::string(10, 'b')}));
+  EXPECT_EQ(r.events,
+            (std::vector<std::string>{"text:" + std::string(10, 'a') + std::string(10, 'b')}));
 }
 
 TEST(FrameDecode, OversizeIsRejectedFromTheHeaderAlone) {

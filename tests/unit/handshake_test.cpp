@@ -15,9 +15,9 @@ TEST(Handshake, ClientKeyMustBeSixteenBytesOfBase64) {
   EXPECT_TRUE(is_valid_client_key("dGhlIHNhbXBsZSBub25jZQ=="));
   EXPECT_TRUE(is_valid_client_key(" dGhlIHNhbXBsZSBub25jZQ== "));
   EXPECT_FALSE(is_valid_client_key(""));
-  EXPECT_FALSE(is_valid_client_key("dGhlIHNhbXBsZSBub25jZQ"));      // no padding
-  EXPECT_FALSE(is_valid_client_key("dGhlIHNhbXBsZSBub25jZXg="));    // 17 bytes
-  EXPECT_FALSE(is_valid_client_key("dGhlIHNhbXBsZSBub25jZR=="));    // non-canonical
+  EXPECT_FALSE(is_valid_client_key("dGhlIHNhbXBsZSBub25jZQ"));    // no padding
+  EXPECT_FALSE(is_valid_client_key("dGhlIHNhbXBsZSBub25jZXg="));  // 17 bytes
+  EXPECT_FALSE(is_valid_client_key("dGhlIHNhbXBsZSBub25jZR=="));  // non-canonical
   EXPECT_FALSE(is_valid_client_key("dGhlIHNhbXBsZSBub25j*Q=="));
 }
 

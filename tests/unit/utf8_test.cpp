@@ -8,13 +8,14 @@ namespace herald::ws {
 namespace {
 
 TEST(Utf8, AcceptsValidText) {
-  for (const std::string& s : {std::string(""), std::string("plain ascii, long enough for the fast path"),
-                              std::string("caf\xc3\xa9"), std::string("\xe2\x82\xac"),          // U+20AC
-                              std::string("\xf0\x9f\x98\x80"),                                  // U+1F600
-                              std::string("\xed\x9f\xbf"),                                      // U+D7FF
-                              std::string("\xee\x80\x80"),                                      // U+E000
-                              std::string("\xf4\x8f\xbf\xbf"),                                  // U+10FFFF
-                              std::string("\x00", 1), std::string("\x7f")}) {
+  for (const std::string& s :
+       {std::string(""), std::string("plain ascii, long enough for the fast path"),
+        std::string("caf\xc3\xa9"), std::string("\xe2\x82\xac"),  // U+20AC
+        std::string("\xf0\x9f\x98\x80"),                          // U+1F600
+        std::string("\xed\x9f\xbf"),                              // U+D7FF
+        std::string("\xee\x80\x80"),                              // U+E000
+        std::string("\xf4\x8f\xbf\xbf"),                          // U+10FFFF
+        std::string("\x00", 1), std::string("\x7f")}) {
     EXPECT_TRUE(is_valid_utf8(s)) << s;
   }
 }
@@ -33,9 +34,9 @@ TEST(Utf8, RejectsInvalidSequences) {
            std::string("\xf4\x90\x80\x80"),  // U+110000
            std::string("\xf5\x80\x80\x80"),  // invalid lead byte
            std::string("\xff"),
-           std::string("\xc3"),              // truncated
-           std::string("\xe2\x82"),          // truncated
-           std::string("\xc3\x28"),          // bad continuation
+           std::string("\xc3"),      // truncated
+           std::string("\xe2\x82"),  // truncated
+           std::string("\xc3\x28"),  // bad continuation
            std::string("abcdefgh\xc3\x28ijklmnop"),
        }) {
     EXPECT_FALSE(is_valid_utf8(s)) << testing::PrintToString(s);
@@ -43,7 +44,9 @@ TEST(Utf8, RejectsInvalidSequences) {
 }
 
 TEST(Utf8, IncrementalMatchesWholeAtEverySplit) {
-  const std::string text = "Gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac 100 \xf0\x9f\x98\x80 done.";
+  const std::string text =
+      "Gr\xc3\xbc\xc3\x9f"
+      "e \xe2\x82\xac 100 \xf0\x9f\x98\x80 done.";
   for (std::size_t a = 0; a <= text.size(); ++a) {
     for (std::size_t b = a; b <= text.size(); ++b) {
       utf8_validator v;

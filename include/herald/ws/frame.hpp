@@ -50,7 +50,8 @@ inline constexpr std::size_t max_header_bytes = 14;  // 2 + 8 (length) + 4 (mask
 inline constexpr std::size_t max_control_payload = 125;
 
 // Writes an unmasked (server-to-client) frame header; returns its length (2..10).
-std::size_t encode_header(std::uint8_t* out, opcode op, std::uint64_t payload_length, bool fin = true);
+std::size_t encode_header(std::uint8_t* out, opcode op, std::uint64_t payload_length,
+                          bool fin = true);
 
 // Writes a masked (client-to-server) header; returns its length (6..14). The payload must be
 // masked with the same key (apply_mask).
@@ -58,9 +59,11 @@ std::size_t encode_masked_header(std::uint8_t* out, opcode op, std::uint64_t pay
                                  std::array<std::uint8_t, 4> key, bool fin = true);
 
 // XORs `data` with the key, starting at key offset `offset % 4`.
-void apply_mask(char* data, std::size_t size, std::array<std::uint8_t, 4> key, std::size_t offset = 0);
+void apply_mask(char* data, std::size_t size, std::array<std::uint8_t, 4> key,
+                std::size_t offset = 0);
 
-// Payload of a close frame: 2-byte code + reason, the reason cut at a UTF-8 boundary to fit 125 bytes.
+// Payload of a close frame: 2-byte code + reason, the reason cut at a UTF-8 boundary to fit 125
+// bytes.
 std::string close_payload(std::uint16_t code, std::string_view reason);
 
 struct decoder_limits {

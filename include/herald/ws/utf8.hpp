@@ -17,8 +17,8 @@ class utf8_validator {
   void reset() { need_ = 0, lo_ = 0x80, hi_ = 0xBF, failed_ = false; }
 
  private:
-  std::uint8_t need_ = 0;    // continuation bytes still expected
-  std::uint8_t lo_ = 0x80;   // allowed range of the next continuation byte
+  std::uint8_t need_ = 0;   // continuation bytes still expected
+  std::uint8_t lo_ = 0x80;  // allowed range of the next continuation byte
   std::uint8_t hi_ = 0xBF;
   bool failed_ = false;
 };

@@ -1,0 +1,43 @@
+# Shared by scripts/run and scripts/test: installing what is missing from Debian's packages.
+# Idempotent and quick when everything is present (no apt-get update unless something is missing).
+
+BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libboost1.81-dev nlohmann-json3-dev libspdlog-dev
+                libhiredis-dev libssl-dev libgtest-dev)
+TEST_PACKAGES=(redis-server openssl)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# ensure_packages PKG...: apt-get install the ones that are not installed.
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "==> installing ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Node.js (>= 18) and npm for the integration tests: Debian's, unless a node is already there.
+ensure_node() {
+  if command -v node >/dev/null && command -v npm >/dev/null; then
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]')
+    [ "$major" -ge 18 ] && return 0
+  fi
+  ensure_packages nodejs npm
+}
+
+# npm ci in DIR, skipped when node_modules already matches package-lock.json.
+ensure_npm_deps() {
+  local dir=$1 stamp hash
+  stamp="$dir/node_modules/.herald-lock-hash"
+  hash=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ]; then return 0; fi
+  echo "==> npm ci in $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$hash" > "$stamp"
+}

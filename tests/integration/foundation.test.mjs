@@ -1,0 +1,390 @@
+// The server skeleton through the real binary: health, readiness, echo over ws and wss,
+// HTTP limits, configuration errors and an orderly stop.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHerald, runHerald, tempDir, makeCertificate, writeJson } from './lib/herald.mjs';
+import { connect, handshakeStatus, RawClient, rawHttp, maskedFrame, OP } from './lib/clients.mjs';
+
+describe('health and readiness', () => {
+  let h;
+  before(async () => {
+    h = await startHerald();
+  });
+  after(() => h.stop());
+
+  test('/healthz and /readyz answer JSON on both listeners', async () => {
+    for (const base of [h.httpUrl, h.adminUrl]) {
+      const health = await fetch(`${base}/healthz`);
+      assert.equal(health.status, 200);
+      assert.equal(health.headers.get('content-type'), 'application/json');
+      assert.deepEqual(await health.json(), { status: 'ok' });
+      const ready = await fetch(`${base}/readyz`);
+      assert.equal(ready.status, 200);
+      assert.deepEqual(await ready.json(), { status: 'ready' });
+    }
+  });
+
+  test('HEAD works, other methods are refused with Allow', async () => {
+    const head = await fetch(`${h.adminUrl}/healthz`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    const post = await fetch(`${h.adminUrl}/healthz`, { method: 'POST' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET, HEAD');
+    assert.equal((await post.json()).error, 'method_not_allowed');
+  });
+
+  test('unknown paths get a JSON 404; the WebSocket path without an upgrade gets 426', async () => {
+    const missing = await fetch(`${h.httpUrl}/nope`);
+    assert.equal(missing.status, 404);
+    assert.deepEqual(await missing.json(), { error: 'not_found', message: 'no such endpoint' });
+    const plain = await fetch(`${h.httpUrl}/`);
+    assert.equal(plain.status, 426);
+    assert.equal(plain.headers.get('upgrade'), 'websocket');
+    assert.equal((await plain.json()).error, 'upgrade_required');
+  });
+
+  test('keep-alive: several requests on one connection', async () => {
+    const req = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
+    const r = await rawHttp(h.adminPort, req);
+    assert.equal((r.raw.match(/HTTP\/1.1 200 OK/g) || []).length, 2);
+  });
+
+  test('oversized headers get 431, an overlong URL 414, garbage 400', async () => {
+    const big = await rawHttp(h.adminPort, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(9000)}\r\n\r\n`);
+    assert.equal(big.status, 431);
+    assert.equal(JSON.parse(big.body).error, 'headers_too_large');
+    const url = await rawHttp(h.adminPort, `GET /${'u'.repeat(4100)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.equal(url.status, 414);
+    const garbage = await rawHttp(h.adminPort, 'NOT HTTP AT ALL\r\n\r\n');
+    assert.equal(garbage.status, 400);
+  });
+});
+
+describe('WebSocket echo (skeleton behaviour)', () => {
+  let h;
+  before(async () => {
+    h = await startHerald({ websocket: { subprotocols: ['herald.v1', 'chat'] } });
+  });
+  after(() => h.stop());
+
+  test('text messages come back in order, small and large', async () => {
+    const c = await connect(h.url);
+    const sent = ['hello', '', 'ü€😀', 'x'.repeat(125), 'y'.repeat(126), 'z'.repeat(70000)];
+    for (const m of sent) c.send(m);
+    for (const m of sent) assert.equal(await c.next(), m);
+    const closed = await c.close(1000, 'bye');
+    assert.equal(closed.code, 1000);
+  });
+
+  test('the connection is logged open and closed with its id and close code', async () => {
+    const before = h.events('connection.open').length;
+    const c = await connect(h.url);
+    await h.waitForLog(() => h.events('connection.open').length > before);
+    const opened = h.events('connection.open')[before];
+    assert.match(opened.connectionId, /^[A-Za-z0-9_-]{20}$/);
+    assert.equal(opened.sourceIp, '127.0.0.1');
+    await c.close(4001, 'done here');
+    const closed = await h.waitForLog((l) => l.event === 'connection.close' && l.connectionId === opened.connectionId);
+    assert.equal(closed.code, 4001);
+    assert.equal(closed.reason, 'done here');
+  });
+
+  test('a subprotocol we speak is chosen in our order of preference', async () => {
+    const c = await connect(h.url, { protocols: ['chat', 'herald.v1'] });
+    assert.equal(c.ws.protocol, 'herald.v1');
+    c.ws.close();
+    // Nothing in common: the response names no subprotocol and the client decides
+    // (browsers and ws then fail the connection, as RFC 6455 lets them).
+    const none = await RawClient.open(h.clientPort, { headers: { 'Sec-WebSocket-Protocol': 'other' } });
+    assert.equal(none.status, 101);
+    assert.equal(none.headers['sec-websocket-protocol'], undefined);
+    none.destroy();
+  });
+
+  test('many clients at once each get their own echoes', async () => {
+    const clients = await Promise.all(Array.from({ length: 50 }, () => connect(h.url)));
+    clients.forEach((c, i) => c.send(`client-${i}`));
+    const replies = await Promise.all(clients.map((c) => c.next()));
+    replies.forEach((r, i) => assert.equal(r, `client-${i}`));
+    await Promise.all(clients.map((c) => c.close()));
+  });
+
+  test('frames sent right behind the handshake request are not lost', async () => {
+    // The raw client writes the upgrade and a frame in one go.
+    const key = 'dGhlIHNhbXBsZSBub25jZQ==';
+    const head = `GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+    const c = await RawClient.open(h.clientPort, { request: Buffer.concat([Buffer.from(head), maskedFrame(OP.text, 'early bird')]) });
+    assert.equal(c.status, 101);
+    assert.equal(c.headers['sec-websocket-accept'], 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
+    const f = await c.waitFrame((fr) => fr.opcode === OP.text);
+    assert.equal(f.payload.toString(), 'early bird');
+    c.destroy();
+  });
+
+  test('bad handshakes are refused with a JSON reason', async () => {
+    const noKey = await RawClient.open(h.clientPort, {
+      request: 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    });
+    assert.equal(noKey.status, 400);
+    const oldVersion = await RawClient.open(h.clientPort, {
+      request: 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n',
+    });
+    assert.equal(oldVersion.status, 426);
+    assert.equal(oldVersion.headers['sec-websocket-version'], '13');
+    const wrongPath = await handshakeStatus(`${h.url}/elsewhere`);
+    assert.equal(wrongPath.status, 404);
+  });
+});
+
+describe('WebSocket limits and keepalive', () => {
+  let h;
+  before(async () => {
+    h = await startHerald({
+      websocket: {
+        max_message_bytes: '1KiB',
+        max_frame_bytes: '1KiB',
+        idle_timeout: '800ms',
+        ping_interval: '200ms',
+        pong_timeout: '300ms',
+        send_queue: { max_messages: 64, max_bytes: '16KiB', policy: 'close', write_timeout: '1s' },
+      },
+    });
+  });
+  after(() => h.stop());
+
+  test('a message over the limit closes with 1009', async () => {
+    const c = await connect(h.url);
+    c.send('x'.repeat(1025));
+    const { code } = await c.closed;
+    assert.equal(code, 1009);
+  });
+
+  test('binary frames are rejected with 1003 by default, as AWS does', async () => {
+    const c = await connect(h.url);
+    c.ws.send(Buffer.from([1, 2, 3]));
+    const { code, reason } = await c.closed;
+    assert.equal(code, 1003);
+    assert.equal(reason, 'binary frames are not supported');
+  });
+
+  test('protocol violations close with 1002, invalid UTF-8 with 1007', async () => {
+    const unmasked = await RawClient.open(h.clientPort);
+    unmasked.send(OP.text, 'hi', { mask: false });
+    assert.equal((await unmasked.waitClose()).code, 1002);
+    await unmasked.ended;
+    const badText = await RawClient.open(h.clientPort);
+    badText.send(OP.text, Buffer.from([0xc0, 0xaf]));
+    assert.equal((await badText.waitClose()).code, 1007);
+    await badText.ended;
+  });
+
+  test('the server pings a quiet client; a client that answers stays connected', async () => {
+    const c = await connect(h.url);  // ws answers pings automatically
+    let pings = 0;
+    c.ws.on('ping', () => pings++);
+    // Keep it active (idle timeout is 800 ms) while pings flow.
+    for (let i = 0; i < 6; i++) {
+      c.send(`keepalive ${i}`);
+      await c.next();
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.ok(pings >= 1, `expected pings, saw ${pings}`);
+    assert.equal(c.closeInfo, undefined);
+    c.ws.close();
+  });
+
+  test('a client that never answers pings is dropped after the pong timeout', async () => {
+    const c = await RawClient.open(h.clientPort);
+    // Ignore everything: no pong. Expect a ping, then the TCP connection to end.
+    await c.waitFrame((f) => f.opcode === OP.ping, 2000);
+    const start = Date.now();
+    await c.ended;
+    assert.ok(Date.now() - start < 2000);
+    const closed = await h.waitForLog((l) => l.event === 'connection.close' && l.reason === 'pong timeout');
+    assert.equal(closed.code, 1006);
+  });
+
+  test('an idle connection is closed with 1001', async () => {
+    const c = await RawClient.open(h.clientPort);
+    // Answer pings (so liveness is fine) but send no messages.
+    c.listeners.push((f) => {
+      if (f.opcode === OP.ping) c.send(OP.pong, f.payload);
+      return false;
+    });
+    const close = await c.waitClose(3000);
+    assert.equal(close.code, 1001);
+    assert.equal(close.reason, 'idle timeout');
+  });
+
+  test('a client that stops reading is closed (1008) without delaying others', async () => {
+    const slow = await RawClient.open(h.clientPort);
+    slow.pause();  // reads nothing from now on
+    const fast = await connect(h.url);
+    // Echoes pile up for the slow client until its queue overflows.
+    const chunk = 'q'.repeat(1000);
+    let fastReplies = 0;
+    const overflowed = () => h.events('connection.send_queue_full').length > 0;
+    // Paced (8 KB per millisecond) so the queue only grows once the kernel's socket buffers
+    // are full; bounded at 64 MB, far more than those buffers hold.
+    for (let i = 0; i < 64000 && !overflowed() && !slow.socket.destroyed; i++) {
+      slow.sendText(chunk);
+      if (i % 500 === 0) {
+        fast.send(`still here ${i}`);
+        assert.equal(await fast.next(), `still here ${i}`);
+        fastReplies++;
+      }
+      if (i % 8 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    assert.ok(overflowed(), 'the slow client never overflowed');
+    const closed = await h.waitForLog((l) => l.event === 'connection.send_queue_full', 5000);
+    assert.equal(closed.policy, 'close');
+    const end = await h.waitForLog((l) => l.event === 'connection.close' && l.connectionId === closed.connectionId);
+    assert.equal(end.code, 1008);
+    assert.ok(fastReplies >= 1);
+    fast.send('after');
+    assert.equal(await fast.next(), 'after');
+    fast.ws.close();
+    slow.destroy();
+  });
+});
+
+describe('TLS', () => {
+  let dir;
+  let cert;
+  before(() => {
+    dir = tempDir();
+    cert = makeCertificate(dir);
+  });
+
+  test('tls.mode=auto serves ws:// and wss:// on the same port', async () => {
+    const h = await startHerald({ tls: { mode: 'auto', cert_file: cert.cert, key_file: cert.key } });
+    try {
+      const secure = await connect(h.wssUrl);
+      secure.send('over tls');
+      assert.equal(await secure.next(), 'over tls');
+      secure.send('t'.repeat(50000));
+      assert.equal(await secure.next(), 't'.repeat(50000));
+      secure.ws.close();
+      const plain = await connect(h.url);
+      plain.send('in the clear');
+      assert.equal(await plain.next(), 'in the clear');
+      plain.ws.close();
+      const health = await fetch(`${h.httpUrl}/healthz`);
+      assert.equal(health.status, 200);
+    } finally {
+      await h.stop();
+    }
+  });
+
+  test('tls.mode=required refuses plain connections and negotiates TLS 1.2+', async () => {
+    const h = await startHerald({ tls: { mode: 'required', cert_file: cert.cert, key_file: cert.key } });
+    try {
+      const secure = await connect(h.wssUrl);
+      const version = secure.ws._socket.getProtocol();
+      assert.ok(version === 'TLSv1.3' || version === 'TLSv1.2', version);
+      secure.send('ok');
+      assert.equal(await secure.next(), 'ok');
+      secure.ws.close();
+      await assert.rejects(connect(h.url, { timeoutMs: 1000 }));
+      const old = await RawClient.open(h.clientPort, { tlsOptions: { maxVersion: 'TLSv1.1', minVersion: 'TLSv1' } }).catch((e) => e);
+      assert.ok(old instanceof Error, 'TLS 1.1 must be refused');
+    } finally {
+      await h.stop();
+    }
+  });
+
+  test('an unusable key is a configuration error naming the key', () => {
+    const badKey = writeJson(dir, 'bad-key.pem', 'not a key');
+    const file = writeJson(dir, 'tls.json', { tls: { mode: 'auto', cert_file: cert.cert, key_file: badKey } });
+    const r = runHerald(['--config', file, '--listen', '127.0.0.1:0', '--admin.listen', '127.0.0.1:0']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /tls\.key_file: cannot load private key/);
+  });
+});
+
+describe('command line and configuration errors', () => {
+  test('--version, --help and --check-config', () => {
+    assert.match(runHerald(['--version']).stdout, /^herald \d+\.\d+\.\d+/);
+    const help = runHerald(['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /HERALD_WEBSOCKET_IDLE_TIMEOUT/);
+    const dir = tempDir();
+    const good = writeJson(dir, 'good.json', { listen: '127.0.0.1:0' });
+    const ok = runHerald(['--config', good, '--check-config']);
+    assert.equal(ok.code, 0);
+    assert.match(ok.stdout, /configuration OK/);
+  });
+
+  test('a bad file gives one clear line and exit code 2', () => {
+    const dir = tempDir();
+    const cases = [
+      [{ websocket: { idle_timeot: '5s' } }, /websocket\.idle_timeot: unknown key .*did you mean 'websocket\.idle_timeout'/],
+      [{ websocket: { idle_timeout: 5 } }, /websocket\.idle_timeout: expected a duration/],
+      ['{"listen": ', /invalid JSON: parse error at line 1/],
+    ];
+    for (const [content, pattern] of cases) {
+      const file = writeJson(dir, 'bad.json', content);
+      const r = runHerald(['--config', file]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, pattern);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+    const missing = runHerald(['--config', '/nonexistent/herald.json']);
+    assert.equal(missing.code, 2);
+  });
+
+  test('environment variables and flags override the file', () => {
+    const dir = tempDir();
+    const file = writeJson(dir, 'c.json', { log: { format: 'text' } });
+    const r = runHerald(['--config', file, '--print-config', '--log-format', 'json'], {
+      env: { HERALD_WEBSOCKET_IDLE_TIMEOUT: '42s' },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const effective = JSON.parse(r.stdout);
+    assert.equal(effective.log.format, 'json');
+    assert.equal(effective.websocket.idle_timeout, '42s');
+    const bad = runHerald(['--config', file, '--check-config'], { env: { HERALD_WEBSOCKET_IDLE_TIMEOUT: 'soon' } });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /\(in HERALD_WEBSOCKET_IDLE_TIMEOUT\)/);
+  });
+
+  test('an address already in use is a start-up failure (exit 1) naming the listener', async () => {
+    const h = await startHerald();
+    try {
+      const r = runHerald(['--listen', `127.0.0.1:${h.clientPort}`, '--admin.listen', '127.0.0.1:0']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /listen: cannot listen on 127\.0\.0\.1:\d+/);
+    } finally {
+      await h.stop();
+    }
+  });
+});
+
+describe('orderly stop', () => {
+  test('SIGTERM: readiness drops, clients get 1001, the process exits 0', async () => {
+    const h = await startHerald();
+    const clients = await Promise.all([connect(h.url), connect(h.url), connect(h.url)]);
+    h.proc.kill('SIGTERM');
+    const codes = await Promise.all(clients.map((c) => c.closed));
+    for (const { code, reason } of codes) {
+      assert.equal(code, 1001);
+      assert.equal(reason, 'server shutting down');
+    }
+    const { code } = await h.stop();
+    assert.equal(code, 0);
+    assert.ok(h.events('server.stopping').length === 1);
+  });
+
+  test('a second signal stops at once even with a stuck client', async () => {
+    const h = await startHerald({ shutdown: { drain_timeout: '30s' } });
+    const stuck = await RawClient.open(h.clientPort);  // never answers the close frame
+    h.proc.kill('SIGTERM');
+    await stuck.waitClose();
+    const t0 = Date.now();
+    h.proc.kill('SIGINT');
+    const { code } = await h.stop();
+    assert.equal(code, 0);
+    assert.ok(Date.now() - t0 < 3000);
+    stuck.destroy();
+  });
+});
