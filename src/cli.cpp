@@ -32,6 +32,10 @@ cli_options parse_cli(int argc, const char* const* argv, const char* env_config,
       out.what = cli_options::action::print_config;
       continue;
     }
+    if (arg == "--config-reference") {
+      out.what = cli_options::action::config_reference;
+      continue;
+    }
     if (arg.rfind("--", 0) != 0 || arg.size() == 2) {
       throw config_error("", "unexpected argument \"" + arg + "\" (see herald --help)");
     }

@@ -11,6 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "config_schema.hpp"
+#include "herald/cidr.hpp"
+#include "herald/route_selector.hpp"
+#include "herald/text.hpp"
 
 namespace herald {
 
@@ -38,17 +41,10 @@ std::uint64_t parse_number_prefix(std::string_view text, std::string_view& rest)
   return value;
 }
 
-std::string trim(std::string_view s) {
-  const auto b = s.find_first_not_of(" \t");
-  if (b == std::string_view::npos) return {};
-  const auto e = s.find_last_not_of(" \t");
-  return std::string(s.substr(b, e - b + 1));
-}
-
 }  // namespace
 
 duration parse_duration(std::string_view text) {
-  const std::string t = trim(text);
+  const std::string t(trim(text));
   std::string_view rest;
   const std::uint64_t n = parse_number_prefix(t, rest);
   std::uint64_t factor_ms = 0;
@@ -70,7 +66,7 @@ duration parse_duration(std::string_view text) {
 }
 
 std::size_t parse_size(std::string_view text) {
-  const std::string t = trim(text);
+  const std::string t(trim(text));
   std::string_view rest;
   const std::uint64_t n = parse_number_prefix(t, rest);
   while (!rest.empty() && rest.front() == ' ')
@@ -335,10 +331,49 @@ void validate(const config& cfg) {
                          "\"" + p + "\" is not a valid subprotocol token");
     }
   }
+  for (const auto& p : cfg.http.trusted_proxies) {
+    if (!cidr::parse(p)) {
+      throw config_error("http.trusted_proxies",
+                         "\"" + p + "\" is not an address or CIDR range such as 10.0.0.0/8");
+    }
+  }
+  try {
+    route_selector check(cfg.routing.selection_expression);
+  } catch (const std::invalid_argument& e) {
+    throw config_error("routing.selection_expression", e.what());
+  }
+  std::vector<std::string> names{"echo"};
+  for (const auto& ic : cfg.integrations)
+    names.push_back(ic.name);
+  for (const auto& r : cfg.routes) {
+    if (!find_integration(cfg, r.integration)) {
+      std::string message = "unknown integration \"" + r.integration + "\"";
+      const std::string hint = detail::suggest_key(r.integration, names);
+      if (!hint.empty()) message += "; did you mean \"" + hint + "\"?";
+      throw config_error("routes." + r.key + ".integration",
+                         message + " (define it under integrations)");
+    }
+  }
   if (cfg.http.max_url_bytes >= cfg.http.max_header_bytes) {
     throw config_error("http.max_url_bytes", "must be smaller than http.max_header_bytes (" +
                                                  format_size(cfg.http.max_header_bytes) + ")");
   }
+}
+
+const integration_config* find_integration(const config& cfg, const std::string& name) {
+  for (const auto& ic : cfg.integrations) {
+    if (ic.name == name) return &ic;
+  }
+  if (name == "echo") {
+    static const integration_config builtin_echo = [] {
+      integration_config ic;
+      ic.name = "echo";
+      ic.kind = integration_kind::echo;
+      return ic;
+    }();
+    return &builtin_echo;
+  }
+  return nullptr;
 }
 
 std::string dump_config(const config& cfg) {
@@ -353,6 +388,30 @@ std::string dump_config(const config& cfg) {
     (*node)[std::string(key)] = opt.get(cfg);
   }
   return out.dump(2);
+}
+
+std::string config_reference_markdown() {
+  const config defaults;
+  std::string out;
+  std::string section = "-";
+  for (const auto& opt : detail::option_table()) {
+    const auto dot = opt.key.find('.');
+    const std::string s = dot == std::string::npos ? "(top level)" : opt.key.substr(0, dot);
+    if (s != section) {
+      section = s;
+      out += "\n### " + s +
+             "\n\n| Key | Type | Default | Environment | Description |\n|---|---|---|---|---|\n";
+    }
+    std::string type = opt.type;
+    for (std::size_t p = type.find('|'); p != std::string::npos; p = type.find('|', p + 2))
+      type.insert(p, "\\");
+    std::string def = opt.get(defaults).dump();
+    for (std::size_t p = def.find('|'); p != std::string::npos; p = def.find('|', p + 2))
+      def.insert(p, "\\");
+    out += "| `" + opt.key + "` | " + type + " | `" + def + "` | `" + detail::env_name(opt.key) +
+           "` | " + opt.description + " |\n";
+  }
+  return out;
 }
 
 std::vector<option_info> describe_options() {

@@ -215,7 +215,262 @@ option_def list_opt(std::string key, std::string desc, Acc acc) {
           [acc](const config& c) { return json(acc(c)); }};
 }
 
-constexpr std::uint64_t kMaxU64 = std::numeric_limits<std::uint64_t>::max();
+template <class Acc>
+option_def number_opt(std::string key, std::string desc, Acc acc, double min, double max) {
+  return {key, "number", std::move(desc),
+          [key, acc, min, max](config& c, const json& v, bool text) {
+            double d = 0;
+            if (v.is_number()) {
+              d = v.get<double>();
+            } else if (text && v.is_string()) {
+              try {
+                std::size_t used = 0;
+                d = std::stod(v.get<std::string>(), &used);
+                if (used != v.get<std::string>().size()) bad(key, "a number", v);
+              } catch (const std::logic_error&) {
+                bad(key, "a number", v);
+              }
+            } else {
+              bad(key, "a number", v);
+            }
+            if (!(d >= min && d <= max)) {
+              throw config_error(key, "must be between " + json(min).dump() + " and " +
+                                          json(max).dump() + ", got " + json(d).dump());
+            }
+            acc(c) = d;
+          },
+          [acc](const config& c) { return json(acc(c)); }};
+}
+
+// Structured keys (routes, integrations) take a JSON object; from the environment or a flag
+// the value is JSON text.
+json object_value(const std::string& key, const json& v, bool from_text) {
+  if (from_text && v.is_string()) {
+    json parsed = json::parse(v.get<std::string>(), nullptr, false, true);
+    if (parsed.is_discarded()) bad(key, "a JSON object", v);
+    return parsed;
+  }
+  return v;
+}
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+header_list to_headers(const std::string& key, const json& v) {
+  if (!v.is_object()) bad(key, "an object of header names to string values", v);
+  header_list out;
+  for (const auto& [name, value] : v.items()) {
+    if (!value.is_string()) bad(key + "." + name, "a string", value);
+    if (name.empty() || name.find_first_of(" :\r\n") != std::string::npos) {
+      throw config_error(key, "\"" + name + "\" is not a valid header name");
+    }
+    const std::string text = value.get<std::string>();
+    if (text.find_first_of("\r\n") != std::string::npos) {
+      throw config_error(key + "." + name, "header values cannot contain line breaks");
+    }
+    out.emplace_back(name, text);
+  }
+  return out;
+}
+
+json from_headers(const header_list& headers) {
+  json out = json::object();
+  for (const auto& [k, v] : headers)
+    out[k] = v;
+  return out;
+}
+
+void check_known_members(const std::string& key, const json& obj,
+                         const std::vector<std::string>& known) {
+  for (const auto& [name, value] : obj.items()) {
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    std::vector<std::string> full;
+    for (const auto& k : known)
+      full.push_back(key + "." + k);
+    std::string message = "unknown key";
+    const std::string hint = suggest_key(key + "." + name, full);
+    if (!hint.empty()) message += "; did you mean '" + hint + "'?";
+    throw config_error(key + "." + name, message);
+  }
+}
+
+integration_config parse_integration(const std::string& key, const std::string& name,
+                                     const json& v) {
+  if (!v.is_object()) bad(key, "an object with a \"type\"", v);
+  integration_config ic;
+  ic.name = name;
+  const auto type = v.find("type");
+  if (type == v.end()) throw config_error(key + ".type", "required (http | echo | mock)");
+  const std::string t = type->is_string() ? type->get<std::string>() : "";
+  if (t == "http") {
+    ic.kind = integration_kind::http;
+    check_known_members(key, v,
+                        {"type", "url", "mode", "timeout", "connect_timeout", "keepalive_timeout",
+                         "max_concurrency", "max_pending", "max_response_bytes", "headers",
+                         "tls_verify", "ca_file"});
+    const auto url = v.find("url");
+    if (url == v.end()) throw config_error(key + ".url", "required for an http integration");
+    ic.url = as_string(key + ".url", *url, "an http:// or https:// URL");
+    if (!(ic.url.starts_with("http://") || ic.url.starts_with("https://")) || ic.url.size() < 10) {
+      bad(key + ".url", "an http:// or https:// URL", *url);
+    }
+    if (const auto m = v.find("mode"); m != v.end()) {
+      const std::string mode = m->is_string() ? m->get<std::string>() : "";
+      if (mode == "http") {
+        ic.mode = response_mode::http;
+      } else if (mode == "lambda-proxy") {
+        ic.mode = response_mode::lambda_proxy;
+      } else {
+        bad(key + ".mode", "one of http | lambda-proxy", *m);
+      }
+    }
+    const auto dur = [&](const char* member, duration& out, duration min, duration max) {
+      if (const auto it = v.find(member); it != v.end()) {
+        out = to_duration(key + "." + member, *it);
+        if (out < min || out > max) {
+          throw config_error(key + "." + member, "must be between " + format_duration(min) +
+                                                     " and " + format_duration(max));
+        }
+      }
+    };
+    dur("timeout", ic.timeout, std::chrono::milliseconds(10), std::chrono::seconds(600));
+    dur("connect_timeout", ic.connect_timeout, std::chrono::milliseconds(10),
+        std::chrono::seconds(120));
+    dur("keepalive_timeout", ic.keepalive_timeout, duration::zero(), std::chrono::seconds(3600));
+    const auto count = [&](const char* member, std::size_t& out, std::uint64_t min,
+                           std::uint64_t max) {
+      if (const auto it = v.find(member); it != v.end()) {
+        const auto n = to_count(key + "." + member, *it, false);
+        check_range<std::uint64_t>(key + "." + member, n, min, max,
+                                   std::to_string(min) + " and " + std::to_string(max));
+        out = static_cast<std::size_t>(n);
+      }
+    };
+    count("max_concurrency", ic.max_concurrency, 1, 100000);
+    count("max_pending", ic.max_pending, 0, 1000000);
+    if (const auto it = v.find("max_response_bytes"); it != v.end()) {
+      ic.max_response_bytes = to_size(key + ".max_response_bytes", *it);
+    }
+    if (const auto it = v.find("headers"); it != v.end())
+      ic.headers = to_headers(key + ".headers", *it);
+    if (const auto it = v.find("tls_verify"); it != v.end())
+      ic.tls_verify = to_bool(key + ".tls_verify", *it, false);
+    if (const auto it = v.find("ca_file"); it != v.end())
+      ic.ca_file = as_string(key + ".ca_file", *it, "a path");
+  } else if (t == "echo") {
+    ic.kind = integration_kind::echo;
+    check_known_members(key, v, {"type"});
+  } else if (t == "mock") {
+    ic.kind = integration_kind::mock;
+    check_known_members(key, v, {"type", "status", "body", "headers"});
+    if (const auto it = v.find("status"); it != v.end()) {
+      const auto n = to_count(key + ".status", *it, false);
+      check_range<std::uint64_t>(key + ".status", n, 100, 599, "100 and 599");
+      ic.status = static_cast<int>(n);
+    }
+    if (const auto it = v.find("body"); it != v.end()) {
+      ic.body = it->is_string() ? it->get<std::string>() : it->dump();
+    }
+    if (const auto it = v.find("headers"); it != v.end())
+      ic.response_headers = to_headers(key + ".headers", *it);
+  } else {
+    bad(key + ".type", "one of http | echo | mock", *type);
+  }
+  return ic;
+}
+
+json dump_integration(const integration_config& ic) {
+  switch (ic.kind) {
+    case integration_kind::echo:
+      return {{"type", "echo"}};
+    case integration_kind::mock:
+      return {{"type", "mock"},
+              {"status", ic.status},
+              {"body", ic.body},
+              {"headers", from_headers(ic.response_headers)}};
+    case integration_kind::http: {
+      json out = {{"type", "http"},
+                  {"url", ic.url},
+                  {"mode", ic.mode == response_mode::http ? "http" : "lambda-proxy"},
+                  {"timeout", format_duration(ic.timeout)},
+                  {"connect_timeout", format_duration(ic.connect_timeout)},
+                  {"keepalive_timeout", format_duration(ic.keepalive_timeout)},
+                  {"max_concurrency", ic.max_concurrency},
+                  {"max_pending", ic.max_pending},
+                  {"max_response_bytes", format_size(ic.max_response_bytes)},
+                  {"headers", from_headers(ic.headers)},
+                  {"tls_verify", ic.tls_verify}};
+      if (!ic.ca_file.empty()) out["ca_file"] = ic.ca_file;
+      return out;
+    }
+  }
+  return nullptr;
+}
+
+option_def integrations_opt() {
+  return {
+      "integrations", "object",
+      "Named backends routes can use: {\"name\": {\"type\": \"http\" | \"echo\" | \"mock\", ...}} "
+      "(see docs/routing.md)",
+      [](config& c, const json& raw, bool text) {
+        const json v = object_value("integrations", raw, text);
+        if (!v.is_object()) bad("integrations", "an object of named integrations", raw);
+        c.integrations.clear();
+        for (const auto& [name, spec] : v.items()) {
+          if (name.empty()) throw config_error("integrations", "integration names cannot be empty");
+          c.integrations.push_back(parse_integration("integrations." + name, name, spec));
+        }
+      },
+      [](const config& c) {
+        json out = json::object();
+        for (const auto& ic : c.integrations)
+          out[ic.name] = dump_integration(ic);
+        return out;
+      }};
+}
+
+option_def routes_opt() {
+  return {"routes", "object",
+          "Route table: {\"$connect\" | \"$disconnect\" | \"$default\" | \"<custom>\": "
+          "{\"integration\": name, \"response\": bool}}",
+          [](config& c, const json& raw, bool text) {
+            const json v = object_value("routes", raw, text);
+            if (!v.is_object()) bad("routes", "an object of route keys to routes", raw);
+            c.routes.clear();
+            for (const auto& [route_key, spec] : v.items()) {
+              const std::string key = "routes." + route_key;
+              if (route_key.empty()) throw config_error("routes", "route keys cannot be empty");
+              if (route_key.front() == '$' && route_key != "$connect" &&
+                  route_key != "$disconnect" && route_key != "$default") {
+                throw config_error(key,
+                                   "custom route keys must not start with '$' (only $connect, "
+                                   "$disconnect and $default are predefined)");
+              }
+              if (!spec.is_object())
+                bad(key, "an object such as {\"integration\": \"backend\"}", spec);
+              check_known_members(key, spec, {"integration", "response"});
+              route_config rc;
+              rc.key = route_key;
+              const auto it = spec.find("integration");
+              if (it == spec.end()) throw config_error(key + ".integration", "required");
+              rc.integration = as_string(key + ".integration", *it, "an integration name");
+              if (const auto r = spec.find("response"); r != spec.end()) {
+                rc.response = to_bool(key + ".response", *r, false);
+              }
+              if (rc.response && route_key == "$disconnect") {
+                throw config_error(key + ".response",
+                                   "$disconnect cannot respond: the socket is closed");
+              }
+              c.routes.push_back(std::move(rc));
+            }
+          },
+          [](const config& c) {
+            json out = json::object();
+            for (const auto& r : c.routes)
+              out[r.key] = {{"integration", r.integration}, {"response", r.response}};
+            return out;
+          }};
+}
+
 constexpr duration kDay = std::chrono::hours(24);
 constexpr duration kWeek = std::chrono::hours(24 * 7);
 constexpr std::size_t KiB = 1024;
@@ -228,7 +483,6 @@ std::vector<option_def> option_table() {
   using std::chrono::seconds;
   const duration ms1 = milliseconds(1);
   const duration zero = duration::zero();
-  (void)kMaxU64;
 
   return {
       string_opt(
@@ -289,6 +543,11 @@ std::vector<option_def> option_table() {
           "admin.listen", "Admin listener; keep it on a private interface",
           [](auto& c) -> auto& { return c.admin.listen; }),
 
+      list_opt(
+          "http.trusted_proxies",
+          "Proxies (CIDR, e.g. 10.0.0.0/8) whose X-Forwarded-For names the client address; "
+          "empty: the TCP peer is the client",
+          [](auto& c) -> auto& { return c.http.trusted_proxies; }),
       size_opt(
           "http.max_header_bytes",
           "Largest request head (request line and headers); larger gets 431",
@@ -374,6 +633,41 @@ std::vector<option_def> option_table() {
           "Drop a connection whose socket accepted no bytes for this long (1006)",
           [](auto& c) -> auto& { return c.websocket.send_queue.write_timeout; }, milliseconds(10),
           seconds(3600)),
+
+      number_opt(
+          "websocket.rate_limit.messages_per_second",
+          "Messages a connection may send per second on average (token bucket); 0 disables",
+          [](auto& c) -> auto& { return c.websocket.rate_limit.messages_per_second; }, 0, 1e6),
+      number_opt(
+          "websocket.rate_limit.burst", "Messages a connection may send at once above the rate",
+          [](auto& c) -> auto& { return c.websocket.rate_limit.burst; }, 1, 1e6),
+      count_opt(
+          "websocket.rate_limit.max_violations",
+          "Throttled messages after which the connection is closed (1008); 0: never close",
+          [](auto& c) -> auto& { return c.websocket.rate_limit.max_violations; }, 0, 1000000000),
+
+      string_opt(
+          "routing.selection_expression",
+          "Route selection expression, e.g. $request.body.action or "
+          "${request.body.service}/${request.body.action}",
+          [](auto& c) -> auto& { return c.routing.selection_expression; }),
+      string_opt(
+          "routing.api_id", "requestContext.apiId in events",
+          [](auto& c) -> auto& { return c.routing.api_id; }),
+      string_opt(
+          "routing.stage", "requestContext.stage in events",
+          [](auto& c) -> auto& { return c.routing.stage; }),
+      string_opt(
+          "routing.domain_name",
+          "requestContext.domainName in events; empty: the Host header of the upgrade",
+          [](auto& c) -> auto& { return c.routing.domain_name; }),
+      count_opt(
+          "routing.max_inflight_per_connection",
+          "Messages of one connection being handled by integrations at once; at the limit "
+          "Herald stops reading that socket until one finishes",
+          [](auto& c) -> auto& { return c.routing.max_inflight_per_connection; }, 1, 100000),
+      routes_opt(),
+      integrations_opt(),
 
       duration_opt(
           "shutdown.drain_timeout",

@@ -1,6 +1,9 @@
 #include "herald/connection_registry.hpp"
 
+#include <algorithm>
 #include <chrono>
+
+#include <nlohmann/json.hpp>
 
 namespace herald {
 
@@ -9,27 +12,86 @@ system_time_ms now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-connection_registry::shard& connection_registry::shard_for(const connection_id& id) const {
-  return shards_[std::hash<connection_id>{}(id) % shard_count];
+std::string error_frame(std::string_view message, std::string_view connection_id,
+                        std::string_view request_id) {
+  const nlohmann::json frame = {
+      {"message", message}, {"connectionId", connection_id}, {"requestId", request_id}};
+  return frame.dump();
 }
+
+namespace {
+
+template <class Key>
+std::size_t shard_of(const Key& key, std::size_t count) {
+  return std::hash<Key>{}(key) % count;
+}
+
+}  // namespace
 
 void connection_registry::add(const std::shared_ptr<connection>& conn) {
-  auto& s = shard_for(conn->id());
-  std::lock_guard lock(s.mutex);
-  if (s.map.emplace(conn->id(), conn).second) size_.fetch_add(1, std::memory_order_relaxed);
+  {
+    auto& s = ids_[shard_of(conn->id(), shard_count)];
+    std::lock_guard lock(s.mutex);
+    if (!s.map.emplace(conn->id(), conn).second) return;
+  }
+  size_.fetch_add(1, std::memory_order_relaxed);
+  const std::string& user = conn->info().user_id;
+  if (user.empty()) return;
+  auto& u = users_[shard_of(user, shard_count)];
+  std::lock_guard lock(u.mutex);
+  u.map[user].push_back(conn);
 }
 
-void connection_registry::remove(const connection_id& id) {
-  auto& s = shard_for(id);
-  std::lock_guard lock(s.mutex);
-  if (s.map.erase(id) != 0) size_.fetch_sub(1, std::memory_order_relaxed);
+void connection_registry::remove(const connection& conn) {
+  {
+    auto& s = ids_[shard_of(conn.id(), shard_count)];
+    std::lock_guard lock(s.mutex);
+    if (s.map.erase(conn.id()) == 0) return;
+  }
+  size_.fetch_sub(1, std::memory_order_relaxed);
+  const std::string& user = conn.info().user_id;
+  if (user.empty()) return;
+  auto& u = users_[shard_of(user, shard_count)];
+  std::lock_guard lock(u.mutex);
+  const auto it = u.map.find(user);
+  if (it == u.map.end()) return;
+  auto& list = it->second;
+  // Remove this connection (and any entry whose connection is already gone).
+  std::erase_if(list, [&](const std::weak_ptr<connection>& w) {
+    const auto c = w.lock();
+    return !c || c.get() == &conn;
+  });
+  if (list.empty()) u.map.erase(it);
 }
 
 std::shared_ptr<connection> connection_registry::find(const connection_id& id) const {
-  auto& s = shard_for(id);
+  auto& s = ids_[shard_of(id, shard_count)];
   std::lock_guard lock(s.mutex);
   const auto it = s.map.find(id);
   return it == s.map.end() ? nullptr : it->second.lock();
+}
+
+std::vector<std::shared_ptr<connection>> connection_registry::find_user(
+    const std::string& user_id) const {
+  std::vector<std::shared_ptr<connection>> out;
+  auto& u = users_[shard_of(user_id, shard_count)];
+  std::lock_guard lock(u.mutex);
+  const auto it = u.map.find(user_id);
+  if (it == u.map.end()) return out;
+  out.reserve(it->second.size());
+  for (const auto& w : it->second) {
+    if (auto c = w.lock()) out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::size_t connection_registry::user_count() const {
+  std::size_t n = 0;
+  for (auto& u : users_) {
+    std::lock_guard lock(u.mutex);
+    n += u.map.size();
+  }
+  return n;
 }
 
 }  // namespace herald

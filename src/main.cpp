@@ -24,6 +24,10 @@ int main(int argc, char** argv) {
       std::fputs(usage_text().c_str(), stdout);
       return 0;
     }
+    if (opts.what == cli_options::action::config_reference) {
+      std::fputs(config_reference_markdown().c_str(), stdout);
+      return 0;
+    }
     if (opts.what == cli_options::action::version) {
       std::printf("herald %s\n", herald::version);
       return 0;
@@ -48,6 +52,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cfg.node_id.empty()) cfg.node_id = generate_node_id();
+
+  // One log line per event, written when it happens, also when stdout is a pipe (containers,
+  // systemd), where the C library would otherwise hold lines back in 4 KiB blocks.
+  std::setvbuf(stdout, nullptr, _IOLBF, 1 << 16);
 
   logger log(cfg.log, cfg.node_id);
   for (const auto& w : warnings)

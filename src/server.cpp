@@ -13,8 +13,10 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "herald/connection_registry.hpp"
+#include "herald/router.hpp"
 #include "herald/ws/frame.hpp"
 #include "net/http_handler.hpp"
+#include "net/http_integration.hpp"
 #include "net/listener.hpp"
 #include "net/server_context.hpp"
 #include "net/tls_context.hpp"
@@ -25,16 +27,6 @@ namespace herald {
 using namespace net;
 
 namespace {
-
-// The skeleton's behaviour: every message comes straight back.
-class echo_handler final : public connection_handler {
- public:
-  void on_open(const std::shared_ptr<connection>&) override {}
-  void on_message(connection& conn, std::string_view payload, bool binary) override {
-    conn.send(std::make_shared<const std::string>(payload), binary);
-  }
-  void on_close(connection&, std::uint16_t, std::string_view) override {}
-};
 
 std::string_view tls_mode_name(tls_mode m) {
   switch (m) {
@@ -72,13 +64,14 @@ std::string generate_node_id() {
 
 struct server::impl {
   impl(const config& c, logger& l)
-      : cfg(c), log(l), ctx(cfg, log, registry, echo), health(ctx, nullptr) {}
+      : cfg(c), log(l), ctx(cfg, log, registry), health(ctx, nullptr) {}
 
   const config& cfg;
   logger& log;
   connection_registry registry;
-  echo_handler echo;
   server_context ctx;
+  // Declared after ctx: destroyed first, while the workers' io_contexts still exist.
+  std::unique_ptr<router> app;
   health_handler health;
   std::shared_ptr<listener> client_listener;
   std::shared_ptr<listener> admin_listener;
@@ -121,7 +114,9 @@ struct server::impl {
   }
 
   void wait_for_drain(steady_clock::time_point deadline) {
-    if (registry.size() == 0 || steady_clock::now() >= deadline) {
+    // Done when every connection is gone and every integration call ($disconnect included)
+    // has finished, or at the deadline.
+    if ((registry.size() == 0 && app->inflight() == 0) || steady_clock::now() >= deadline) {
       log.info("server.stopped", {{"connections_left", registry.size()}});
       for (auto& w : ctx.workers)
         w->stop();
@@ -142,6 +137,24 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
   const unsigned n = worker_count(cfg);
   for (unsigned i = 0; i < n; ++i)
     ctx.workers.push_back(std::make_unique<worker>(i, ctx));
+  for (const auto& p : cfg.http.trusted_proxies)
+    ctx.trusted_proxies.push_back(*cidr::parse(p));
+
+  // Integrations the routes use, each built once; http ones keep a pool per worker.
+  std::vector<asio::io_context*> contexts;
+  for (auto& w : ctx.workers)
+    contexts.push_back(&w->context());
+  router::integration_map integrations;
+  for (const auto& r : cfg.routes) {
+    if (integrations.count(r.integration)) continue;
+    const integration_config& ic = *find_integration(cfg, r.integration);
+    integrations[r.integration] = ic.kind == integration_kind::http
+                                      ? make_http_integration(ic, contexts)
+                                      : make_builtin_integration(ic);
+  }
+  impl_->app = std::make_unique<router>(cfg, log, std::move(integrations), n);
+  ctx.handler = impl_->app.get();
+  if (impl_->app->has_connect_route()) ctx.connect_hook = impl_->app.get();
 
   auto& ioc = impl_->control().context();
   const auto bind = [&](const endpoint& ep, listener_role role, const char* key) {

@@ -8,7 +8,7 @@
 namespace herald {
 
 struct cli_options {
-  enum class action { run, help, version, check_config, print_config };
+  enum class action { run, help, version, check_config, print_config, config_reference };
   action what = action::run;
   std::string config_path;         // resolved path; empty when no file is used
   bool config_path_given = false;  // --config or HERALD_CONFIG: a missing file is an error

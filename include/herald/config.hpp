@@ -23,7 +23,8 @@ enum class tls_mode { off, auto_detect, required };
 enum class tls_version { v1_2, v1_3 };
 enum class binary_policy { reject, base64 };
 enum class overflow_policy { close, drop };
-enum class backplane_kind { local, redis };
+enum class integration_kind { http, echo, mock };
+enum class response_mode { http, lambda_proxy };
 
 // A host and port to listen on. Port 0 asks the kernel for a free port.
 struct endpoint {
@@ -55,6 +56,8 @@ struct admin_config {
 };
 
 struct http_config {
+  // Peers (CIDR) whose X-Forwarded-For is believed; everyone else's is ignored.
+  std::vector<std::string> trusted_proxies;
   std::size_t max_header_bytes = 8 * 1024;
   std::size_t max_url_bytes = 4096;
   std::size_t max_body_bytes = 1024 * 1024;
@@ -67,6 +70,12 @@ struct send_queue_config {
   std::size_t max_bytes = 1024 * 1024;
   overflow_policy policy = overflow_policy::close;
   duration write_timeout = std::chrono::seconds(30);
+};
+
+struct rate_limit_config {
+  double messages_per_second = 100;  // 0 disables
+  double burst = 200;
+  std::size_t max_violations = 100;  // throttled messages before the connection is closed; 0: never
 };
 
 struct websocket_config {
@@ -83,18 +92,48 @@ struct websocket_config {
   std::size_t max_connections = 100000;
   std::vector<std::string> subprotocols;
   send_queue_config send_queue;
+  rate_limit_config rate_limit;
+};
+
+// A backend that routes are wired to. `kind` decides which fields matter.
+struct integration_config {
+  std::string name;
+  integration_kind kind = integration_kind::echo;
+  // http: POST an API Gateway-shaped event to `url`.
+  std::string url;
+  response_mode mode = response_mode::lambda_proxy;
+  duration timeout = std::chrono::seconds(29);
+  duration connect_timeout = std::chrono::seconds(5);
+  duration keepalive_timeout = std::chrono::seconds(4);
+  std::size_t max_concurrency = 256;  // requests in flight (all workers together)
+  std::size_t max_pending = 1024;     // requests waiting for a free connection
+  std::size_t max_response_bytes = 1024 * 1024;
+  std::vector<std::pair<std::string, std::string>> headers;  // added to every request
+  bool tls_verify = true;
+  std::string ca_file;  // extra CA bundle for https backends
+  // mock: a fixed answer.
+  int status = 200;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> response_headers;
+};
+
+// A route: which integration handles it, and whether its answer goes back on the socket.
+struct route_config {
+  std::string key;
+  std::string integration;
+  bool response = false;
+};
+
+struct routing_config {
+  std::string selection_expression = "$request.body.action";
+  std::string api_id = "herald";
+  std::string stage = "default";
+  std::string domain_name;  // empty: the Host header of the upgrade request
+  std::size_t max_inflight_per_connection = 16;
 };
 
 struct shutdown_config {
   duration drain_timeout = std::chrono::seconds(10);
-};
-
-struct backplane_config {
-  backplane_kind kind = backplane_kind::local;
-};
-
-struct redis_config {
-  std::string url = "redis://127.0.0.1:6379/0";
 };
 
 struct config {
@@ -107,9 +146,14 @@ struct config {
   http_config http;
   websocket_config websocket;
   shutdown_config shutdown;
-  backplane_config backplane;
-  redis_config redis;
+  routing_config routing;
+  // Default: every message is echoed back (a two-way $default route to the built-in echo).
+  std::vector<route_config> routes{{"$default", "echo", true}};
+  std::vector<integration_config> integrations;
 };
+
+// The integration a route names: a configured one, or a built-in (`echo`). Null if unknown.
+const integration_config* find_integration(const config& cfg, const std::string& name);
 
 // A configuration problem. `key` names the offending key (dotted path) when there is one.
 class config_error : public std::runtime_error {
@@ -152,6 +196,10 @@ struct option_info {
   std::string description;
 };
 std::vector<option_info> describe_options();
+
+// The key reference of docs/configuration.md (markdown tables by section), generated from the
+// schema and the defaults so the documentation cannot drift from the code.
+std::string config_reference_markdown();
 
 // Collects HERALD_* variables from an environ-style array (excluding HERALD_CONFIG).
 std::vector<std::pair<std::string, std::string>> herald_environment(char** envp);

@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "herald/connection_id.hpp"
 
@@ -19,12 +21,20 @@ system_time_ms now_ms();
 
 // What is known about a connection when it opens. Immutable afterwards, except the
 // activity timestamp, which any thread may read.
+// Key/value pairs, in order (headers, authorizer context).
+using string_pairs = std::vector<std::pair<std::string, std::string>>;
+
 struct connection_info {
   connection_id id;
   system_time_ms connected_at = 0;
-  std::string source_ip;
+  std::string source_ip;  // the client, behind trusted proxies (http.trusted_proxies)
   std::string user_agent;
+  std::string host;  // Host header of the upgrade request
   std::string subprotocol;
+  std::string user_id;  // empty when the connection is anonymous
+  // What an authorizer returned (principalId and context values as strings), shared by every
+  // event of this connection. Null when there was no authorizer.
+  std::shared_ptr<const string_pairs> authorizer;
   unsigned worker = 0;
 };
 
@@ -54,6 +64,11 @@ class connection : public std::enable_shared_from_this<connection> {
   // Thread-safe. Starts the close handshake with this code and reason.
   virtual void close(std::uint16_t code, std::string reason) = 0;
 
+  // Owning worker thread only. Brackets a message being handled asynchronously; while
+  // routing.max_inflight_per_connection are open the session stops reading its socket.
+  virtual void begin_request() = 0;
+  virtual void end_request() = 0;
+
  protected:
   void touch(system_time_ms t) { last_active_.store(t, std::memory_order_relaxed); }
 
@@ -61,6 +76,11 @@ class connection : public std::enable_shared_from_this<connection> {
   connection_info info_;
   std::atomic<system_time_ms> last_active_{0};
 };
+
+// {"message": <message>, "connectionId": ..., "requestId": ...}: API Gateway's error frame,
+// e.g. "Forbidden" (no route), "Internal server error" (integration failed).
+std::string error_frame(std::string_view message, std::string_view connection_id,
+                        std::string_view request_id);
 
 // Application behaviour attached to connections (routing in the gateway, echo in tests).
 // Every call happens on the connection's worker thread.

@@ -45,6 +45,7 @@ struct worker_metrics {
   counter send_queue_overflow_closes;  // connections closed by the close policy
   counter write_timeouts;              // connections dropped because the socket stopped draining
   counter pong_timeouts;
+  counter messages_throttled;
   counter http_requests;
 };
 

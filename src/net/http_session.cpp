@@ -16,6 +16,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "herald/router.hpp"
 #include "herald/ws/handshake.hpp"
 #include "net/http_handler.hpp"
 #include "net/tls_context.hpp"
@@ -199,27 +200,58 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     connection_info info;
     info.id = connection_id::generate();
     info.connected_at = now_ms();
-    info.source_ip = remote_ip_;
+    info.source_ip = client_address(remote_ip_, req["X-Forwarded-For"], ctx_.trusted_proxies);
     info.user_agent = std::string(req[http::field::user_agent]);
+    info.host = std::string(req[http::field::host]);
     info.worker = worker_.index();
-    const auto offered = ws::split_header_list(req[http::field::sec_websocket_protocol]);
-    if (auto chosen = ws::choose_subprotocol(offered, cfg.websocket.subprotocols)) {
+    auto offered = ws::split_header_list(req[http::field::sec_websocket_protocol]);
+    std::string accept = ws::accept_key(key);
+
+    if (!ctx_.connect_hook) return accept_upgrade(std::move(info), offered, std::move(accept), {});
+    connect_request creq;
+    creq.target = std::string(req.target());
+    for (const auto& field : req)
+      creq.headers.emplace_back(field.name_string(), field.value());
+    // Every integration has its own bounded timeout; this is only a safety net.
+    arm_timer(steady_clock::now() + std::chrono::minutes(11));
+    ctx_.connect_hook->on_connect(info, creq, offered,
+                                  [self = this->shared_from_this(), info, offered,
+                                   accept = std::move(accept)](connect_decision d) mutable {
+                                    if (self->done_) return;
+                                    if (!d.accept) return self->reject_upgrade(std::move(d));
+                                    self->accept_upgrade(std::move(info), offered,
+                                                         std::move(accept), std::move(d));
+                                  });
+  }
+
+  void accept_upgrade(connection_info info, const std::vector<std::string>& offered,
+                      std::string accept, connect_decision decision) {
+    if (!decision.subprotocol.empty()) {
+      info.subprotocol = std::move(decision.subprotocol);
+    } else if (auto chosen = ws::choose_subprotocol(offered, ctx_.cfg.websocket.subprotocols)) {
       info.subprotocol = std::move(*chosen);
     }
-
+    if (!decision.user_id.empty()) info.user_id = std::move(decision.user_id);
     auto res =
         std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, 11);
     res->set(http::field::server, "herald");
     res->set(http::field::upgrade, "websocket");
     res->set(http::field::connection, "Upgrade");
-    res->set(http::field::sec_websocket_accept, ws::accept_key(key));
+    res->set(http::field::sec_websocket_accept, accept);
     if (!info.subprotocol.empty()) res->set(http::field::sec_websocket_protocol, info.subprotocol);
+    // The session starts even if this write fails: it then ends at once, and $disconnect
+    // still fires for a connection whose $connect succeeded.
     http::async_write(stream_, *res,
                       [self = this->shared_from_this(), res, info = std::move(info)](
-                          error_code ec, std::size_t) mutable {
-                        if (ec) return self->do_close();
-                        self->hand_over(std::move(info));
-                      });
+                          error_code, std::size_t) mutable { self->hand_over(std::move(info)); });
+  }
+
+  void reject_upgrade(connect_decision d) {
+    worker_.metrics().handshakes_rejected.add();
+    http_response res{static_cast<http::status>(d.status), 11};
+    res.set(http::field::content_type, d.content_type.empty() ? "text/plain" : d.content_type);
+    res.body() = std::move(d.body);
+    write(std::move(res), 11, false, false);
   }
 
   void hand_over(connection_info info) {

@@ -6,10 +6,15 @@
 #include <memory>
 #include <vector>
 
+#include "herald/cidr.hpp"
 #include "herald/config.hpp"
 #include "herald/connection.hpp"
 #include "herald/connection_registry.hpp"
 #include "herald/log.hpp"
+
+namespace herald {
+class connect_handler;
+}
 
 namespace herald::net {
 
@@ -18,19 +23,21 @@ class tls_context;
 class http_handler;
 
 struct server_context {
-  server_context(const config& c, logger& l, connection_registry& r, connection_handler& h);
+  server_context(const config& c, logger& l, connection_registry& r);
   ~server_context();
 
   const config& cfg;
   logger& log;
   connection_registry& registry;
-  connection_handler& handler;
+  connection_handler* handler = nullptr;  // what connections report to (the router)
   std::vector<std::unique_ptr<worker>> workers;
-  std::shared_ptr<tls_context> tls;     // null when tls.mode is off
-  http_handler* client_http = nullptr;  // non-upgrade requests on the client listener
-  http_handler* admin_http = nullptr;   // requests on the admin listener
-  std::atomic<bool> listening{false};   // listeners bound and accepting
-  std::atomic<bool> draining{false};    // shutting down: refuse new connections
+  std::shared_ptr<tls_context> tls;         // null when tls.mode is off
+  http_handler* client_http = nullptr;      // non-upgrade requests on the client listener
+  http_handler* admin_http = nullptr;       // requests on the admin listener
+  connect_handler* connect_hook = nullptr;  // $connect, consulted before an upgrade is accepted
+  std::vector<cidr> trusted_proxies;        // http.trusted_proxies
+  std::atomic<bool> listening{false};       // listeners bound and accepting
+  std::atomic<bool> draining{false};        // shutting down: refuse new connections
 
   // Picks the worker for a new connection (round robin).
   worker& next_worker() {

@@ -62,6 +62,8 @@ class websocket_session final : public websocket_session_base {
   void start(std::string initial) {
     const auto now = worker_.now();
     opened_ = last_activity_ = last_received_ = now;
+    tokens_ = ctx_.cfg.websocket.rate_limit.burst;
+    refill_at_ = steady_clock::now();
     touch(now_ms());
     if constexpr (!is_tls) {
       error_code ec;
@@ -75,9 +77,11 @@ class websocket_session final : public websocket_session_base {
     m.connections_opened.add(1);
     ctx_.log.info("connection.open", {{"connectionId", id().view()},
                                       {"sourceIp", info().source_ip},
+                                      {"userId", info().user_id},
+                                      {"subprotocol", info().subprotocol},
                                       {"worker", worker_.index()},
                                       {"tls", is_tls}});
-    ctx_.handler.on_open(self());
+    ctx_.handler->on_open(self());
     if (!initial.empty() && !consume({initial.data(), initial.size()})) return;
     do_read();
   }
@@ -101,6 +105,19 @@ class websocket_session final : public websocket_session_base {
     });
   }
 
+  void begin_request() override {
+    ++inflight_;
+    if (inflight_ >= ctx_.cfg.routing.max_inflight_per_connection) paused_ = true;
+  }
+
+  void end_request() override {
+    --inflight_;
+    if (paused_ && inflight_ < ctx_.cfg.routing.max_inflight_per_connection) {
+      // Not inline: this may run inside a message handler of this very session.
+      asio::post(worker_.context(), [s = self()] { s->resume_reading(); });
+    }
+  }
+
   // ---- websocket_session_base ----
 
   void tick(steady_clock::time_point now) override {
@@ -120,7 +137,11 @@ class websocket_session final : public websocket_session_base {
     if (c.idle_timeout.count() > 0 && now - last_activity_ >= c.idle_timeout) {
       return start_close(cc::going_away, "idle timeout", true);
     }
-    if (c.ping_interval.count() > 0) {
+    if (paused_) {
+      // Not reading (waiting for our integrations): the peer's liveness cannot be judged.
+      last_received_ = now;
+      ping_outstanding_ = false;
+    } else if (c.ping_interval.count() > 0) {
       if (ping_outstanding_) {
         if (now - ping_sent_ >= c.pong_timeout) {
           worker_.metrics().pong_timeouts.add();
@@ -150,16 +171,18 @@ class websocket_session final : public websocket_session_base {
     worker_.metrics().messages_in.add();
     last_activity_ = worker_.now();
     touch(worker_.now_ms());
-    if (op == ws::opcode::binary) {
-      if (ctx_.cfg.websocket.binary == binary_policy::reject) {
-        start_close(cc::unsupported_data, "binary frames are not supported", true);
-        return true;
-      }
-      ctx_.handler.on_message(*this, ws::base64_encode(payload), true);
-    } else {
-      ctx_.handler.on_message(*this, payload, false);
+    if (op == ws::opcode::binary && ctx_.cfg.websocket.binary == binary_policy::reject) {
+      start_close(cc::unsupported_data, "binary frames are not supported", true);
+      return true;
     }
-    return state_ != state::closed;
+    if (!take_token()) return throttled();
+    if (op == ws::opcode::binary) {
+      ctx_.handler->on_message(*this, ws::base64_encode(payload), true);
+    } else {
+      ctx_.handler->on_message(*this, payload, false);
+    }
+    // At the in-flight limit: stop decoding here; the rest waits in the stash.
+    return state_ != state::closed && !paused_;
   }
 
   bool on_ping(std::string_view payload) override {
@@ -193,10 +216,56 @@ class websocket_session final : public websocket_session_base {
     return std::static_pointer_cast<websocket_session>(shared_from_this());
   }
 
+  // ---- inbound rate limit (token bucket) ----
+
+  bool take_token() {
+    const auto& rl = ctx_.cfg.websocket.rate_limit;
+    if (rl.messages_per_second <= 0) return true;
+    const auto now = steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - refill_at_).count();
+    tokens_ = std::min(rl.burst, tokens_ + elapsed * rl.messages_per_second);
+    refill_at_ = now;
+    if (tokens_ < 1.0) return false;
+    tokens_ -= 1.0;
+    return true;
+  }
+
+  // The message is not routed: the client hears why, and a client that keeps going is closed.
+  bool throttled() {
+    worker_.metrics().messages_throttled.add();
+    const auto max = ctx_.cfg.websocket.rate_limit.max_violations;
+    if (++violations_ == 1) {
+      ctx_.log.warn("connection.throttled",
+                    {{"connectionId", id().view()},
+                     {"rate", ctx_.cfg.websocket.rate_limit.messages_per_second}});
+    }
+    enqueue_data(std::make_shared<const std::string>(
+                     error_frame("Too many requests", id().view(), make_request_id())),
+                 false);
+    if (max > 0 && violations_ >= max)
+      start_close(cc::policy_violation, "rate limit exceeded", true);
+    return state_ != state::closed;
+  }
+
   // ---- reading ----
 
+  void resume_reading() {
+    if (state_ == state::closed || !paused_ ||
+        inflight_ >= ctx_.cfg.routing.max_inflight_per_connection) {
+      return;
+    }
+    paused_ = false;
+    if (!stash_.empty()) {
+      std::string pending;
+      pending.swap(stash_);
+      if (!consume({pending.data(), pending.size()})) return;
+    }
+    do_read();
+  }
+
   void do_read() {
-    if (state_ == state::closed || close_received_) return;
+    if (read_pending_ || paused_ || state_ == state::closed || close_received_) return;
+    read_pending_ = true;
     if constexpr (is_tls) {
       if (!tls_in_) tls_in_ = std::make_unique<char[]>(tls_read_size);
       stream_.async_read_some(asio::buffer(tls_in_.get(), tls_read_size),
@@ -209,6 +278,7 @@ class websocket_session final : public websocket_session_base {
   }
 
   void on_readable(error_code ec) {
+    read_pending_ = false;
     if (ec) return fail(ec, "wait");
     if (state_ == state::closed) return;
     if constexpr (!is_tls) {
@@ -227,6 +297,7 @@ class websocket_session final : public websocket_session_base {
   }
 
   void on_read(error_code ec, std::size_t n) {
+    read_pending_ = false;
     if (ec) return fail(ec, "read");
     if (state_ == state::closed) return;
     if (!consume({tls_in_.get(), n})) return;
@@ -248,6 +319,11 @@ class websocket_session final : public websocket_session_base {
       return false;
     }
     if (state_ == state::closed || close_received_) return false;
+    if (status == ws::decode_status::stopped && paused_) {
+      // Keep what was not decoded until an in-flight request finishes.
+      stash_.assign(data.data() + decoder_.consumed(), data.size() - decoder_.consumed());
+      return false;
+    }
     return !(state_ == state::closing && !wait_for_peer_);
   }
 
@@ -443,7 +519,7 @@ class websocket_session final : public websocket_session_base {
     stream_.lowest_layer().close(ignored);  // cancels outstanding operations
     queue_.clear();
     worker_.detach(*this);
-    ctx_.registry.remove(id());
+    ctx_.registry.remove(*this);
     auto& m = worker_.metrics();
     m.connections_open.add(-1);
     m.connections_closed.add();
@@ -453,7 +529,7 @@ class websocket_session final : public websocket_session_base {
                                        {"code", close_code_},
                                        {"reason", close_reason_},
                                        {"duration_ms", lived.count()}});
-    ctx_.handler.on_close(*this, close_code_, close_reason_);
+    ctx_.handler->on_close(*this, close_code_, close_reason_);
   }
 
   Stream stream_;
@@ -469,6 +545,11 @@ class websocket_session final : public websocket_session_base {
   std::size_t queue_bytes_ = 0;  // queue_ and writing_ together
   std::size_t batch_bytes_ = 0;
   std::atomic<bool> saturated_{false};  // read by other threads deciding 429s
+  std::string stash_;                   // undecoded input held while paused
+  double tokens_ = 0;                   // rate limit bucket
+  steady_clock::time_point refill_at_;
+  std::size_t violations_ = 0;
+  std::uint32_t inflight_ = 0;  // messages being handled by integrations
 
   steady_clock::time_point opened_, last_activity_, last_received_, ping_sent_, write_started_,
       close_started_;
@@ -484,6 +565,8 @@ class websocket_session final : public websocket_session_base {
   bool close_received_ = false;
   bool wait_for_peer_ = true;
   bool drop_logged_ = false;
+  bool read_pending_ = false;
+  bool paused_ = false;  // at routing.max_inflight_per_connection: not reading
 };
 
 }  // namespace

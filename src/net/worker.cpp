@@ -22,9 +22,8 @@ duration tick_period_for(const config& cfg) {
 
 }  // namespace
 
-server_context::server_context(const config& c, logger& l, connection_registry& r,
-                               connection_handler& h)
-    : cfg(c), log(l), registry(r), handler(h) {}
+server_context::server_context(const config& c, logger& l, connection_registry& r)
+    : cfg(c), log(l), registry(r) {}
 
 server_context::~server_context() = default;
 

@@ -133,11 +133,11 @@ decode_status decoder::begin_frame() {
     if (frame_op_ != opcode::continuation && in_message_) {
       return fail(close_code::protocol_error, "new message before the previous one ended");
     }
-    if (frame_size_ > limits_.max_frame_bytes) {
-      return fail(close_code::message_too_big, "frame too large");
-    }
     if (message_.size() + frame_size_ > limits_.max_message_bytes) {
       return fail(close_code::message_too_big, "message too large");
+    }
+    if (frame_size_ > limits_.max_frame_bytes) {
+      return fail(close_code::message_too_big, "frame too large");
     }
     if (frame_op_ != opcode::continuation) {
       in_message_ = true;
@@ -201,6 +201,12 @@ decode_status decoder::finish_frame(frame_handler& handler, std::string_view who
 
 decode_status decoder::feed(std::span<char> data, frame_handler& handler) {
   std::size_t pos = 0;
+  const decode_status st = feed_frames(data, handler, pos);
+  consumed_ = st == decode_status::ok ? data.size() : pos;
+  return st;
+}
+
+decode_status decoder::feed_frames(std::span<char> data, frame_handler& handler, std::size_t& pos) {
   const std::size_t n = data.size();
   while (pos < n) {
     if (!in_frame_) {

@@ -1,5 +1,7 @@
 #include "herald/ws/handshake.hpp"
 
+#include "herald/text.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -18,21 +20,6 @@ int decode_char(char c) {
   if (c == '+') return 62;
   if (c == '/') return 63;
   return -1;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 }  // namespace

@@ -147,6 +147,7 @@ describe('WebSocket limits and keepalive', () => {
         ping_interval: '200ms',
         pong_timeout: '300ms',
         send_queue: { max_messages: 64, max_bytes: '16KiB', policy: 'close', write_timeout: '1s' },
+        rate_limit: { messages_per_second: 0 },
       },
     });
   });

@@ -225,6 +225,105 @@ TEST(ConfigValidation, CrossKeyRules) {
   EXPECT_NO_THROW(from_text(R"({"listen": "127.0.0.1:0", "admin": {"listen": "127.0.0.1:0"}})"));
 }
 
+TEST(ConfigRoutes, DefaultIsATwoWayEcho) {
+  const config cfg = load_config({});
+  ASSERT_EQ(cfg.routes.size(), 1u);
+  EXPECT_EQ(cfg.routes[0].key, "$default");
+  EXPECT_EQ(cfg.routes[0].integration, "echo");
+  EXPECT_TRUE(cfg.routes[0].response);
+  EXPECT_NE(find_integration(cfg, "echo"), nullptr);
+}
+
+TEST(ConfigRoutes, ParsesRoutesAndIntegrations) {
+  const config cfg = from_text(R"({
+    "routing": {"selection_expression": "${request.body.service}/${request.body.action}", "stage": "prod"},
+    "integrations": {
+      "backend": {"type": "http", "url": "https://api.example.com/ws", "mode": "http", "timeout": "5s",
+                  "headers": {"Authorization": "Bearer secret"}, "max_concurrency": 10},
+      "nope": {"type": "mock", "status": 403, "body": {"message": "go away"}}
+    },
+    "routes": {
+      "$connect": {"integration": "nope"},
+      "$default": {"integration": "backend", "response": true},
+      "chat/join": {"integration": "echo"}
+    }
+  })");
+  ASSERT_EQ(cfg.integrations.size(), 2u);
+  const auto* backend = find_integration(cfg, "backend");
+  ASSERT_NE(backend, nullptr);
+  EXPECT_EQ(backend->kind, integration_kind::http);
+  EXPECT_EQ(backend->mode, response_mode::http);
+  EXPECT_EQ(backend->timeout, 5s);
+  EXPECT_EQ(backend->max_concurrency, 10u);
+  EXPECT_EQ(backend->headers,
+            (std::vector<std::pair<std::string, std::string>>{{"Authorization", "Bearer secret"}}));
+  const auto* nope = find_integration(cfg, "nope");
+  EXPECT_EQ(nope->status, 403);
+  EXPECT_EQ(nope->body, R"({"message":"go away"})");
+  ASSERT_EQ(cfg.routes.size(), 3u);
+  EXPECT_EQ(cfg.routing.stage, "prod");
+}
+
+TEST(ConfigRoutes, MistakesNameTheKey) {
+  EXPECT_EQ(
+      error_of([] {
+        from_text(R"({"routes": {"$default": {"integration": "backnd"}},
+                                        "integrations": {"backend": {"type": "echo"}}})");
+      }),
+      "routes.$default.integration: unknown integration \"backnd\"; did you mean \"backend\"? "
+      "(define it under integrations)");
+  EXPECT_EQ(
+      error_of([] { from_text(R"({"routes": {"$custom": {"integration": "echo"}}})"); }),
+      "routes.$custom: custom route keys must not start with '$' (only $connect, $disconnect and "
+      "$default are predefined) (in config)");
+  EXPECT_EQ(
+      error_of([] {
+        from_text(R"({"routes": {"$disconnect": {"integration": "echo", "response": true}}})");
+      }),
+      "routes.$disconnect.response: $disconnect cannot respond: the socket is closed (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"routes": {"a": {"integraton": "echo"}}})"); }),
+            "routes.a.integraton: unknown key; did you mean 'routes.a.integration'? (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"integrations": {"b": {"type": "http"}}})"); }),
+            "integrations.b.url: required for an http integration (in config)");
+  EXPECT_EQ(
+      error_of(
+          [] { from_text(R"({"integrations": {"b": {"type": "http", "url": "ftp://x/y"}}})"); }),
+      "integrations.b.url: expected an http:// or https:// URL, got \"ftp://x/y\" (in config)");
+  EXPECT_EQ(
+      error_of([] {
+        from_text(
+            R"({"integrations": {"b": {"type": "http", "url": "http://x:1/", "mode": "lambda"}}})");
+      }),
+      "integrations.b.mode: expected one of http | lambda-proxy, got \"lambda\" (in config)");
+  EXPECT_EQ(
+      error_of([] {
+        from_text(
+            R"({"integrations": {"b": {"type": "http", "url": "http://x:1/", "timout": "1s"}}})");
+      }),
+      "integrations.b.timout: unknown key; did you mean 'integrations.b.timeout'? (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"integrations": {"b": {"type": "lambda"}}})"); }),
+            "integrations.b.type: expected one of http | echo | mock, got \"lambda\" (in config)");
+  EXPECT_EQ(
+      error_of([] { from_text(R"({"routing": {"selection_expression": "$default"}})"); }),
+      "routing.selection_expression: a '$' must start ${request.body.<path>} (or be the whole "
+      "$request.body.<path>); write \\$ for a literal dollar sign");
+  EXPECT_EQ(
+      error_of([] { from_text(R"({"http": {"trusted_proxies": ["10.0.0.0/40"]}})"); }),
+      "http.trusted_proxies: \"10.0.0.0/40\" is not an address or CIDR range such as 10.0.0.0/8");
+}
+
+TEST(ConfigRoutes, FromTheEnvironmentAsJson) {
+  config_sources src;
+  src.environment = {
+      {"HERALD_ROUTES",
+       R"({"$default": {"integration": "echo"}, "ping": {"integration": "echo", "response": true}})"}};
+  const config cfg = load_config(src);
+  EXPECT_EQ(cfg.routes.size(), 2u);
+  src.environment = {{"HERALD_ROUTES", "not json"}};
+  EXPECT_EQ(error_of([&] { load_config(src); }),
+            "routes: expected a JSON object, got \"not json\" (in HERALD_ROUTES)");
+}
+
 TEST(ConfigText, Durations) {
   EXPECT_EQ(parse_duration("250ms"), 250ms);
   EXPECT_EQ(parse_duration("30s"), 30s);
@@ -292,9 +391,15 @@ std::string read_source_file(const std::string& relative) {
   return ss.str();
 }
 
-TEST(ConfigSchema, EveryKeyIsDocumented) {
+TEST(ConfigSchema, ReferenceInDocsIsCurrent) {
   const std::string doc = read_source_file("docs/configuration.md");
   ASSERT_FALSE(doc.empty()) << "docs/configuration.md is missing";
+  const std::string begin = "<!-- BEGIN GENERATED KEYS -->\n", end = "<!-- END GENERATED KEYS -->";
+  const auto b = doc.find(begin), e = doc.find(end);
+  ASSERT_NE(b, std::string::npos);
+  ASSERT_NE(e, std::string::npos);
+  EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), config_reference_markdown())
+      << "docs/configuration.md is out of date: run scripts/update-config-docs";
   for (const auto& o : describe_options()) {
     EXPECT_NE(doc.find("`" + o.key + "`"), std::string::npos)
         << o.key << " is not in docs/configuration.md";

@@ -156,6 +156,13 @@ TEST(FrameDecode, HandlerCanStopDecoding) {
   std::string wire = client_frame(opcode::text, "a") + client_frame(opcode::text, "b");
   EXPECT_EQ(d.feed({wire.data(), wire.size()}, r), decode_status::stopped);
   EXPECT_EQ(r.events, (std::vector<std::string>{"text:a"}));
+  // It stopped right after the first frame; the rest can be fed again later.
+  const std::size_t first = client_frame(opcode::text, "a").size();
+  EXPECT_EQ(d.consumed(), first);
+  r.stop_after = -1;
+  EXPECT_EQ(d.feed({wire.data() + first, wire.size() - first}, r), decode_status::ok);
+  EXPECT_EQ(d.consumed(), wire.size() - first);
+  EXPECT_EQ(r.events, (std::vector<std::string>{"text:a", "text:b"}));
 }
 
 struct protocol_error_case {

@@ -100,12 +100,16 @@ class decoder {
   // message or control frame. Whole unfragmented messages are passed without copying.
   decode_status feed(std::span<char> data, frame_handler& handler);
 
+  // Bytes of the last feed() that were consumed: all of them unless it stopped or failed, in
+  // which case decoding stopped right after the frame that made it stop.
+  std::size_t consumed() const { return consumed_; }
   const decode_error& error() const { return error_; }
   bool holds_partial_data() const { return header_len_ != 0 || in_frame_ || in_message_; }
   // Bytes held for incomplete frames/messages (for memory accounting).
   std::size_t buffered_bytes() const { return message_.capacity(); }
 
  private:
+  decode_status feed_frames(std::span<char> data, frame_handler& handler, std::size_t& pos);
   decode_status fail(std::uint16_t code, std::string_view reason);
   decode_status begin_frame();
   decode_status finish_frame(frame_handler& handler, std::string_view whole_payload);
@@ -113,6 +117,7 @@ class decoder {
 
   decoder_limits limits_;
   decode_error error_;
+  std::size_t consumed_ = 0;
 
   // Header being collected across reads.
   std::array<std::uint8_t, max_header_bytes> header_{};

@@ -1,0 +1,125 @@
+#include "net/http_integration.hpp"
+
+#include <boost/asio/ssl/context.hpp>
+#include <nlohmann/json.hpp>
+
+#include "herald/ws/handshake.hpp"
+#include "net/http_client.hpp"
+
+namespace herald::net {
+namespace {
+
+using nlohmann::json;
+
+std::string as_text(const json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+class http_integration final : public integration {
+ public:
+  http_integration(const integration_config& cfg, const std::vector<asio::io_context*>& workers)
+      : cfg_(cfg) {
+    auto url = parse_url(cfg.url);
+    if (!url)
+      throw config_error("integrations." + cfg.name + ".url", "cannot parse \"" + cfg.url + "\"");
+    http_client::options o;
+    o.url = *url;
+    o.timeout = cfg.timeout;
+    o.connect_timeout = cfg.connect_timeout;
+    o.keepalive_timeout = cfg.keepalive_timeout;
+    const std::size_t n = workers.size();
+    // The configured bounds are for the whole node; each worker gets its share.
+    o.max_connections = std::max<std::size_t>(1, (cfg.max_concurrency + n - 1) / n);
+    o.max_pending = (cfg.max_pending + n - 1) / n;
+    o.max_response_bytes = cfg.max_response_bytes;
+    if (url->tls) {
+      auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+      ctx->set_default_verify_paths();
+      if (!cfg.ca_file.empty()) {
+        error_code ec;
+        ctx->load_verify_file(cfg.ca_file, ec);
+        if (ec)
+          throw config_error("integrations." + cfg.name + ".ca_file",
+                             "cannot load: " + ec.message());
+      }
+      ctx->set_verify_mode(cfg.tls_verify ? ssl::verify_peer : ssl::verify_none);
+      o.tls = std::move(ctx);
+    }
+    for (auto* ioc : workers)
+      clients_.push_back(std::make_shared<http_client>(*ioc, o));
+  }
+
+  void invoke(const invocation& inv, integration_callback done) override {
+    string_pairs headers = cfg_.headers;
+    headers.emplace_back("X-Herald-Connection-Id", std::string(inv.connection_id));
+    headers.emplace_back("X-Herald-Route-Key", std::string(inv.route_key));
+    headers.emplace_back("X-Herald-Event-Type", std::string(to_string(inv.type)));
+    headers.emplace_back("X-Herald-Request-Id", std::string(inv.request_id));
+    clients_[inv.worker]->post(
+        std::string(inv.event), std::move(headers),
+        [mode = cfg_.mode, done = std::move(done)](std::string_view error, client_response res) {
+          if (!error.empty()) return done(integration_result::failure(std::string(error)));
+          done(interpret_response(mode, std::move(res)));
+        });
+  }
+
+ private:
+  const integration_config cfg_;
+  std::vector<std::shared_ptr<http_client>> clients_;
+};
+
+}  // namespace
+
+integration_result interpret_response(response_mode mode, client_response&& res) {
+  if (res.status >= 500) {
+    return integration_result::failure("backend answered " + std::to_string(res.status));
+  }
+  integration_result r;
+  if (mode == response_mode::lambda_proxy && res.status >= 200 && res.status < 300) {
+    const json doc = json::parse(res.body, nullptr, false);
+    if (doc.is_object() && doc.contains("statusCode")) {
+      // {statusCode, headers?, multiValueHeaders?, body?, isBase64Encoded?}, as a Lambda returns.
+      const json& sc = doc["statusCode"];
+      if (!sc.is_number_integer() || sc.get<int>() < 100 || sc.get<int>() > 599) {
+        return integration_result::failure("Lambda proxy response has an invalid statusCode");
+      }
+      r.status = sc.get<int>();
+      if (const auto h = doc.find("headers"); h != doc.end() && h->is_object()) {
+        for (const auto& [k, v] : h->items())
+          r.headers.emplace_back(k, as_text(v));
+      }
+      if (const auto h = doc.find("multiValueHeaders"); h != doc.end() && h->is_object()) {
+        for (const auto& [k, vs] : h->items()) {
+          if (!vs.is_array()) continue;
+          for (const auto& v : vs)
+            r.headers.emplace_back(k, as_text(v));
+        }
+      }
+      if (const auto b = doc.find("body"); b != doc.end() && !b->is_null()) {
+        r.body = as_text(*b);
+        r.has_body = true;
+      }
+      if (const auto e = doc.find("isBase64Encoded");
+          e != doc.end() && e->is_boolean() && e->get<bool>()) {
+        auto decoded = ws::base64_decode(r.body);
+        if (!decoded) return integration_result::failure("Lambda proxy body is not valid base64");
+        r.body = std::move(*decoded);
+        r.binary = true;
+      }
+      return r;
+    }
+    // Anything else is taken as the body itself (as API Gateway's v2 payload format does).
+  }
+  r.status = static_cast<int>(res.status);
+  r.headers = std::move(res.headers);
+  r.body = std::move(res.body);
+  r.has_body = !r.body.empty();
+  return r;
+}
+
+std::unique_ptr<integration> make_http_integration(const integration_config& cfg,
+                                                   const std::vector<asio::io_context*>& workers) {
+  return std::make_unique<http_integration>(cfg, workers);
+}
+
+}  // namespace herald::net

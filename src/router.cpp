@@ -1,0 +1,237 @@
+#include "herald/router.hpp"
+
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+#include "herald/ws/handshake.hpp"
+
+namespace herald {
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+std::int64_t elapsed_ms(steady::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start).count();
+}
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal server error";
+    default:
+      return status < 500 ? "Rejected" : "Internal server error";
+  }
+}
+
+bool valid_user_id(std::string_view id) {
+  if (id.empty() || id.size() > 256) return false;
+  for (char c : id) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x21 || u == 0x7f) return false;  // printable, no spaces
+  }
+  return true;
+}
+
+}  // namespace
+
+router::router(const config& cfg, logger& log, integration_map integrations, unsigned workers)
+    : cfg_(cfg),
+      log_(log),
+      integrations_(std::move(integrations)),
+      selector_(cfg.routing.selection_expression) {
+  for (const auto& rc : cfg.routes) {
+    const auto it = integrations_.find(rc.integration);
+    if (it == integrations_.end()) {
+      throw config_error("routes." + rc.key + ".integration",
+                         "unknown integration \"" + rc.integration + "\"");
+    }
+    routes_[rc.key] = route_entry{rc, it->second.get()};
+  }
+  const auto find = [&](const char* key) -> const route_entry* {
+    const auto it = routes_.find(key);
+    return it == routes_.end() ? nullptr : &it->second;
+  };
+  connect_ = find("$connect");
+  disconnect_ = find("$disconnect");
+  default_ = find("$default");
+  for (unsigned i = 0; i < workers; ++i)
+    metrics_.push_back(std::make_unique<router_metrics>());
+}
+
+router::~router() = default;
+
+std::int64_t router::inflight() const {
+  std::int64_t total = 0;
+  for (const auto& m : metrics_)
+    total += m->inflight.value();
+  return total;
+}
+
+const router::route_entry* router::select(std::string_view body) const {
+  if (const auto key = selector_.select(body)) {
+    // Predefined keys are never selected by a message, only custom ones.
+    if (!key->empty() && key->front() != '$') {
+      if (const auto it = routes_.find(*key); it != routes_.end()) return &it->second;
+    }
+  }
+  return default_;
+}
+
+void router::invoke_route(const route_entry& route, event_input in, const std::string& request_id,
+                          std::function<void(integration_result)> then) {
+  const connection_info& info = *in.conn;
+  auto& m = *metrics_[info.worker];
+  in.route_key = route.cfg.key;
+  in.request_id = request_id;
+  in.request_time = now_ms();
+  in.routing = &cfg_.routing;
+  const std::string event = route.target->wants_event() ? build_event(in) : std::string();
+  invocation inv;
+  inv.type = in.type;
+  inv.route_key = route.cfg.key;
+  inv.request_id = request_id;
+  inv.connection_id = info.id.view();
+  inv.body = in.body;
+  inv.body_base64 = in.body_base64;
+  inv.event = event;
+  inv.worker = info.worker;
+  if (log_.enabled(log_level::debug)) {
+    log_.debug(
+        "route.invoke",
+        {{"connectionId", info.id.view()}, {"route", route.cfg.key}, {"requestId", request_id}});
+  }
+  m.invocations.add();
+  m.inflight.add(1);
+  route.target->invoke(inv, [this, &m, &route, request_id, id = info.id, start = steady::now(),
+                             then = std::move(then)](integration_result r) {
+    m.inflight.add(-1);
+    if (!r.ok) {
+      m.failures.add();
+      log_.warn("route.failed", {{"route", route.cfg.key},
+                                 {"connectionId", id.view()},
+                                 {"requestId", request_id},
+                                 {"error", r.error},
+                                 {"latency_ms", elapsed_ms(start)}});
+    }
+    then(std::move(r));
+  });
+}
+
+void router::on_connect(const connection_info& info, const connect_request& request,
+                        const std::vector<std::string>& offered, connect_callback done) {
+  if (!connect_) return done(connect_decision{});
+  auto& m = *metrics_[info.worker];
+  const std::string request_id = make_request_id();
+  event_input in;
+  in.type = event_type::connect;
+  in.conn = &info;
+  in.request = &request;
+  invoke_route(*connect_, in, request_id,
+               [this, &m, done = std::move(done), offered, request_id, id = info.id,
+                ip = info.source_ip](integration_result r) {
+                 connect_decision d;
+                 if (!r.ok) {
+                   d.accept = false;
+                   d.status = 500;
+                   d.content_type = "application/json";
+                   d.body = R"({"message":"Internal server error"})";
+                   return done(std::move(d));
+                 }
+                 if (r.status < 200 || r.status >= 300) {
+                   m.connects_rejected.add();
+                   log_.info("connection.rejected", {{"connectionId", id.view()},
+                                                     {"sourceIp", ip},
+                                                     {"status", r.status},
+                                                     {"requestId", request_id}});
+                   d.accept = false;
+                   d.status = r.status;
+                   d.content_type = std::string(find_header(r.headers, "Content-Type"));
+                   d.body = std::move(r.body);
+                   if (d.body.empty()) {
+                     d.content_type = "application/json";
+                     d.body = nlohmann::json{{"message", reason_phrase(r.status)}}.dump();
+                   }
+                   return done(std::move(d));
+                 }
+                 // Accepted. The integration may pick the subprotocol (one the client offered) and,
+                 // as a Herald extension, name the user this connection belongs to.
+                 const std::string_view proto = find_header(r.headers, "Sec-WebSocket-Protocol");
+                 if (!proto.empty()) {
+                   if (std::find(offered.begin(), offered.end(), proto) != offered.end()) {
+                     d.subprotocol = std::string(proto);
+                   } else {
+                     log_.warn("route.bad_subprotocol",
+                               {{"connectionId", id.view()}, {"subprotocol", proto}});
+                   }
+                 }
+                 const std::string_view user = find_header(r.headers, "X-Herald-User-Id");
+                 if (!user.empty()) {
+                   if (valid_user_id(user)) {
+                     d.user_id = std::string(user);
+                   } else {
+                     log_.warn("route.bad_user_id", {{"connectionId", id.view()}});
+                   }
+                 }
+                 done(std::move(d));
+               });
+}
+
+void router::on_open(const std::shared_ptr<connection>&) {}
+
+void router::on_message(connection& conn, std::string_view payload, bool binary) {
+  const connection_info& info = conn.info();
+  const std::string request_id = make_request_id();
+  const route_entry* route = binary ? default_ : select(payload);
+  if (!route) {
+    // No matching route and no $default: AWS answers with a Forbidden frame and keeps the socket.
+    metrics_[info.worker]->forbidden.add();
+    conn.send(
+        std::make_shared<const std::string>(error_frame("Forbidden", info.id.view(), request_id)));
+    return;
+  }
+  const std::string message_id = make_request_id();
+  event_input in;
+  in.type = event_type::message;
+  in.conn = &info;
+  in.message_id = message_id;
+  in.body = payload;
+  in.body_base64 = binary;
+  conn.begin_request();
+  invoke_route(*route, in, request_id,
+               [route, request_id, self = conn.shared_from_this()](integration_result r) {
+                 self->end_request();
+                 if (!r.ok) {
+                   self->send(std::make_shared<const std::string>(
+                       error_frame("Internal server error", self->id().view(), request_id)));
+                   return;
+                 }
+                 // Two-way routes send the integration's answer back; one-way routes send nothing.
+                 if (route->cfg.response && r.has_body) {
+                   self->send(std::make_shared<const std::string>(std::move(r.body)), r.binary);
+                 }
+               });
+}
+
+void router::on_close(connection& conn, std::uint16_t code, std::string_view reason) {
+  if (!disconnect_) return;
+  event_input in;
+  in.type = event_type::disconnect;
+  in.conn = &conn.info();
+  in.disconnect_code = code;
+  in.disconnect_reason = reason;
+  // The answer is ignored (the socket is gone); failures are logged by invoke_route.
+  invoke_route(*disconnect_, in, make_request_id(), [](integration_result) {});
+}
+
+}  // namespace herald

@@ -1,0 +1,91 @@
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "herald/connection_registry.hpp"
+
+namespace herald {
+namespace {
+
+// A connection with no socket behind it.
+class fake_connection final : public connection {
+ public:
+  explicit fake_connection(std::string user) : connection(make_info(std::move(user))) {}
+  send_result send(std::shared_ptr<const std::string>, bool) override {
+    return send_result::queued;
+  }
+  void close(std::uint16_t, std::string) override {}
+  void begin_request() override {}
+  void end_request() override {}
+
+ private:
+  static connection_info make_info(std::string user) {
+    connection_info info;
+    info.id = connection_id::generate();
+    info.user_id = std::move(user);
+    return info;
+  }
+};
+
+TEST(Registry, FindsByIdAndByUser) {
+  connection_registry r;
+  auto a = std::make_shared<fake_connection>("alice");
+  auto b = std::make_shared<fake_connection>("alice");
+  auto c = std::make_shared<fake_connection>("");
+  r.add(a);
+  r.add(b);
+  r.add(c);
+  EXPECT_EQ(r.size(), 3u);
+  EXPECT_EQ(r.find(a->id()), a);
+  EXPECT_EQ(r.find(c->id()), c);
+  EXPECT_EQ(r.find(connection_id::generate()), nullptr);
+  EXPECT_EQ(r.find_user("alice").size(), 2u);
+  EXPECT_TRUE(r.find_user("bob").empty());
+  EXPECT_EQ(r.user_count(), 1u);
+
+  r.remove(*a);
+  EXPECT_EQ(r.size(), 2u);
+  EXPECT_EQ(r.find(a->id()), nullptr);
+  ASSERT_EQ(r.find_user("alice").size(), 1u);
+  EXPECT_EQ(r.find_user("alice")[0], b);
+  r.remove(*a);  // twice is harmless
+  EXPECT_EQ(r.size(), 2u);
+  r.remove(*b);
+  EXPECT_TRUE(r.find_user("alice").empty());
+  EXPECT_EQ(r.user_count(), 0u);
+}
+
+TEST(Registry, NeverOwnsConnections) {
+  connection_registry r;
+  auto a = std::make_shared<fake_connection>("u");
+  const auto id = a->id();
+  r.add(a);
+  std::weak_ptr<fake_connection> weak = a;
+  a.reset();
+  EXPECT_TRUE(weak.expired());
+  EXPECT_EQ(r.find(id), nullptr);
+  EXPECT_TRUE(r.find_user("u").empty());
+}
+
+TEST(Registry, ConcurrentAddRemoveFind) {
+  connection_registry r;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&r, t] {
+      for (int i = 0; i < 2000; ++i) {
+        auto c = std::make_shared<fake_connection>("user-" + std::to_string((t * 7 + i) % 13));
+        r.add(c);
+        EXPECT_EQ(r.find(c->id()), c);
+        EXPECT_FALSE(r.find_user(c->info().user_id).empty());
+        r.remove(*c);
+      }
+    });
+  }
+  for (auto& th : threads)
+    th.join();
+  EXPECT_EQ(r.size(), 0u);
+  EXPECT_EQ(r.user_count(), 0u);
+}
+
+}  // namespace
+}  // namespace herald
