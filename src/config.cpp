@@ -307,6 +307,23 @@ void validate(const config& cfg) {
       throw config_error("tls.key_file", "cannot read \"" + cfg.tls.key_file + "\"");
     }
   }
+  for (const auto& k : cfg.admin.api_keys) {
+    if (k.size() < 16)
+      throw config_error("admin.api_keys", "keys must be at least 16 characters long");
+  }
+  if (cfg.admin.sigv4.access_key_id.empty() != cfg.admin.sigv4.secret_access_key.empty()) {
+    throw config_error("admin.sigv4.secret_access_key",
+                       "admin.sigv4.access_key_id and admin.sigv4.secret_access_key go together");
+  }
+  const bool loopback = cfg.admin.listen.host == "localhost" || cfg.admin.listen.host == "::1" ||
+                        cfg.admin.listen.host.starts_with("127.");
+  if (cfg.admin.enabled && !loopback && cfg.admin.api_keys.empty() &&
+      cfg.admin.sigv4.access_key_id.empty() && !cfg.admin.allow_unauthenticated) {
+    throw config_error("admin.listen",
+                       "the admin API on " + cfg.admin.listen.to_string() +
+                           " would be open to anyone who can reach it: set admin.api_keys or "
+                           "admin.sigv4, or admin.allow_unauthenticated on a private network");
+  }
   if (cfg.admin.enabled && cfg.admin.listen == cfg.listen && cfg.listen.port != 0) {
     throw config_error("admin.listen", "must differ from listen (" + cfg.listen.to_string() + ")");
   }
@@ -354,6 +371,38 @@ void validate(const config& cfg) {
                          message + " (define it under integrations)");
     }
   }
+  for (const auto* action : {&cfg.channels.subscribe_action, &cfg.channels.unsubscribe_action}) {
+    if (action->empty()) continue;
+    if (action->front() == '$') {
+      throw config_error(action == &cfg.channels.subscribe_action ? "channels.subscribe_action"
+                                                                  : "channels.unsubscribe_action",
+                         "must not start with '$'");
+    }
+    for (const auto& r : cfg.routes) {
+      if (r.key == *action) {
+        throw config_error("routes." + r.key,
+                           "this route key is the built-in channel action; set " +
+                               std::string(action == &cfg.channels.subscribe_action
+                                               ? "channels.subscribe_action"
+                                               : "channels.unsubscribe_action") +
+                               " to another key (or \"\") to route it yourself");
+      }
+    }
+  }
+  for (const auto* action : {&cfg.channels.subscribe_action, &cfg.channels.unsubscribe_action}) {
+    if (action->empty()) continue;
+    const std::string key = action == &cfg.channels.subscribe_action
+                                ? "channels.subscribe_action"
+                                : "channels.unsubscribe_action";
+    if (action->front() == '$') throw config_error(key, "must not start with '$'");
+    for (const auto& r : cfg.routes) {
+      if (r.key == *action) {
+        throw config_error("routes." + r.key,
+                           "this route key is the built-in channel action; set " + key +
+                               " to another key (or \"\") to route it yourself");
+      }
+    }
+  }
   if (cfg.http.max_url_bytes >= cfg.http.max_header_bytes) {
     throw config_error("http.max_url_bytes", "must be smaller than http.max_header_bytes (" +
                                                  format_size(cfg.http.max_header_bytes) + ")");
@@ -385,7 +434,9 @@ std::string dump_config(const config& cfg) {
       node = &(*node)[std::string(key.substr(0, dot))];
       key.remove_prefix(dot + 1);
     }
-    (*node)[std::string(key)] = opt.get(cfg);
+    nlohmann::json value = opt.get(cfg);
+    if (opt.secret && !(value.empty() || value == "")) value = "<redacted>";
+    (*node)[std::string(key)] = std::move(value);
   }
   return out.dump(2);
 }

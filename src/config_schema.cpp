@@ -471,6 +471,11 @@ option_def routes_opt() {
           }};
 }
 
+option_def secret(option_def o) {
+  o.secret = true;
+  return o;
+}
+
 constexpr duration kDay = std::chrono::hours(24);
 constexpr duration kWeek = std::chrono::hours(24 * 7);
 constexpr std::size_t KiB = 1024;
@@ -542,6 +547,34 @@ std::vector<option_def> option_table() {
       endpoint_opt(
           "admin.listen", "Admin listener; keep it on a private interface",
           [](auto& c) -> auto& { return c.admin.listen; }),
+      secret(list_opt(
+          "admin.api_keys",
+          "API keys for the admin API (Authorization: Bearer KEY or x-api-key: KEY), at "
+          "least 16 characters each; several at once for rotation",
+          [](auto& c) -> auto& { return c.admin.api_keys; })),
+      string_opt(
+          "admin.sigv4.access_key_id",
+          "Access key id AWS SDKs sign admin requests with (SigV4, service execute-api); empty: "
+          "off",
+          [](auto& c) -> auto& { return c.admin.sigv4.access_key_id; }),
+      secret(string_opt(
+          "admin.sigv4.secret_access_key", "The secret of admin.sigv4.access_key_id",
+          [](auto& c) -> auto& { return c.admin.sigv4.secret_access_key; })),
+      string_opt(
+          "admin.sigv4.region", "Region signatures must name; empty: any",
+          [](auto& c) -> auto& { return c.admin.sigv4.region; }),
+      duration_opt(
+          "admin.sigv4.max_skew",
+          "How far a signed request's time may be from ours (replays older than this fail)",
+          [](auto& c) -> auto& { return c.admin.sigv4.max_skew; }, std::chrono::seconds(1),
+          std::chrono::hours(1)),
+      bool_opt(
+          "admin.allow_unauthenticated",
+          "Serve the admin API without keys on a non-loopback address (private networks only)",
+          [](auto& c) -> auto& { return c.admin.allow_unauthenticated; }),
+      count_opt(
+          "admin.max_batch", "Publications accepted in one /v1/publish request",
+          [](auto& c) -> auto& { return c.admin.max_batch; }, 1, 10000),
 
       list_opt(
           "http.trusted_proxies",
@@ -668,6 +701,23 @@ std::vector<option_def> option_table() {
           [](auto& c) -> auto& { return c.routing.max_inflight_per_connection; }, 1, 100000),
       routes_opt(),
       integrations_opt(),
+
+      count_opt(
+          "channels.max_name_length", "Longest channel name (bytes)",
+          [](auto& c) -> auto& { return c.channels.max_name_length; }, 1, 1024),
+      count_opt(
+          "channels.max_per_connection", "Channels one connection may subscribe to",
+          [](auto& c) -> auto& { return c.channels.max_per_connection; }, 0, 100000),
+      string_opt(
+          "channels.subscribe_action",
+          "Route key of the built-in subscribe action "
+          "({\"action\":\"subscribe\",\"channel\":...}); "
+          "empty turns it off",
+          [](auto& c) -> auto& { return c.channels.subscribe_action; }),
+      string_opt(
+          "channels.unsubscribe_action",
+          "Route key of the built-in unsubscribe action; empty turns it off",
+          [](auto& c) -> auto& { return c.channels.unsubscribe_action; }),
 
       duration_opt(
           "shutdown.drain_timeout",

@@ -20,6 +20,7 @@ struct option_def {
   // whose values arrive as strings and may be coerced (e.g. "true", "42", "a,b").
   std::function<void(config& cfg, const nlohmann::json& value, bool from_text)> set;
   std::function<nlohmann::json(const config& cfg)> get;
+  bool secret = false;  // printed redacted by --print-config
 };
 
 // The table, in documentation order. Built on each call: it is small and only used at start-up.

@@ -85,6 +85,18 @@ std::vector<std::shared_ptr<connection>> connection_registry::find_user(
   return out;
 }
 
+std::vector<std::shared_ptr<connection>> connection_registry::some(std::size_t limit) const {
+  std::vector<std::shared_ptr<connection>> out;
+  for (auto& s : ids_) {
+    std::lock_guard lock(s.mutex);
+    for (const auto& [id, weak] : s.map) {
+      if (out.size() >= limit) return out;
+      if (auto c = weak.lock()) out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
 std::size_t connection_registry::user_count() const {
   std::size_t n = 0;
   for (auto& u : users_) {

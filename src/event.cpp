@@ -26,13 +26,24 @@ std::string clf_time(system_time_ms t) {
   const std::time_t secs = static_cast<std::time_t>(t / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  char buf[40];
+  char buf[96];
   std::snprintf(buf, sizeof buf, "%02d/%s/%04d:%02d:%02d:%02d +0000", tm.tm_mday, months[tm.tm_mon],
                 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
   return buf;
 }
 
-std::string url_decode(std::string_view s) {
+std::string iso8601(system_time_ms t) {
+  const std::time_t secs = static_cast<std::time_t>(t / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(t % 1000));
+  return buf;
+}
+
+std::string url_decode(std::string_view s, bool plus_is_space) {
   const auto hex = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -42,7 +53,7 @@ std::string url_decode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
+    if (s[i] == '+' && plus_is_space) {
       out += ' ';
     } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
       out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
@@ -68,6 +79,8 @@ void add_pairs(json& event, const char* single, const char* multi, const string_
   event[multi] = std::move(many);
 }
 
+}  // namespace
+
 string_pairs query_pairs(std::string_view target) {
   string_pairs out;
   const auto q = target.find('?');
@@ -87,8 +100,6 @@ string_pairs query_pairs(std::string_view target) {
   }
   return out;
 }
-
-}  // namespace
 
 std::string build_event(const event_input& in) {
   const connection_info& conn = *in.conn;

@@ -45,9 +45,11 @@ bool valid_user_id(std::string_view id) {
 
 }  // namespace
 
-router::router(const config& cfg, logger& log, integration_map integrations, unsigned workers)
+router::router(const config& cfg, logger& log, integration_map integrations, dispatcher& channels,
+               unsigned workers)
     : cfg_(cfg),
       log_(log),
+      channels_(channels),
       integrations_(std::move(integrations)),
       selector_(cfg.routing.selection_expression) {
   for (const auto& rc : cfg.routes) {
@@ -56,7 +58,11 @@ router::router(const config& cfg, logger& log, integration_map integrations, uns
       throw config_error("routes." + rc.key + ".integration",
                          "unknown integration \"" + rc.integration + "\"");
     }
-    routes_[rc.key] = route_entry{rc, it->second.get()};
+    route_entry& r = routes_[rc.key];
+    r.cfg = rc;
+    r.target = it->second.get();
+    for (unsigned i = 0; i < workers; ++i)
+      r.metrics.push_back(std::make_unique<route_metrics>());
   }
   const auto find = [&](const char* key) -> const route_entry* {
     const auto it = routes_.find(key);
@@ -78,14 +84,56 @@ std::int64_t router::inflight() const {
   return total;
 }
 
-const router::route_entry* router::select(std::string_view body) const {
-  if (const auto key = selector_.select(body)) {
-    // Predefined keys are never selected by a message, only custom ones.
-    if (!key->empty() && key->front() != '$') {
-      if (const auto it = routes_.find(*key); it != routes_.end()) return &it->second;
-    }
+const router::route_entry* router::lookup(const std::optional<std::string>& key) const {
+  // Predefined keys are never selected by a message, only custom ones.
+  if (key && !key->empty() && key->front() != '$') {
+    if (const auto it = routes_.find(*key); it != routes_.end()) return &it->second;
   }
   return default_;
+}
+
+void router::channel_action(connection& conn, std::string_view payload, bool subscribe) {
+  metrics_[conn.info().worker]->channel_actions.add();
+  const auto reply = [&conn](std::string frame) {
+    conn.send(std::make_shared<const std::string>(std::move(frame)));
+  };
+  const nlohmann::json doc = nlohmann::json::parse(payload, nullptr, false);
+  std::string id_json;  // echoed back so clients can match replies to requests
+  if (doc.is_object()) {
+    if (const auto id = doc.find("id");
+        id != doc.end() && (id->is_string() || id->is_number_integer())) {
+      id_json = id->dump();
+    }
+  }
+  const auto channel = doc.is_object() ? doc.find("channel") : doc.end();
+  if (!doc.is_object() || channel == doc.end() || !channel->is_string()) {
+    return reply(
+        dispatcher::error_reply("bad_request", "\"channel\" must be a string", "", id_json));
+  }
+  const std::string& name = channel->get_ref<const std::string&>();
+  if (const auto why = dispatcher::check_channel(name, cfg_.channels.max_name_length)) {
+    return reply(dispatcher::error_reply("invalid_channel", *why, "", id_json));
+  }
+  if (!subscribe) {
+    channels_.unsubscribe(conn, name);
+    return reply(dispatcher::reply_frame("unsubscribed", name, id_json));
+  }
+  switch (channels_.subscribe(conn, name)) {
+    case subscribe_status::ok:
+      return reply(dispatcher::reply_frame("subscribed", name, id_json));
+    case subscribe_status::too_many:
+      return reply(dispatcher::error_reply("too_many_subscriptions",
+                                           "a connection may subscribe to " +
+                                               std::to_string(cfg_.channels.max_per_connection) +
+                                               " channels",
+                                           name, id_json));
+    case subscribe_status::not_allowed:
+      return reply(dispatcher::error_reply("forbidden", "not allowed to subscribe to this channel",
+                                           name, id_json));
+    case subscribe_status::invalid_channel:
+      return reply(
+          dispatcher::error_reply("invalid_channel", "invalid channel name", name, id_json));
+  }
 }
 
 void router::invoke_route(const route_entry& route, event_input in, const std::string& request_id,
@@ -111,13 +159,17 @@ void router::invoke_route(const route_entry& route, event_input in, const std::s
         "route.invoke",
         {{"connectionId", info.id.view()}, {"route", route.cfg.key}, {"requestId", request_id}});
   }
+  auto& rm = *route.metrics[info.worker];
   m.invocations.add();
+  rm.invocations.add();
   m.inflight.add(1);
-  route.target->invoke(inv, [this, &m, &route, request_id, id = info.id, start = steady::now(),
+  route.target->invoke(inv, [this, &m, &rm, &route, request_id, id = info.id, start = steady::now(),
                              then = std::move(then)](integration_result r) {
     m.inflight.add(-1);
+    rm.latency.observe(std::chrono::duration<double>(steady::now() - start).count());
     if (!r.ok) {
       m.failures.add();
+      rm.failures.add();
       log_.warn("route.failed", {{"route", route.cfg.key},
                                  {"connectionId", id.view()},
                                  {"requestId", request_id},
@@ -187,12 +239,19 @@ void router::on_connect(const connection_info& info, const connect_request& requ
                });
 }
 
-void router::on_open(const std::shared_ptr<connection>&) {}
+void router::on_open(const std::shared_ptr<connection>& conn) {
+  channels_.on_open(*conn);
+}
 
 void router::on_message(connection& conn, std::string_view payload, bool binary) {
   const connection_info& info = conn.info();
+  const auto key = binary ? std::nullopt : selector_.select(payload);
+  if (key && !key->empty()) {
+    if (*key == cfg_.channels.subscribe_action) return channel_action(conn, payload, true);
+    if (*key == cfg_.channels.unsubscribe_action) return channel_action(conn, payload, false);
+  }
   const std::string request_id = make_request_id();
-  const route_entry* route = binary ? default_ : select(payload);
+  const route_entry* route = lookup(key);
   if (!route) {
     // No matching route and no $default: AWS answers with a Forbidden frame and keeps the socket.
     metrics_[info.worker]->forbidden.add();
@@ -224,6 +283,7 @@ void router::on_message(connection& conn, std::string_view payload, bool binary)
 }
 
 void router::on_close(connection& conn, std::uint16_t code, std::string_view reason) {
+  channels_.on_close(conn);
   if (!disconnect_) return;
   event_input in;
   in.type = event_type::disconnect;

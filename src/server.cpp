@@ -15,6 +15,7 @@
 #include "herald/connection_registry.hpp"
 #include "herald/router.hpp"
 #include "herald/ws/frame.hpp"
+#include "net/admin_api.hpp"
 #include "net/http_handler.hpp"
 #include "net/http_integration.hpp"
 #include "net/listener.hpp"
@@ -64,15 +65,18 @@ std::string generate_node_id() {
 
 struct server::impl {
   impl(const config& c, logger& l)
-      : cfg(c), log(l), ctx(cfg, log, registry), health(ctx, nullptr) {}
+      : cfg(c), log(l), ctx(cfg, log, registry), client_health(ctx, nullptr) {}
 
   const config& cfg;
   logger& log;
   connection_registry registry;
   server_context ctx;
   // Declared after ctx: destroyed first, while the workers' io_contexts still exist.
+  std::unique_ptr<dispatcher> channels;
   std::unique_ptr<router> app;
-  health_handler health;
+  std::unique_ptr<admin_api> admin;
+  health_handler client_health;                  // the client listener: health and readiness only
+  std::unique_ptr<health_handler> admin_health;  // the admin listener: health, then the admin API
   std::shared_ptr<listener> client_listener;
   std::shared_ptr<listener> admin_listener;
   std::optional<asio::steady_timer> drain_timer;
@@ -131,8 +135,7 @@ struct server::impl {
 
 server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cfg, log)) {
   auto& ctx = impl_->ctx;
-  ctx.client_http = &impl_->health;
-  ctx.admin_http = &impl_->health;
+  ctx.client_http = &impl_->client_health;
   if (cfg.tls.mode != tls_mode::off) ctx.tls = std::make_shared<tls_context>(cfg.tls);
   const unsigned n = worker_count(cfg);
   for (unsigned i = 0; i < n; ++i)
@@ -152,9 +155,21 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
                                       ? make_http_integration(ic, contexts)
                                       : make_builtin_integration(ic);
   }
-  impl_->app = std::make_unique<router>(cfg, log, std::move(integrations), n);
+  const worker_poster post = [&ctx](unsigned i, std::function<void()> fn) {
+    asio::post(ctx.workers[i]->context(), std::move(fn));
+  };
+  impl_->channels = std::make_unique<dispatcher>(cfg, impl_->registry, n, post);
+  impl_->app = std::make_unique<router>(cfg, log, std::move(integrations), *impl_->channels, n);
   ctx.handler = impl_->app.get();
   if (impl_->app->has_connect_route()) ctx.connect_hook = impl_->app.get();
+  impl_->admin = std::make_unique<admin_api>(ctx, *impl_->channels, *impl_->app, post);
+  impl_->admin_health = std::make_unique<health_handler>(ctx, impl_->admin.get());
+  ctx.admin_http = impl_->admin_health.get();
+  if (cfg.admin.enabled && cfg.admin.api_keys.empty() && cfg.admin.sigv4.access_key_id.empty()) {
+    log.warn("admin.unauthenticated",
+             {{"listen", cfg.admin.listen.to_string()},
+              {"hint", "set admin.api_keys or admin.sigv4 to protect the admin API"}});
+  }
 
   auto& ioc = impl_->control().context();
   const auto bind = [&](const endpoint& ep, listener_role role, const char* key) {

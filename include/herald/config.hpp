@@ -50,9 +50,20 @@ struct tls_config {
   duration handshake_timeout = std::chrono::seconds(10);
 };
 
+struct sigv4_config {
+  std::string access_key_id;  // empty: SigV4 is off
+  std::string secret_access_key;
+  std::string region;  // empty: any region
+  duration max_skew = std::chrono::minutes(5);
+};
+
 struct admin_config {
   bool enabled = true;
   endpoint listen{"127.0.0.1", 8081};
+  std::vector<std::string> api_keys;  // accepted as "Authorization: Bearer" or "x-api-key"
+  sigv4_config sigv4;
+  bool allow_unauthenticated = false;  // needed to run without keys on a non-loopback address
+  std::size_t max_batch = 100;         // publications in one /v1/publish request
 };
 
 struct http_config {
@@ -132,6 +143,14 @@ struct routing_config {
   std::size_t max_inflight_per_connection = 16;
 };
 
+struct channels_config {
+  std::size_t max_name_length = 128;
+  std::size_t max_per_connection = 128;  // subscriptions one connection may hold
+  // Route keys served by the built-in channel actions ("" turns one off).
+  std::string subscribe_action = "subscribe";
+  std::string unsubscribe_action = "unsubscribe";
+};
+
 struct shutdown_config {
   duration drain_timeout = std::chrono::seconds(10);
 };
@@ -146,6 +165,7 @@ struct config {
   http_config http;
   websocket_config websocket;
   shutdown_config shutdown;
+  channels_config channels;
   routing_config routing;
   // Default: every message is echoed back (a two-way $default route to the built-in echo).
   std::vector<route_config> routes{{"$default", "echo", true}};

@@ -70,7 +70,12 @@ class connection : public std::enable_shared_from_this<connection> {
   virtual void end_request() = 0;
 
  protected:
-  void touch(system_time_ms t) { last_active_.store(t, std::memory_order_relaxed); }
+  // Records activity. Callers may pass a coarse clock; lastActiveAt never goes back in time and
+  // never precedes connectedAt.
+  void touch(system_time_ms t) {
+    if (t > last_active_.load(std::memory_order_relaxed))
+      last_active_.store(t, std::memory_order_relaxed);
+  }
 
  private:
   connection_info info_;

@@ -45,7 +45,14 @@ std::string build_event(const event_input& in);
 // Common Log Format time as API Gateway writes requestTime: "16/Mar/2025:00:46:22 +0000".
 std::string clf_time(system_time_ms t);
 
-// Percent-decoding of one query-string component ('+' is a space). Invalid escapes stay as-is.
-std::string url_decode(std::string_view s);
+// Percent-decoding of one query-string component ('+' is a space unless `plus_is_space` is
+// false, as in paths). Invalid escapes stay as they are.
+std::string url_decode(std::string_view s, bool plus_is_space = true);
+
+// The query string of a request target as decoded name/value pairs, in order.
+string_pairs query_pairs(std::string_view target);
+
+// ISO 8601 UTC with milliseconds: "2025-03-16T00:46:22.306Z".
+std::string iso8601(system_time_ms t);
 
 }  // namespace herald

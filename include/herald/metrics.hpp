@@ -2,6 +2,7 @@
 // read-modify-write on the hot path) and summed across workers when read.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 
@@ -31,6 +32,32 @@ class gauge {
   std::atomic<std::int64_t> value_{0};
 };
 
+// Durations in fixed buckets (seconds), single writer. Buckets are stored per bucket and
+// made cumulative when rendered.
+class latency_histogram {
+ public:
+  static constexpr std::array<double, 14> bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+  void observe(double seconds) {
+    std::size_t i = 0;
+    while (i < bounds.size() && seconds > bounds[i])
+      ++i;
+    buckets_[i].add();
+    sum_.store(sum_.load(std::memory_order_relaxed) + seconds, std::memory_order_relaxed);
+  }
+  std::uint64_t bucket(std::size_t i) const { return buckets_[i].value(); }  // i <= bounds.size()
+  double sum() const { return sum_.load(std::memory_order_relaxed); }
+
+ private:
+  std::array<counter, bounds.size() + 1> buckets_;  // the last one is +Inf
+  std::atomic<double> sum_{0};
+};
+
+// Close codes counted one by one where they mean something, grouped otherwise.
+inline constexpr std::array<std::uint16_t, 14> counted_close_codes{
+    1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014};
+
 struct worker_metrics {
   gauge connections_open;
   counter connections_opened;
@@ -47,6 +74,18 @@ struct worker_metrics {
   counter pong_timeouts;
   counter messages_throttled;
   counter http_requests;
+  // Closes by code: counted_close_codes, then 3xxx, 4xxx, other.
+  std::array<counter, counted_close_codes.size() + 3> closes_by_code;
+
+  void count_close(std::uint16_t code) {
+    for (std::size_t i = 0; i < counted_close_codes.size(); ++i) {
+      if (counted_close_codes[i] == code) return closes_by_code[i].add();
+    }
+    const std::size_t base = counted_close_codes.size();
+    if (code >= 3000 && code <= 3999) return closes_by_code[base].add();
+    if (code >= 4000 && code <= 4999) return closes_by_code[base + 1].add();
+    closes_by_code[base + 2].add();
+  }
 };
 
 }  // namespace herald

@@ -15,6 +15,7 @@
 
 #include "herald/config.hpp"
 #include "herald/connection.hpp"
+#include "herald/dispatcher.hpp"
 #include "herald/event.hpp"
 #include "herald/integration.hpp"
 #include "herald/log.hpp"
@@ -52,7 +53,15 @@ struct router_metrics {
   counter failures;
   counter forbidden;
   counter connects_rejected;
+  counter channel_actions;
   gauge inflight;
+};
+
+// Per-worker numbers of one route.
+struct route_metrics {
+  counter invocations;
+  counter failures;
+  latency_histogram latency;  // integration call duration
 };
 
 class router final : public connection_handler, public connect_handler {
@@ -60,7 +69,8 @@ class router final : public connection_handler, public connect_handler {
   using integration_map = std::map<std::string, std::unique_ptr<integration>>;
 
   // `integrations` must hold every integration the routes name. Throws config_error.
-  router(const config& cfg, logger& log, integration_map integrations, unsigned workers);
+  router(const config& cfg, logger& log, integration_map integrations, dispatcher& channels,
+         unsigned workers);
   ~router() override;
 
   void on_connect(const connection_info& info, const connect_request& request,
@@ -71,6 +81,14 @@ class router final : public connection_handler, public connect_handler {
   void on_close(connection& conn, std::uint16_t code, std::string_view reason) override;
 
   bool has_connect_route() const { return connect_ != nullptr; }
+  // Calls f(route_key, worker, metrics) for every route and worker (for /metrics).
+  template <class F>
+  void for_each_route_metrics(F&& f) const {
+    for (const auto& [key, r] : routes_) {
+      for (unsigned w = 0; w < r.metrics.size(); ++w)
+        f(key, w, *r.metrics[w]);
+    }
+  }
   // Integration calls in progress on all workers (shutdown waits for them).
   std::int64_t inflight() const;
   const router_metrics& metrics(unsigned worker) const { return *metrics_[worker]; }
@@ -80,9 +98,11 @@ class router final : public connection_handler, public connect_handler {
   struct route_entry {
     route_config cfg;
     integration* target = nullptr;
+    std::vector<std::unique_ptr<route_metrics>> metrics;  // per worker
   };
 
-  const route_entry* select(std::string_view body) const;
+  const route_entry* lookup(const std::optional<std::string>& key) const;
+  void channel_action(connection& conn, std::string_view payload, bool subscribe);
   // Builds the event (when the integration wants one), invokes the route's integration, keeps
   // the counters, logs a failure, then hands the result to `then`, on the same worker thread.
   void invoke_route(const route_entry& route, event_input in, const std::string& request_id,
@@ -90,6 +110,7 @@ class router final : public connection_handler, public connect_handler {
 
   const config& cfg_;
   logger& log_;
+  dispatcher& channels_;
   integration_map integrations_;
   route_selector selector_;
   std::unordered_map<std::string, route_entry> routes_;

@@ -24,6 +24,7 @@ struct request_context {
   std::string remote_ip;
   listener_role role = listener_role::client;
   bool tls = false;
+  unsigned worker = 0;  // the worker thread the request arrived on
 };
 
 class http_handler {

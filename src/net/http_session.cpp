@@ -135,7 +135,7 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     const bool keep_alive = req.keep_alive();
     const bool head = req.method() == http::verb::head;
     handler->handle(
-        std::move(req), {remote_ip_, role_, is_tls},
+        std::move(req), {remote_ip_, role_, is_tls, worker_.index()},
         [self = this->shared_from_this(), version, keep_alive, head](http_response&& res) {
           // The handler may answer from another thread.
           asio::post(self->worker_.context(),
@@ -190,7 +190,10 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
       worker_.metrics().handshakes_rejected.add();
       return reject(http::status::service_unavailable, "unavailable", "server is shutting down");
     }
-    if (ctx_.registry.size() >= cfg.websocket.max_connections) {
+    // The place is held from now on (during $connect too), so concurrent handshakes cannot
+    // overshoot the limit; it is released when the connection finishes or the upgrade fails.
+    slot_ = ctx_.admit(cfg.websocket.max_connections);
+    if (!slot_) {
       worker_.metrics().handshakes_rejected.add();
       ctx_.log.warn("connection.rejected",
                     {{"reason", "max_connections"}, {"sourceIp", remote_ip_}});
@@ -259,17 +262,52 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     timer_.cancel();
     // Frames the client sent right behind its request are already in our buffer.
     std::string initial = beast::buffers_to_string(buffer_.data());
-    start_websocket_session(std::move(stream_), std::move(initial), std::move(info), worker_, ctx_);
+    start_websocket_session(std::move(stream_), std::move(initial), std::move(info),
+                            std::move(*slot_), worker_, ctx_);
   }
 
   void do_close() {
     if (done_) return;
     done_ = true;
     timer_.cancel();
+    if constexpr (!is_tls) {
+      // Lingering close: stop sending, then read and discard what the client is still sending
+      // (bounded), so a client that was cut off mid-upload still reads our answer (e.g. 413)
+      // instead of a connection reset.
+      error_code ec;
+      stream_.shutdown(tcp::socket::shutdown_send, ec);
+      if (!ec) {
+        timer_.expires_after(std::chrono::seconds(2));
+        timer_.async_wait([self = this->shared_from_this()](error_code tec) {
+          if (!tec) self->close_now();
+        });
+        return drain();
+      }
+    }
+    close_now();
+  }
+
+  void drain() {
+    if (!linger_buffer_) linger_buffer_ = std::make_unique<char[]>(linger_chunk);
+    stream_.async_read_some(asio::buffer(linger_buffer_.get(), linger_chunk),
+                            [self = this->shared_from_this()](error_code ec, std::size_t n) {
+                              self->lingered_ += n;
+                              if (ec || self->lingered_ > linger_limit) return self->close_now();
+                              self->drain();
+                            });
+  }
+
+  void close_now() {
+    timer_.cancel();
     error_code ignored;
-    stream_.lowest_layer().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.lowest_layer().close(ignored);
   }
+
+  static constexpr std::size_t linger_chunk = 16 * 1024;
+  static constexpr std::size_t linger_limit = 8 * 1024 * 1024;
+  std::optional<admission> slot_;  // a place under websocket.max_connections
+  std::unique_ptr<char[]> linger_buffer_;
+  std::size_t lingered_ = 0;
 
   Stream stream_;
   beast::flat_buffer buffer_;

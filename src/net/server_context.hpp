@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "herald/cidr.hpp"
@@ -22,6 +24,32 @@ class worker;
 class tls_context;
 class http_handler;
 
+// A reserved place under websocket.max_connections, from the moment an upgrade is admitted
+// until the connection finishes (or the handshake fails). Move-only; releases once.
+class admission {
+ public:
+  admission() = default;
+  explicit admission(std::atomic<std::size_t>* count) : count_(count) {}
+  admission(admission&& o) noexcept : count_(std::exchange(o.count_, nullptr)) {}
+  admission& operator=(admission&& o) noexcept {
+    if (this != &o) {
+      release();
+      count_ = std::exchange(o.count_, nullptr);
+    }
+    return *this;
+  }
+  admission(const admission&) = delete;
+  admission& operator=(const admission&) = delete;
+  ~admission() { release(); }
+  void release() {
+    if (count_) count_->fetch_sub(1, std::memory_order_relaxed);
+    count_ = nullptr;
+  }
+
+ private:
+  std::atomic<std::size_t>* count_ = nullptr;
+};
+
 struct server_context {
   server_context(const config& c, logger& l, connection_registry& r);
   ~server_context();
@@ -38,6 +66,16 @@ struct server_context {
   std::vector<cidr> trusted_proxies;        // http.trusted_proxies
   std::atomic<bool> listening{false};       // listeners bound and accepting
   std::atomic<bool> draining{false};        // shutting down: refuse new connections
+  std::atomic<std::size_t> admitted{0};     // upgrades admitted and not yet finished
+
+  // Reserves a place for a new connection, or nothing when the node is full.
+  std::optional<admission> admit(std::size_t limit) {
+    if (admitted.fetch_add(1, std::memory_order_relaxed) >= limit) {
+      admitted.fetch_sub(1, std::memory_order_relaxed);
+      return std::nullopt;
+    }
+    return admission(&admitted);
+  }
 
   // Picks the worker for a new connection (round robin).
   worker& next_worker() {

@@ -52,9 +52,11 @@ class websocket_session final : public websocket_session_base {
   static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
   static constexpr std::size_t tls_read_size = 16 * 1024;
 
-  websocket_session(Stream&& stream, connection_info info, worker& w, server_context& ctx)
+  websocket_session(Stream&& stream, connection_info info, admission slot, worker& w,
+                    server_context& ctx)
       : websocket_session_base(std::move(info)),
         stream_(std::move(stream)),
+        slot_(std::move(slot)),
         worker_(w),
         ctx_(ctx),
         decoder_({ctx.cfg.websocket.max_frame_bytes, ctx.cfg.websocket.max_message_bytes, true}) {}
@@ -64,7 +66,7 @@ class websocket_session final : public websocket_session_base {
     opened_ = last_activity_ = last_received_ = now;
     tokens_ = ctx_.cfg.websocket.rate_limit.burst;
     refill_at_ = steady_clock::now();
-    touch(now_ms());
+    touch(info().connected_at);
     if constexpr (!is_tls) {
       error_code ec;
       stream_.non_blocking(true, ec);
@@ -520,9 +522,11 @@ class websocket_session final : public websocket_session_base {
     queue_.clear();
     worker_.detach(*this);
     ctx_.registry.remove(*this);
+    slot_.release();
     auto& m = worker_.metrics();
     m.connections_open.add(-1);
     m.connections_closed.add();
+    m.count_close(close_code_);
     const auto lived =
         std::chrono::duration_cast<std::chrono::milliseconds>(worker_.now() - opened_);
     ctx_.log.info("connection.close", {{"connectionId", id().view()},
@@ -533,6 +537,7 @@ class websocket_session final : public websocket_session_base {
   }
 
   Stream stream_;
+  admission slot_;  // our place under websocket.max_connections, released in finish()
   worker& worker_;
   server_context& ctx_;
   ws::decoder decoder_;
@@ -572,16 +577,16 @@ class websocket_session final : public websocket_session_base {
 }  // namespace
 
 template <class Stream>
-void start_websocket_session(Stream stream, std::string initial, connection_info info, worker& w,
-                             server_context& ctx) {
-  auto session =
-      std::make_shared<websocket_session<Stream>>(std::move(stream), std::move(info), w, ctx);
+void start_websocket_session(Stream stream, std::string initial, connection_info info,
+                             admission slot, worker& w, server_context& ctx) {
+  auto session = std::make_shared<websocket_session<Stream>>(std::move(stream), std::move(info),
+                                                             std::move(slot), w, ctx);
   session->start(std::move(initial));
 }
 
 template void start_websocket_session<plain_stream>(plain_stream, std::string, connection_info,
-                                                    worker&, server_context&);
-template void start_websocket_session<tls_stream>(tls_stream, std::string, connection_info, worker&,
-                                                  server_context&);
+                                                    admission, worker&, server_context&);
+template void start_websocket_session<tls_stream>(tls_stream, std::string, connection_info,
+                                                  admission, worker&, server_context&);
 
 }  // namespace herald::net

@@ -10,11 +10,11 @@
 #include "herald/connection.hpp"
 #include "herald/ws/frame.hpp"
 #include "net/net.hpp"
+#include "net/server_context.hpp"
 
 namespace herald::net {
 
 class worker;
-struct server_context;
 
 // The part of a session its worker needs, independent of the stream type.
 class websocket_session_base : public connection, public ws::frame_handler {
@@ -34,13 +34,13 @@ class websocket_session_base : public connection, public ws::frame_handler {
 // Creates the session for an upgraded stream and starts it. `initial` holds bytes the client
 // sent right after its handshake request. Runs on `w`'s thread.
 template <class Stream>
-void start_websocket_session(Stream stream, std::string initial, connection_info info, worker& w,
-                             server_context& ctx);
+void start_websocket_session(Stream stream, std::string initial, connection_info info,
+                             admission slot, worker& w, server_context& ctx);
 
 extern template void start_websocket_session<plain_stream>(plain_stream, std::string,
-                                                           connection_info, worker&,
+                                                           connection_info, admission, worker&,
                                                            server_context&);
 extern template void start_websocket_session<tls_stream>(tls_stream, std::string, connection_info,
-                                                         worker&, server_context&);
+                                                         admission, worker&, server_context&);
 
 }  // namespace herald::net

@@ -190,13 +190,7 @@ describe('$disconnect fires exactly once, whoever closes', () => {
     await backend.close();
   });
 
-  // Connections are opened one at a time, so the next connection.open line is this one's.
-  async function open(url = h.url) {
-    const before = h.events('connection.open').length;
-    const c = await connect(url);
-    await eventually(() => h.events('connection.open').length > before);
-    return [c, h.events('connection.open')[before].connectionId];
-  }
+  const open = () => h.withConnectionId(() => connect(h.url));
 
   test('client close, idle timeout, max duration, oversize message, dropped TCP', async () => {
     // Client close.
@@ -207,12 +201,9 @@ describe('$disconnect fires exactly once, whoever closes', () => {
     b.send('x'.repeat(2000));
     assert.equal((await b.closed).code, 1009);
     // Dropped TCP without a close frame: 1006.
-    const before = h.events('connection.open').length;
-    const d = await RawClient.open(h.clientPort);
+    const [d, dId] = await h.withConnectionId(() => RawClient.open(h.clientPort));
     d.sendText('hello');
     await d.waitFrame((f) => f.opcode === OP.text);
-    await eventually(() => h.events('connection.open').length > before);
-    const dId = h.events('connection.open')[before].connectionId;
     d.destroy();
     // Idle (600 ms, no traffic): 1001 "idle timeout".
     const [i, iId] = await open();
@@ -568,7 +559,7 @@ describe('connection limits', () => {
       const before = backend.events('CONNECT').length;
       const b = await connect(untrusted.url, { headers });
       await eventually(() => backend.events('CONNECT').length > before);
-      assert.equal(backend.events('CONNECT').at(-1).requestContext.identity.sourceIp, '127.0.0.1');
+      assert.equal(backend.events('CONNECT')[before].requestContext.identity.sourceIp, '127.0.0.1');
       b.ws.close();
     } finally {
       await trusted.stop();

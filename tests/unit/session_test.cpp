@@ -85,7 +85,7 @@ class SessionTest : public ::testing::Test {
     connection_info info;
     info.id = connection_id::generate();
     info.source_ip = "127.0.0.1";
-    start_websocket_session(std::move(server), std::string(), info, w(), *ctx_);
+    start_websocket_session(std::move(server), std::string(), info, admission(), w(), *ctx_);
     ASSERT_TRUE(handler_.conn);
   }
 

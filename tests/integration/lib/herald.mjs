@@ -102,6 +102,15 @@ export class Herald {
     return this.logs.filter((l) => l.event === name);
   }
 
+  // Runs `open()` (which opens one connection) and returns [its result, the new connection's id],
+  // read from the node's connection.open log line. Open connections one at a time with it.
+  async withConnectionId(open) {
+    const before = this.events('connection.open').length;
+    const client = await open();
+    await this.waitForLog(() => this.events('connection.open').length > before);
+    return [client, this.events('connection.open')[before].connectionId];
+  }
+
   get url() {
     return `ws://127.0.0.1:${this.clientPort}`;
   }

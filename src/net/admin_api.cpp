@@ -1,0 +1,685 @@
+#include "net/admin_api.hpp"
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include <openssl/crypto.h>
+#include <nlohmann/json.hpp>
+
+#include "herald/event.hpp"
+#include "herald/prometheus.hpp"
+#include "herald/text.hpp"
+#include "herald/version.hpp"
+#include "herald/ws/frame.hpp"
+#include "herald/ws/utf8.hpp"
+#include "net/worker.hpp"
+
+namespace herald::net {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kConnectionsMarker = "/@connections/";
+
+// The error shape the AWS SDKs parse: x-amzn-ErrorType names the exception.
+http_response aws_error(http::status status, std::string_view type, std::string_view message) {
+  auto res = json_response(status, json{{"message", message}}.dump());
+  res.set("x-amzn-ErrorType", type);
+  return res;
+}
+
+// Herald's own error shape.
+http_response herald_error(http::status status, std::string_view code, std::string_view message) {
+  return json_error(status, code, message);
+}
+
+json connection_json(const connection& c, const std::string& node) {
+  const auto& i = c.info();
+  return {{"connectionId", i.id.view()},
+          {"userId", i.user_id.empty() ? json(nullptr) : json(i.user_id)},
+          {"connectedAt", iso8601(i.connected_at)},
+          {"lastActiveAt", iso8601(c.last_active_at())},
+          {"sourceIp", i.source_ip},
+          {"userAgent", i.user_agent},
+          {"subprotocol", i.subprotocol},
+          {"node", node}};
+}
+
+std::string query_value(std::string_view target, std::string_view name) {
+  for (auto& [k, v] : query_pairs(target)) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+// Process figures from /proc, for the standard process_* metrics.
+struct process_stats {
+  double cpu_seconds = 0;
+  std::uint64_t rss_bytes = 0;
+  std::uint64_t virtual_bytes = 0;
+  std::uint64_t open_fds = 0;
+  std::uint64_t max_fds = 0;
+};
+
+process_stats read_process_stats() {
+  process_stats s;
+  std::ifstream stat("/proc/self/stat");
+  std::string line;
+  if (std::getline(stat, line)) {
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    const auto close = line.rfind(')');
+    if (close != std::string::npos) {
+      std::vector<std::string> f;
+      std::string field;
+      for (std::size_t i = close + 2; i <= line.size(); ++i) {
+        if (i == line.size() || line[i] == ' ') {
+          f.push_back(field);
+          field.clear();
+        } else {
+          field += line[i];
+        }
+      }
+      // f[0] is field 3 (state); utime is field 14, stime 15, vsize 23, rss 24.
+      if (f.size() > 21) {
+        const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+        s.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / ticks;
+        s.virtual_bytes = std::stoull(f[20]);
+        s.rss_bytes = std::stoull(f[21]) * static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+      }
+    }
+  }
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (const dirent* e = readdir(d)) {
+      if (e->d_name[0] != '.') ++s.open_fds;
+    }
+    closedir(d);
+  }
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) s.max_fds = rl.rlim_cur;
+  return s;
+}
+
+}  // namespace
+
+admin_api::admin_api(server_context& ctx, dispatcher& channels, const router& app,
+                     worker_poster post)
+    : ctx_(ctx), channels_(channels), app_(app), post_(std::move(post)), started_(now_ms()) {
+  const auto& s = ctx.cfg.admin.sigv4;
+  sigv4_ = {s.access_key_id, s.secret_access_key, s.region, "execute-api", s.max_skew};
+  for (const auto& k : ctx.cfg.admin.api_keys)
+    key_digests_.push_back(sha256_hex(k));
+}
+
+void admin_api::count(api which, unsigned status) {
+  std::size_t col = statuses.size();
+  for (std::size_t i = 0; i < statuses.size(); ++i) {
+    if (statuses[i] == status) col = i;
+  }
+  requests_[static_cast<std::size_t>(which)][col].fetch_add(1, std::memory_order_relaxed);
+}
+
+admin_api::auth admin_api::authenticate(const http_request& req, std::string& why) const {
+  const bool keys = !key_digests_.empty();
+  const bool sig = !sigv4_.access_key_id.empty();
+  if (!keys && !sig) return auth::ok;  // validated at start-up: only on loopback, or allowed
+  const std::string_view authorization = trim(req[http::field::authorization]);
+  if (authorization.starts_with("AWS4-HMAC-SHA256")) {
+    if (!sig) {
+      why = "SigV4 is not configured on this node";
+      return auth::invalid;
+    }
+    string_pairs headers;
+    for (const auto& f : req)
+      headers.emplace_back(f.name_string(), f.value());
+    const auto outcome = verify_sigv4(
+        {http::to_string(req.method()), req.target(), &headers, req.body()}, sigv4_, now_ms());
+    if (outcome.status == sigv4_status::ok) return auth::ok;
+    why = outcome.detail;
+    return auth::invalid;
+  }
+  std::string_view key;
+  if (authorization.size() > 7 && iequals(authorization.substr(0, 7), "Bearer ")) {
+    key = trim(authorization.substr(7));
+  } else if (const auto x = req["x-api-key"]; !x.empty()) {
+    key = trim(x);
+  } else {
+    why = "no credentials";
+    return auth::missing;
+  }
+  if (!keys) {
+    why = "API keys are not configured on this node";
+    return auth::invalid;
+  }
+  // Digests have the same length whatever the key, so the comparison leaks nothing.
+  const std::string digest = sha256_hex(key);
+  bool match = false;
+  for (const auto& d : key_digests_) {
+    match = (CRYPTO_memcmp(d.data(), digest.data(), d.size()) == 0) || match;
+  }
+  if (match) return auth::ok;
+  why = "unknown API key";
+  return auth::invalid;
+}
+
+void admin_api::handle(http_request&& req, const request_context& rc, http_responder respond) {
+  const std::string target(req.target());
+  const std::string path = url_decode(request_path(target), false);
+  const auto verb = req.method();
+
+  const auto marker = path.find(kConnectionsMarker);
+  const api which = marker != std::string::npos           ? api::aws_connections
+                    : path == "/v1/publish"               ? api::publish
+                    : path.starts_with("/v1/connections") ? api::connections
+                    : path.starts_with("/v1/users/")      ? api::users
+                    : path == "/metrics"                  ? api::metrics
+                                                          : api::other;
+  // Count every answer, whichever thread it comes from.
+  http_responder done = [this, which, respond = std::move(respond)](http_response&& res) {
+    count(which, res.result_int());
+    respond(std::move(res));
+  };
+
+  if (which == api::metrics) {
+    if (verb != http::verb::get && verb != http::verb::head) {
+      return done(herald_error(http::status::method_not_allowed, "method_not_allowed", "use GET"));
+    }
+    auto res = http_response{http::status::ok, 11};
+    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.body() = render_metrics();
+    return done(std::move(res));
+  }
+
+  std::string why;
+  const auth a = authenticate(req, why);
+  if (a != auth::ok) {
+    ctx_.log.warn("admin.auth_failed",
+                  {{"path", request_path(target)}, {"sourceIp", rc.remote_ip}, {"reason", why}});
+    if (which == api::aws_connections) {
+      return done(aws_error(http::status::forbidden, "ForbiddenException",
+                            a == auth::missing ? "Missing Authentication Token" : "Forbidden"));
+    }
+    if (a == auth::missing) {
+      auto res = herald_error(http::status::unauthorized, "unauthorized",
+                              "send an API key (Authorization: Bearer <key>) or a SigV4 signature");
+      res.set(http::field::www_authenticate, "Bearer realm=\"herald\"");
+      return done(std::move(res));
+    }
+    return done(herald_error(http::status::forbidden, "forbidden", "invalid credentials"));
+  }
+
+  if (which == api::aws_connections) {
+    const std::string_view id_text =
+        std::string_view(path).substr(marker + kConnectionsMarker.size());
+    return aws_connection(req, id_text, done);
+  }
+  if (which == api::publish) {
+    if (verb != http::verb::post)
+      return done(herald_error(http::status::method_not_allowed, "method_not_allowed", "use POST"));
+    return publish(req, done);
+  }
+  if (path == "/v1/connections") {
+    if (verb != http::verb::get)
+      return done(herald_error(http::status::method_not_allowed, "method_not_allowed", "use GET"));
+    return list_connections(req, done);
+  }
+  if (path.starts_with("/v1/connections/")) {
+    const std::string_view id =
+        std::string_view(path).substr(std::string_view("/v1/connections/").size());
+    if (verb == http::verb::get) return get_connection(id, done);
+    if (verb == http::verb::delete_) return delete_connection(id, done);
+    return done(
+        herald_error(http::status::method_not_allowed, "method_not_allowed", "use GET or DELETE"));
+  }
+  if (path.starts_with("/v1/users/") && path.ends_with("/connections")) {
+    const std::string_view prefix = "/v1/users/";
+    const std::string_view user = std::string_view(path).substr(
+        prefix.size(), path.size() - prefix.size() - std::string_view("/connections").size());
+    if (verb != http::verb::delete_)
+      return done(
+          herald_error(http::status::method_not_allowed, "method_not_allowed", "use DELETE"));
+    return delete_user(user, done);
+  }
+  done(herald_error(http::status::not_found, "not_found", "no such endpoint"));
+}
+
+// ---- AWS @connections -------------------------------------------------------------------
+
+void admin_api::aws_connection(http_request& req, std::string_view id_text,
+                               const http_responder& done) {
+  const std::string request_id = make_request_id();
+  const http_responder reply = [done, request_id](http_response&& res) {
+    res.set("x-amzn-RequestId", request_id);
+    done(std::move(res));
+  };
+  const auto id = connection_id::parse(id_text);
+  if (!id)
+    return reply(
+        aws_error(http::status::bad_request, "BadRequestException", "Invalid connectionId"));
+  const auto conn = ctx_.registry.find(*id);
+  const auto gone = [] {
+    return aws_error(http::status::gone, "GoneException", "The connection no longer exists");
+  };
+  switch (req.method()) {
+    case http::verb::get: {
+      if (!conn) return reply(gone());
+      const json body = {
+          {"connectedAt", iso8601(conn->info().connected_at)},
+          {"identity",
+           {{"sourceIp", conn->info().source_ip}, {"userAgent", conn->info().user_agent}}},
+          {"lastActiveAt", iso8601(conn->last_active_at())}};
+      return reply(json_response(http::status::ok, body.dump()));
+    }
+    case http::verb::delete_: {
+      if (!conn) return reply(gone());
+      conn->close(ws::close_code::normal, "connection deleted");
+      http_response res{http::status::no_content, 11};
+      return reply(std::move(res));
+    }
+    case http::verb::post: {
+      if (!conn) return reply(gone());
+      if (req.body().size() > ctx_.cfg.websocket.max_message_bytes) {
+        return reply(aws_error(http::status::payload_too_large, "PayloadTooLargeException",
+                               "Message too long: the limit is " +
+                                   std::to_string(ctx_.cfg.websocket.max_message_bytes) +
+                                   " bytes"));
+      }
+      // Raw, as API Gateway sends it: text if it is UTF-8, binary otherwise.
+      const bool binary = !ws::is_valid_utf8(req.body());
+      auto payload = std::make_shared<const std::string>(std::move(req.body()));
+      // Sent on the connection's own thread, where the queue's answer is exact.
+      post_(conn->info().worker, [conn, payload, binary, reply, gone] {
+        switch (conn->send(payload, binary)) {
+          case send_result::queued: {
+            http_response res{http::status::ok, 11};
+            return reply(std::move(res));
+          }
+          case send_result::dropped:
+            return reply(aws_error(http::status::too_many_requests, "LimitExceededException",
+                                   "The client's send buffer is full"));
+          case send_result::closing:
+            return reply(gone());
+        }
+      });
+      return;
+    }
+    default:
+      return reply(aws_error(http::status::method_not_allowed, "BadRequestException",
+                             "Use GET, POST or DELETE"));
+  }
+}
+
+// ---- /v1/publish --------------------------------------------------------------------------
+
+void admin_api::publish(http_request& req, const http_responder& done) {
+  const json doc = json::parse(req.body(), nullptr, false);
+  if (doc.is_discarded())
+    return done(
+        herald_error(http::status::bad_request, "bad_request", "the body is not valid JSON"));
+  const bool batch = doc.is_array();
+  if (batch && (doc.empty() || doc.size() > ctx_.cfg.admin.max_batch)) {
+    return done(herald_error(
+        http::status::bad_request, "bad_request",
+        "a batch holds 1 to " + std::to_string(ctx_.cfg.admin.max_batch) + " publications"));
+  }
+  const json items = batch ? doc : json::array({doc});
+
+  // Validate everything first: a rejected request has no effect at all.
+  std::vector<publication> pubs;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const json& item = items[i];
+    const std::string where = batch ? "item " + std::to_string(i) + ": " : "";
+    const auto fail = [&](std::string_view code, const std::string& message,
+                          http::status st = http::status::bad_request) {
+      done(herald_error(st, code, where + message));
+    };
+    if (!item.is_object()) return fail("bad_request", "a publication is a JSON object");
+    for (const auto& [k, v] : item.items()) {
+      if (k != "channel" && k != "user" && k != "connection" && k != "broadcast" && k != "data" &&
+          k != "id" && k != "exclude") {
+        return fail("bad_request", "unknown field \"" + k + "\"");
+      }
+    }
+    publication p;
+    int targets = 0;
+    if (const auto it = item.find("channel"); it != item.end()) {
+      ++targets;
+      if (!it->is_string()) return fail("bad_request", "\"channel\" must be a string");
+      p.kind = target_kind::channel;
+      p.target = it->get<std::string>();
+      if (const auto why = dispatcher::check_channel(p.target, ctx_.cfg.channels.max_name_length)) {
+        return fail("invalid_channel", *why);
+      }
+    }
+    if (const auto it = item.find("user"); it != item.end()) {
+      ++targets;
+      if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+          it->get_ref<const std::string&>().size() > 256) {
+        return fail("bad_request", "\"user\" must be a string of 1 to 256 characters");
+      }
+      p.kind = target_kind::user;
+      p.target = it->get<std::string>();
+    }
+    if (const auto it = item.find("connection"); it != item.end()) {
+      ++targets;
+      if (!it->is_string() || !connection_id::parse(it->get_ref<const std::string&>())) {
+        return fail("bad_request", "\"connection\" must be a connection id");
+      }
+      p.kind = target_kind::connection;
+      p.target = it->get<std::string>();
+    }
+    if (const auto it = item.find("broadcast"); it != item.end()) {
+      ++targets;
+      if (!it->is_boolean() || !it->get<bool>())
+        return fail("bad_request", "\"broadcast\" must be true");
+      p.kind = target_kind::broadcast;
+    }
+    if (targets != 1)
+      return fail("bad_request", "name exactly one of channel, user, connection, broadcast");
+    const auto data = item.find("data");
+    if (data == item.end()) return fail("bad_request", "\"data\" is required");
+    std::string id;
+    if (const auto it = item.find("id"); it != item.end()) {
+      if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+          it->get_ref<const std::string&>().size() > 128) {
+        return fail("bad_request", "\"id\" must be a string of 1 to 128 characters");
+      }
+      id = it->get<std::string>();
+    }
+    if (const auto it = item.find("exclude"); it != item.end()) {
+      if (!it->is_string() || !connection_id::parse(it->get_ref<const std::string&>())) {
+        return fail("bad_request", "\"exclude\" must be a connection id");
+      }
+      p.exclude = it->get<std::string>();
+    }
+    auto frame =
+        dispatcher::message_frame(p.kind == target_kind::channel ? p.target : "",
+                                  data->dump(-1, ' ', false, json::error_handler_t::replace), id);
+    if (frame.size() > ctx_.cfg.websocket.max_message_bytes) {
+      return fail("payload_too_large",
+                  "the message is " + std::to_string(frame.size()) + " bytes; the limit is " +
+                      std::to_string(ctx_.cfg.websocket.max_message_bytes),
+                  http::status::payload_too_large);
+    }
+    p.payload = std::make_shared<const std::string>(std::move(frame));
+    pubs.push_back(std::move(p));
+  }
+
+  // Deliver; answer once every publication has reached every worker.
+  struct gather {
+    std::vector<std::size_t> counts;
+    std::atomic<std::size_t> pending;
+    http_responder done;
+    bool batch;
+  };
+  auto g = std::make_shared<gather>();
+  g->counts.resize(pubs.size());
+  g->pending = pubs.size();
+  g->done = done;
+  g->batch = batch;
+  for (std::size_t i = 0; i < pubs.size(); ++i) {
+    channels_.publish(std::move(pubs[i]), [g, i](std::size_t n) {
+      g->counts[i] = n;
+      if (g->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      const json body =
+          g->batch ? json{{"recipients", g->counts}} : json{{"recipients", g->counts[0]}};
+      g->done(json_response(http::status::accepted, body.dump()));
+    });
+  }
+}
+
+// ---- /v1/connections, /v1/users -----------------------------------------------------------
+
+// The connection named by `id_text`, or null after answering 400 or 404.
+std::shared_ptr<connection> admin_api::find_connection(std::string_view id_text,
+                                                       const http_responder& done) const {
+  const auto id = connection_id::parse(id_text);
+  if (!id) {
+    done(herald_error(http::status::bad_request, "bad_request", "not a connection id"));
+    return nullptr;
+  }
+  auto conn = ctx_.registry.find(*id);
+  if (!conn)
+    done(herald_error(http::status::not_found, "not_found", "no such connection on this node"));
+  return conn;
+}
+
+void admin_api::get_connection(std::string_view id_text, const http_responder& done) {
+  const auto conn = find_connection(id_text, done);
+  if (!conn) return;
+  // Its channels live on its worker thread.
+  post_(conn->info().worker, [this, conn, done] {
+    json body = connection_json(*conn, ctx_.cfg.node_id);
+    body["channels"] = channels_.channels_of(*conn);
+    done(json_response(http::status::ok, body.dump()));
+  });
+}
+
+void admin_api::list_connections(const http_request& req, const http_responder& done) {
+  const std::string user = query_value(req.target(), "user");
+  std::size_t limit = 100;
+  if (const std::string l = query_value(req.target(), "limit"); !l.empty()) {
+    try {
+      limit = std::stoul(l);
+    } catch (const std::exception&) {
+      limit = 0;
+    }
+    if (limit < 1 || limit > 1000)
+      return done(
+          herald_error(http::status::bad_request, "bad_request", "limit must be 1 to 1000"));
+  }
+  const auto conns = user.empty() ? ctx_.registry.some(limit) : ctx_.registry.find_user(user);
+  json list = json::array();
+  for (const auto& c : conns) {
+    if (list.size() >= limit) break;
+    list.push_back(connection_json(*c, ctx_.cfg.node_id));
+  }
+  const std::size_t total = user.empty() ? ctx_.registry.size() : conns.size();
+  done(json_response(http::status::ok, json{{"connections", list}, {"count", total}}.dump()));
+}
+
+void admin_api::delete_connection(std::string_view id_text, const http_responder& done) {
+  const auto conn = find_connection(id_text, done);
+  if (!conn) return;
+  conn->close(ws::close_code::normal, "connection deleted");
+  done(http_response{http::status::no_content, 11});
+}
+
+void admin_api::delete_user(std::string_view user, const http_responder& done) {
+  if (user.empty() || user.size() > 256 || user.find('/') != std::string_view::npos) {
+    return done(herald_error(http::status::bad_request, "bad_request", "not a user id"));
+  }
+  const auto conns = ctx_.registry.find_user(std::string(user));
+  for (const auto& c : conns)
+    c->close(ws::close_code::normal, "user disconnected");
+  done(json_response(http::status::ok, json{{"closed", conns.size()}}.dump()));
+}
+
+// ---- /metrics -----------------------------------------------------------------------------
+
+std::string admin_api::render_metrics() const {
+  prometheus_text p;
+  const auto sum = [&](auto member) {
+    std::uint64_t total = 0;
+    for (const auto& w : ctx_.workers)
+      total += (w->metrics().*member).value();
+    return total;
+  };
+  const auto counter_family = [&](std::string_view name, std::string_view help, auto member) {
+    p.family(name, "counter", help);
+    p.sample(name, {}, sum(member));
+  };
+
+  p.family("herald_build_info", "gauge", "Herald's version and this node's id (always 1)");
+  p.sample("herald_build_info", {{"version", herald::version}, {"node_id", ctx_.cfg.node_id}},
+           std::uint64_t{1});
+  p.family("herald_ready", "gauge", "1 while the node takes new connections (see /readyz)");
+  p.sample("herald_ready", {}, std::uint64_t{ctx_.listening.load() && !ctx_.draining.load()});
+  p.family("herald_draining", "gauge", "1 while the node is shutting down");
+  p.sample("herald_draining", {}, std::uint64_t{ctx_.draining.load()});
+  p.family("herald_workers", "gauge", "Worker threads (one event loop each)");
+  p.sample("herald_workers", {}, static_cast<std::uint64_t>(ctx_.workers.size()));
+
+  std::int64_t open = 0;
+  for (const auto& w : ctx_.workers)
+    open += w->metrics().connections_open.value();
+  p.family("herald_connections", "gauge", "Open WebSocket connections");
+  p.sample("herald_connections", {}, open);
+  counter_family("herald_connections_opened_total", "WebSocket connections opened",
+                 &worker_metrics::connections_opened);
+  p.family("herald_connections_closed_total", "counter",
+           "WebSocket connections closed, by close code");
+  for (std::size_t i = 0; i < counted_close_codes.size() + 3; ++i) {
+    std::uint64_t n = 0;
+    for (const auto& w : ctx_.workers)
+      n += w->metrics().closes_by_code[i].value();
+    const std::string code = i < counted_close_codes.size() ? std::to_string(counted_close_codes[i])
+                             : i == counted_close_codes.size()     ? "3xxx"
+                             : i == counted_close_codes.size() + 1 ? "4xxx"
+                                                                   : "other";
+    p.sample("herald_connections_closed_total", {{"code", code}}, n);
+  }
+  counter_family("herald_handshakes_rejected_total",
+                 "Upgrades refused: $connect rejections, connection limit, shutting down",
+                 &worker_metrics::handshakes_rejected);
+  counter_family("herald_messages_received_total", "WebSocket messages received from clients",
+                 &worker_metrics::messages_in);
+  counter_family("herald_messages_sent_total", "WebSocket messages written to clients",
+                 &worker_metrics::messages_out);
+  counter_family("herald_received_bytes_total", "Bytes read from WebSocket connections",
+                 &worker_metrics::bytes_in);
+  counter_family("herald_sent_bytes_total", "Bytes written to WebSocket connections",
+                 &worker_metrics::bytes_out);
+  counter_family("herald_protocol_errors_total", "Connections closed for violating RFC 6455",
+                 &worker_metrics::protocol_errors);
+  counter_family("herald_send_queue_dropped_total",
+                 "Messages dropped because a client's send queue was full",
+                 &worker_metrics::send_queue_dropped);
+  p.family("herald_slow_consumer_closes_total", "counter",
+           "Connections closed because the client did not keep up");
+  p.sample("herald_slow_consumer_closes_total", {{"reason", "send_queue_overflow"}},
+           sum(&worker_metrics::send_queue_overflow_closes));
+  p.sample("herald_slow_consumer_closes_total", {{"reason", "write_timeout"}},
+           sum(&worker_metrics::write_timeouts));
+  counter_family("herald_pong_timeouts_total", "Connections dropped because a ping got no pong",
+                 &worker_metrics::pong_timeouts);
+  counter_family("herald_messages_throttled_total",
+                 "Messages refused by the per-connection rate limit",
+                 &worker_metrics::messages_throttled);
+  counter_family("herald_http_requests_total", "HTTP requests read on both listeners",
+                 &worker_metrics::http_requests);
+
+  // Routes.
+  std::uint64_t forbidden = 0, rejected = 0, channel_actions = 0;
+  std::int64_t inflight = 0;
+  for (unsigned w = 0; w < app_.workers(); ++w) {
+    forbidden += app_.metrics(w).forbidden.value();
+    rejected += app_.metrics(w).connects_rejected.value();
+    channel_actions += app_.metrics(w).channel_actions.value();
+    inflight += app_.metrics(w).inflight.value();
+  }
+  struct route_sum {
+    std::uint64_t invocations = 0, failures = 0;
+    std::array<std::uint64_t, latency_histogram::bounds.size() + 1> buckets{};
+    double sum = 0;
+  };
+  std::map<std::string, route_sum> routes;
+  app_.for_each_route_metrics([&](const std::string& key, unsigned, const route_metrics& m) {
+    auto& r = routes[key];
+    r.invocations += m.invocations.value();
+    r.failures += m.failures.value();
+    for (std::size_t i = 0; i < r.buckets.size(); ++i)
+      r.buckets[i] += m.latency.bucket(i);
+    r.sum += m.latency.sum();
+  });
+  p.family("herald_route_invocations_total", "counter", "Integration calls, by route");
+  for (const auto& [key, r] : routes)
+    p.sample("herald_route_invocations_total", {{"route", key}}, r.invocations);
+  p.family("herald_route_failures_total", "counter",
+           "Failed integration calls (unreachable, timeout, 5xx, bad answer), by route");
+  for (const auto& [key, r] : routes)
+    p.sample("herald_route_failures_total", {{"route", key}}, r.failures);
+  p.family("herald_integration_duration_seconds", "histogram",
+           "Integration call duration, by route");
+  for (const auto& [key, r] : routes) {
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < r.buckets.size(); ++i) {
+      cumulative += r.buckets[i];
+      char le[32];
+      if (i < latency_histogram::bounds.size()) {
+        std::snprintf(le, sizeof le, "%g", latency_histogram::bounds[i]);
+      } else {
+        std::snprintf(le, sizeof le, "+Inf");
+      }
+      p.sample("herald_integration_duration_seconds_bucket", {{"route", key}, {"le", le}},
+               cumulative);
+    }
+    p.sample("herald_integration_duration_seconds_sum", {{"route", key}}, r.sum);
+    p.sample("herald_integration_duration_seconds_count", {{"route", key}}, cumulative);
+  }
+  p.family("herald_routes_forbidden_total", "counter",
+           "Messages that matched no route with no $default");
+  p.sample("herald_routes_forbidden_total", {}, forbidden);
+  p.family("herald_connects_rejected_total", "counter",
+           "Handshakes rejected by the $connect integration");
+  p.sample("herald_connects_rejected_total", {}, rejected);
+  p.family("herald_integration_inflight", "gauge", "Integration calls in progress");
+  p.sample("herald_integration_inflight", {}, inflight);
+  p.family("herald_channel_actions_total", "counter", "subscribe and unsubscribe actions handled");
+  p.sample("herald_channel_actions_total", {}, channel_actions);
+
+  // Channels.
+  std::int64_t channels = 0, subscriptions = 0;
+  std::uint64_t deliveries = 0, publications = 0;
+  for (unsigned w = 0; w < channels_.workers(); ++w) {
+    const auto& m = channels_.metrics(w);
+    channels += m.channels.value();
+    subscriptions += m.subscriptions.value();
+    deliveries += m.deliveries.value();
+    publications += m.publications.value();
+  }
+  p.family("herald_channels", "gauge",
+           "Channels with subscribers on this node (summed over workers)");
+  p.sample("herald_channels", {}, channels);
+  p.family("herald_subscriptions", "gauge", "Channel subscriptions on this node");
+  p.sample("herald_subscriptions", {}, subscriptions);
+  p.family("herald_deliveries_total", "counter", "Published messages queued to connections");
+  p.sample("herald_deliveries_total", {}, deliveries);
+  p.family("herald_publications_total", "counter",
+           "Channel and broadcast publications handled (per worker)");
+  p.sample("herald_publications_total", {}, publications);
+
+  // Admin API.
+  static constexpr std::array<std::string_view, static_cast<std::size_t>(api::count)> api_names{
+      "aws_connections", "publish", "connections", "users", "metrics", "other"};
+  p.family("herald_admin_requests_total", "counter", "Admin API requests, by API and status");
+  for (std::size_t a = 0; a < api_names.size(); ++a) {
+    for (std::size_t s = 0; s <= statuses.size(); ++s) {
+      const std::uint64_t n = requests_[a][s].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      const std::string status = s < statuses.size() ? std::to_string(statuses[s]) : "other";
+      p.sample("herald_admin_requests_total", {{"api", api_names[a]}, {"status", status}}, n);
+    }
+  }
+
+  // The process.
+  const auto ps = read_process_stats();
+  p.family("process_cpu_seconds_total", "counter", "User and system CPU time");
+  p.sample("process_cpu_seconds_total", {}, ps.cpu_seconds);
+  p.family("process_resident_memory_bytes", "gauge", "Resident memory");
+  p.sample("process_resident_memory_bytes", {}, ps.rss_bytes);
+  p.family("process_virtual_memory_bytes", "gauge", "Virtual memory");
+  p.sample("process_virtual_memory_bytes", {}, ps.virtual_bytes);
+  p.family("process_open_fds", "gauge", "Open file descriptors");
+  p.sample("process_open_fds", {}, ps.open_fds);
+  p.family("process_max_fds", "gauge", "File descriptor limit");
+  p.sample("process_max_fds", {}, ps.max_fds);
+  p.family("process_start_time_seconds", "gauge", "Start time, seconds since the Unix epoch");
+  p.sample("process_start_time_seconds", {}, static_cast<double>(started_) / 1000.0);
+  return p.text();
+}
+
+}  // namespace herald::net

@@ -1,0 +1,66 @@
+// The admin listener's API: AWS-compatible @connections (so code written for API Gateway's
+// management API works unchanged), Herald's /v1 publish and query endpoints, and /metrics.
+// Authenticated with API keys or AWS SigV4; health, readiness and metrics are open.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "herald/dispatcher.hpp"
+#include "herald/router.hpp"
+#include "herald/sigv4.hpp"
+#include "net/http_handler.hpp"
+
+namespace herald::net {
+
+class admin_api final : public http_handler {
+ public:
+  admin_api(server_context& ctx, dispatcher& channels, const router& app, worker_poster post);
+
+  void handle(http_request&& req, const request_context& rc, http_responder respond) override;
+
+  // The /metrics body.
+  std::string render_metrics() const;
+
+ private:
+  enum class api : std::uint8_t {
+    aws_connections,
+    publish,
+    connections,
+    users,
+    metrics,
+    other,
+    count
+  };
+  static constexpr std::array<unsigned, 14> statuses{200, 202, 204, 400, 401, 403, 404,
+                                                     405, 410, 413, 415, 429, 500, 503};
+  enum class auth : std::uint8_t { ok, missing, invalid };
+
+  auth authenticate(const http_request& req, std::string& why) const;
+  void count(api which, unsigned status);
+
+  void aws_connection(http_request& req, std::string_view id_text, const http_responder& respond);
+  void publish(http_request& req, const http_responder& respond);
+  std::shared_ptr<connection> find_connection(std::string_view id_text,
+                                              const http_responder& done) const;
+  void get_connection(std::string_view id_text, const http_responder& respond);
+  void list_connections(const http_request& req, const http_responder& respond);
+  void delete_connection(std::string_view id_text, const http_responder& respond);
+  void delete_user(std::string_view user, const http_responder& respond);
+
+  server_context& ctx_;
+  dispatcher& channels_;
+  const router& app_;
+  worker_poster post_;
+  sigv4_key sigv4_;
+  std::vector<std::string> key_digests_;  // SHA-256 of each API key: compared in constant time
+  system_time_ms started_ = 0;
+  // Requests by API and status (the last column counts any other status).
+  std::array<std::array<std::atomic<std::uint64_t>, statuses.size() + 1>,
+             static_cast<std::size_t>(api::count)>
+      requests_{};
+};
+
+}  // namespace herald::net
