@@ -84,6 +84,10 @@ class websocket_session final : public websocket_session_base {
                                       {"worker", worker_.index()},
                                       {"tls", is_tls}});
     ctx_.handler->on_open(self());
+    if (ctx_.draining.load(std::memory_order_relaxed)) {
+      // Upgraded just as shutdown began (after close_all ran): close like the others.
+      start_close(cc::going_away, "server shutting down", true);
+    }
     if (!initial.empty() && !consume({initial.data(), initial.size()})) return;
     do_read();
   }
@@ -321,9 +325,12 @@ class websocket_session final : public websocket_session_base {
       return false;
     }
     if (state_ == state::closed || close_received_) return false;
-    if (status == ws::decode_status::stopped && paused_) {
-      // Keep what was not decoded until an in-flight request finishes.
-      stash_.assign(data.data() + decoder_.consumed(), data.size() - decoder_.consumed());
+    if (paused_) {
+      // At the in-flight bound: keep what was not decoded (if anything) and read no more until
+      // a request finishes.
+      if (status == ws::decode_status::stopped) {
+        stash_.assign(data.data() + decoder_.consumed(), data.size() - decoder_.consumed());
+      }
       return false;
     }
     return !(state_ == state::closing && !wait_for_peer_);
