@@ -1,0 +1,267 @@
+// The hiredis-on-Asio adapter against a real redis-server and against listeners that never
+// answer (connect and command timeouts).
+#include <hiredis/hiredis.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+
+#include "redis/redis_connection.hpp"
+#include "support/redis_server.hpp"
+
+namespace herald::redis {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct events {
+  int ready = 0;
+  std::vector<std::string> lost;
+  std::vector<std::vector<std::string>> pushes;
+};
+
+std::vector<std::string> strings_of(reply_view r) {
+  std::vector<std::string> out;
+  if (!r) return out;
+  if (r->type == REDIS_REPLY_ARRAY) {
+    for (std::size_t i = 0; i < r->elements; ++i) {
+      const redisReply* e = r->element[i];
+      out.push_back(e->type == REDIS_REPLY_INTEGER ? std::to_string(e->integer)
+                                                   : std::string(e->str, e->len));
+    }
+  } else if (r->type == REDIS_REPLY_INTEGER) {
+    out.push_back(std::to_string(r->integer));
+  } else if (r->str) {
+    out.emplace_back(r->str, r->len);
+  }
+  return out;
+}
+
+class RedisConnectionTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<connection> make(const std::string& url, events& ev,
+                                   duration connect_timeout = 2000ms,
+                                   duration command_timeout = 2000ms) {
+    connection::options o;
+    o.endpoint = *endpoint::parse(url);
+    o.connect_timeout = connect_timeout;
+    o.command_timeout = command_timeout;
+    connection::callbacks cb;
+    cb.on_ready = [&ev] { ++ev.ready; };
+    cb.on_lost = [&ev](const std::string& why) { ev.lost.push_back(why); };
+    cb.on_push = [&ev](reply_view r) { ev.pushes.push_back(strings_of(r)); };
+    return std::make_shared<connection>(ioc_, o, cb);
+  }
+
+  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 3000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < deadline)
+      ioc_.run_for(5ms);
+    return done();
+  }
+
+  asio::io_context ioc_;
+  // Keeps run_for() running (an io_context out of work stops until restarted).
+  asio::executor_work_guard<asio::io_context::executor_type> guard_{ioc_.get_executor()};
+};
+
+TEST(RedisEndpoint, ParsesUrls) {
+  auto e = endpoint::parse("redis://127.0.0.1:6380/2");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->host, "127.0.0.1");
+  EXPECT_EQ(e->port, 6380);
+  EXPECT_EQ(e->db, 2);
+  e = endpoint::parse("redis://user:p%40ss@redis.internal");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->username, "user");
+  EXPECT_EQ(e->password, "p@ss");
+  EXPECT_EQ(e->port, 6379);
+  EXPECT_EQ(e->describe(), "redis://redis.internal:6379");  // no password in logs
+  e = endpoint::parse("redis://:secret@[::1]:7000");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->host, "::1");
+  EXPECT_EQ(e->password, "secret");
+  e = endpoint::parse("unix:///var/run/redis.sock?db=3");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->unix_path, "/var/run/redis.sock");
+  EXPECT_EQ(e->db, 3);
+  std::string why;
+  EXPECT_FALSE(endpoint::parse("rediss://h:1", &why));
+  EXPECT_NE(why.find("TLS"), std::string::npos);
+  for (const char* bad :
+       {"http://x", "redis://", "redis://h:0", "redis://h:x", "redis://h/x", "unix://relative"}) {
+    EXPECT_FALSE(endpoint::parse(bad)) << bad;
+  }
+}
+
+TEST_F(RedisConnectionTest, CommandsArePipelinedAndAnsweredInOrder) {
+  test::redis_server server;
+  events ev;
+  auto c = make(server.unix_url(), ev);
+  c->start();
+  ASSERT_TRUE(run_until([&] { return ev.ready == 1; }));
+  EXPECT_TRUE(c->ready());
+  std::vector<long long> seen;
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(c->command({"INCR", "counter"},
+                           [&seen](reply_view r) { seen.push_back(r ? r->integer : -1); }));
+  }
+  EXPECT_EQ(c->pending(), 1000u);
+  ASSERT_TRUE(run_until([&] { return seen.size() == 1000; }));
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_EQ(seen[i], i + 1);
+  EXPECT_EQ(c->pending(), 0u);
+  // Binary-safe arguments.
+  const std::string binary("a\0b\r\nc", 6);
+  std::string got;
+  c->command({"SET", "k", binary}, [](reply_view) {});
+  c->command({"GET", "k"}, [&got](reply_view r) { got.assign(r->str, r->len); });
+  ASSERT_TRUE(run_until([&] { return !got.empty(); }));
+  EXPECT_EQ(got, binary);
+  EXPECT_TRUE(ev.lost.empty());
+}
+
+TEST_F(RedisConnectionTest, PubSubDeliversConfirmationsAndMessages) {
+  test::redis_server server(true);
+  events sub_ev, pub_ev;
+  auto sub = make("redis://127.0.0.1:" + std::to_string(server.port()), sub_ev);
+  auto pub = make(server.unix_url(), pub_ev);
+  sub->start();
+  pub->start();
+  ASSERT_TRUE(run_until([&] { return sub_ev.ready == 1 && pub_ev.ready == 1; }));
+  ASSERT_TRUE(sub->subscribe({"a", "b"}));
+  ASSERT_TRUE(run_until([&] { return sub_ev.pushes.size() == 2; }));
+  EXPECT_EQ(sub_ev.pushes[0], (std::vector<std::string>{"subscribe", "a", "1"}));
+  EXPECT_EQ(sub_ev.pushes[1], (std::vector<std::string>{"subscribe", "b", "2"}));
+  long long receivers = -1;
+  pub->command({"PUBLISH", "b", "hello"}, [&](reply_view r) { receivers = r->integer; });
+  ASSERT_TRUE(run_until([&] { return sub_ev.pushes.size() == 3; }));
+  EXPECT_EQ(receivers, 1);
+  EXPECT_EQ(sub_ev.pushes[2], (std::vector<std::string>{"message", "b", "hello"}));
+  ASSERT_TRUE(sub->unsubscribe({"a"}));
+  ASSERT_TRUE(run_until([&] { return sub_ev.pushes.size() == 4; }));
+  EXPECT_EQ(sub_ev.pushes[3], (std::vector<std::string>{"unsubscribe", "a", "1"}));
+}
+
+TEST_F(RedisConnectionTest, RefusedConnectIsReportedOnce) {
+  events ev;
+  auto c = make("redis://127.0.0.1:" + std::to_string(test::free_port()), ev);
+  c->start();
+  ASSERT_TRUE(run_until([&] { return !ev.lost.empty(); }));
+  ioc_.run_for(50ms);
+  ASSERT_EQ(ev.lost.size(), 1u);
+  EXPECT_NE(ev.lost[0].find("connect"), std::string::npos) << ev.lost[0];
+  EXPECT_FALSE(c->command({"PING"}, [](reply_view) {}));
+  // A missing unix socket fails at once too.
+  events ev2;
+  auto u = make("unix:///nonexistent/redis.sock", ev2);
+  u->start();
+  ASSERT_TRUE(run_until([&] { return !ev2.lost.empty(); }));
+}
+
+TEST_F(RedisConnectionTest, ConnectTimesOutAgainstABlackHole) {
+  test::black_hole hole(true);
+  events ev;
+  auto c = make("redis://127.0.0.1:" + std::to_string(hole.port()), ev, 200ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  c->start();
+  ASSERT_TRUE(run_until([&] { return !ev.lost.empty(); }));
+  EXPECT_EQ(ev.lost[0], "connect timeout");
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 180ms);
+  EXPECT_EQ(ev.ready, 0);
+}
+
+TEST_F(RedisConnectionTest, CommandTimesOutWhenNoReplyComes) {
+  test::black_hole hole(false);
+  events ev;
+  auto c = make("redis://127.0.0.1:" + std::to_string(hole.port()), ev, 1000ms, 150ms);
+  c->start();
+  ASSERT_TRUE(run_until([&] { return ev.ready == 1; }));  // TCP completes; no AUTH needed
+  bool failed = false;
+  ASSERT_TRUE(c->command({"PING"}, [&failed](reply_view r) { failed = (r == nullptr); }));
+  ASSERT_TRUE(run_until([&] { return !ev.lost.empty(); }));
+  EXPECT_EQ(ev.lost[0], "command timeout");
+  EXPECT_TRUE(failed) << "the pending command gets a null reply";
+}
+
+TEST_F(RedisConnectionTest, LosingTheServerFailsPendingCommandsAndRestartReconnects) {
+  test::redis_server server;
+  events ev;
+  auto c = make(server.unix_url(), ev);
+  c->start();
+  ASSERT_TRUE(run_until([&] { return ev.ready == 1; }));
+  // A command that blocks server-side, then the server dies.
+  bool got_null = false;
+  ASSERT_TRUE(c->command({"BLPOP", "nothing", "5"},
+                         [&got_null](reply_view r) { got_null = (r == nullptr); }));
+  ioc_.run_for(20ms);
+  server.kill();
+  ASSERT_TRUE(run_until([&] { return !ev.lost.empty(); }));
+  EXPECT_TRUE(got_null);
+  EXPECT_FALSE(c->ready());
+  server.start();
+  c->start();
+  ASSERT_TRUE(run_until([&] { return ev.ready == 2; }));
+  std::string pong;
+  c->command({"PING"}, [&pong](reply_view r) { pong.assign(r->str, r->len); });
+  ASSERT_TRUE(run_until([&] { return !pong.empty(); }));
+  EXPECT_EQ(pong, "PONG");
+  EXPECT_EQ(ev.lost.size(), 1u);
+}
+
+TEST_F(RedisConnectionTest, AuthenticatesAndReportsBadPasswords) {
+  test::redis_server server(false, "s3cret-pass");
+  events good, bad;
+  connection::options o;
+  o.endpoint.unix_path = server.socket_path();
+  o.endpoint.password = "s3cret-pass";
+  o.endpoint.db = 3;
+  connection::callbacks cb;
+  cb.on_ready = [&good] { ++good.ready; };
+  cb.on_lost = [&good](const std::string& why) { good.lost.push_back(why); };
+  auto authed = std::make_shared<connection>(ioc_, o, cb);
+  authed->start();
+  ASSERT_TRUE(run_until([&] { return good.ready == 1; }));
+  long long db = -1;
+  authed->command({"CLIENT", "INFO"}, [&db](reply_view r) {
+    const std::string info(r->str, r->len);
+    const auto pos = info.find(" db=");
+    db = pos == std::string::npos ? -1 : std::stoll(info.substr(pos + 4));
+  });
+  ASSERT_TRUE(run_until([&] { return db != -1; }));
+  EXPECT_EQ(db, 3);
+
+  o.endpoint.password = "wrong";
+  cb.on_ready = [&bad] { ++bad.ready; };
+  cb.on_lost = [&bad](const std::string& why) { bad.lost.push_back(why); };
+  auto refused = std::make_shared<connection>(ioc_, o, cb);
+  refused->start();
+  ASSERT_TRUE(run_until([&] { return !bad.lost.empty(); }));
+  EXPECT_EQ(bad.ready, 0);
+  EXPECT_EQ(bad.lost[0].rfind("AUTH: ", 0), 0u) << bad.lost[0];
+}
+
+TEST_F(RedisConnectionTest, StopIsQuietAndSafeWithCommandsInFlight) {
+  test::redis_server server;
+  events ev;
+  auto c = make(server.unix_url(), ev);
+  c->start();
+  ASSERT_TRUE(run_until([&] { return ev.ready == 1; }));
+  int nulls = 0;
+  for (int i = 0; i < 10; ++i)
+    c->command({"BLPOP", "x", "5"}, [&nulls](reply_view r) { nulls += r == nullptr; });
+  c->stop();
+  EXPECT_EQ(nulls, 10);
+  ioc_.run_for(50ms);
+  EXPECT_TRUE(ev.lost.empty()) << "stop() reports nothing";
+  c.reset();  // destroying after stop is fine
+  ioc_.run_for(20ms);
+}
+
+}  // namespace
+}  // namespace herald::redis
