@@ -371,35 +371,26 @@ void validate(const config& cfg) {
                          message + " (define it under integrations)");
     }
   }
-  for (const auto* action : {&cfg.channels.subscribe_action, &cfg.channels.unsubscribe_action}) {
-    if (action->empty()) continue;
-    if (action->front() == '$') {
-      throw config_error(action == &cfg.channels.subscribe_action ? "channels.subscribe_action"
-                                                                  : "channels.unsubscribe_action",
-                         "must not start with '$'");
-    }
-    for (const auto& r : cfg.routes) {
-      if (r.key == *action) {
-        throw config_error("routes." + r.key,
-                           "this route key is the built-in channel action; set " +
-                               std::string(action == &cfg.channels.subscribe_action
-                                               ? "channels.subscribe_action"
-                                               : "channels.unsubscribe_action") +
-                               " to another key (or \"\") to route it yourself");
-      }
+  for (std::size_t i = 0; i < cfg.channels.rules.size(); ++i) {
+    const auto& rule = cfg.channels.rules[i];
+    if (rule.access == channel_access::integration && !find_integration(cfg, rule.integration)) {
+      throw config_error(
+          "channels.rules[" + std::to_string(i) + "].integration",
+          "unknown integration \"" + rule.integration + "\" (define it under integrations)");
     }
   }
-  for (const auto* action : {&cfg.channels.subscribe_action, &cfg.channels.unsubscribe_action}) {
+  const std::pair<const std::string*, const char*> actions[] = {
+      {&cfg.channels.subscribe_action, "channels.subscribe_action"},
+      {&cfg.channels.unsubscribe_action, "channels.unsubscribe_action"},
+      {&cfg.channels.publish_action, "channels.publish_action"}};
+  for (const auto& [action, key] : actions) {
     if (action->empty()) continue;
-    const std::string key = action == &cfg.channels.subscribe_action
-                                ? "channels.subscribe_action"
-                                : "channels.unsubscribe_action";
     if (action->front() == '$') throw config_error(key, "must not start with '$'");
     for (const auto& r : cfg.routes) {
       if (r.key == *action) {
         throw config_error("routes." + r.key,
-                           "this route key is the built-in channel action; set " + key +
-                               " to another key (or \"\") to route it yourself");
+                           "this route key is the built-in channel action; set " +
+                               std::string(key) + " to another key (or \"\") to route it yourself");
       }
     }
   }

@@ -428,6 +428,76 @@ option_def integrations_opt() {
       }};
 }
 
+const std::vector<std::pair<std::string, channel_access>> kAccessNames{
+    {"open", channel_access::open},
+    {"claim", channel_access::claim},
+    {"integration", channel_access::integration},
+    {"deny", channel_access::deny}};
+
+std::string access_name(channel_access a) {
+  for (const auto& [name, value] : kAccessNames) {
+    if (value == a) return name;
+  }
+  return "open";
+}
+
+channel_access to_access(const std::string& key, const json& v) {
+  if (v.is_string()) {
+    for (const auto& [name, value] : kAccessNames) {
+      if (name == v.get<std::string>()) return value;
+    }
+  }
+  bad(key, "one of open | claim | integration | deny", v);
+}
+
+option_def channel_rules_opt() {
+  return {"channels.rules", "array",
+          "Channel access rules, first match wins: [{\"pattern\": \"news.*\", \"access\": "
+          "\"open\" | \"claim\" | \"integration\" | \"deny\", \"claim\", \"integration\", "
+          "\"publish\"}] (see docs/redis.md)",
+          [](config& c, const json& raw, bool text) {
+            const json v = object_value("channels.rules", raw, text);
+            if (!v.is_array()) bad("channels.rules", "an array of rules", raw);
+            c.channels.rules.clear();
+            for (std::size_t i = 0; i < v.size(); ++i) {
+              const std::string key = "channels.rules[" + std::to_string(i) + "]";
+              const json& r = v[i];
+              if (!r.is_object()) bad(key, "an object with a \"pattern\"", r);
+              check_known_members(key, r, {"pattern", "access", "claim", "integration", "publish"});
+              channel_rule rule;
+              const auto p = r.find("pattern");
+              if (p == r.end()) throw config_error(key + ".pattern", "required");
+              rule.pattern = as_string(key + ".pattern", *p, "a glob such as \"news.*\"");
+              if (rule.pattern.empty()) throw config_error(key + ".pattern", "must not be empty");
+              if (const auto a = r.find("access"); a != r.end())
+                rule.access = to_access(key + ".access", *a);
+              if (const auto cl = r.find("claim"); cl != r.end())
+                rule.claim = as_string(key + ".claim", *cl, "a key");
+              if (const auto in = r.find("integration"); in != r.end()) {
+                rule.integration = as_string(key + ".integration", *in, "an integration name");
+              }
+              if (rule.access == channel_access::integration && rule.integration.empty()) {
+                throw config_error(key + ".integration", "required when access is integration");
+              }
+              if (const auto pub = r.find("publish"); pub != r.end())
+                rule.publish = to_bool(key + ".publish", *pub, false);
+              c.channels.rules.push_back(std::move(rule));
+            }
+          },
+          [](const config& c) {
+            json out = json::array();
+            for (const auto& r : c.channels.rules) {
+              json j = {{"pattern", r.pattern},
+                        {"access", access_name(r.access)},
+                        {"publish", r.publish}};
+              if (r.access == channel_access::claim) j["claim"] = r.claim;
+              if (r.access == channel_access::integration) j["integration"] = r.integration;
+              out.push_back(std::move(j));
+            }
+            return out;
+          }};
+}
+
 option_def routes_opt() {
   return {"routes", "object",
           "Route table: {\"$connect\" | \"$disconnect\" | \"$default\" | \"<custom>\": "
@@ -718,6 +788,17 @@ std::vector<option_def> option_table() {
           "channels.unsubscribe_action",
           "Route key of the built-in unsubscribe action; empty turns it off",
           [](auto& c) -> auto& { return c.channels.unsubscribe_action; }),
+      string_opt(
+          "channels.publish_action",
+          "Route key of the built-in client publish action "
+          "({\"action\":\"publish\",\"channel\":..., "
+          "\"data\":...}); empty (the default) turns it off. Rules decide which channels allow it",
+          [](auto& c) -> auto& { return c.channels.publish_action; }),
+      channel_rules_opt(),
+      enum_opt<channel_access>("channels.default_access",
+                               "Access to channels no rule matches: open or deny",
+                               [](auto& c) -> auto& { return c.channels.default_access; },
+                               {{"open", channel_access::open}, {"deny", channel_access::deny}}),
 
       duration_opt(
           "shutdown.drain_timeout",

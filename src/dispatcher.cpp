@@ -20,10 +20,23 @@ std::string_view to_string(target_kind k) {
   return "channel";
 }
 
+publication publication::message(target_kind kind, std::string target, std::string data_json,
+                                 std::string id) {
+  publication p;
+  p.kind = kind;
+  p.payload = std::make_shared<const std::string>(dispatcher::message_frame(
+      kind == target_kind::channel ? target : std::string(), data_json, id));
+  p.target = std::move(target);
+  p.data_json = std::move(data_json);
+  p.id = std::move(id);
+  return p;
+}
+
 struct dispatcher::worker_state {
   basic_topic_index<connection> topics;
-  std::vector<connection*> all;                      // every open connection on this worker
-  std::unordered_map<connection*, std::size_t> pos;  // index in `all`
+  std::vector<connection*> all;                        // every open connection on this worker
+  std::unordered_map<connection*, std::size_t> pos;    // index in `all`
+  std::unordered_map<std::string, std::size_t> users;  // user -> connections on this worker
   dispatcher_metrics metrics;
 };
 
@@ -44,12 +57,18 @@ void dispatcher::on_open(connection& conn) {
   auto& w = *workers_[conn.info().worker];
   w.pos.emplace(&conn, w.all.size());
   w.all.push_back(&conn);
+  const std::string& user = conn.info().user_id;
+  if (!user.empty() && w.users[user]++ == 0) cluster_->user_added(user);
+  cluster_->connection_opened(conn);
 }
 
 void dispatcher::on_close(connection& conn) {
   auto& w = *workers_[conn.info().worker];
   const std::size_t before = w.topics.subscription_count(&conn);
-  w.topics.remove(&conn, [&w](const std::string&) { w.metrics.channels.add(-1); });
+  w.topics.remove(&conn, [&](const std::string& channel) {
+    w.metrics.channels.add(-1);
+    cluster_->channel_removed(channel);
+  });
   w.metrics.subscriptions.add(-static_cast<std::int64_t>(before));
   const auto it = w.pos.find(&conn);
   if (it == w.pos.end()) return;
@@ -60,20 +79,34 @@ void dispatcher::on_close(connection& conn) {
     w.pos[w.all[i]] = i;
   }
   w.all.pop_back();
+  const std::string& user = conn.info().user_id;
+  if (!user.empty()) {
+    const auto u = w.users.find(user);
+    if (u != w.users.end() && --u->second == 0) {
+      w.users.erase(u);
+      cluster_->user_removed(user);
+    }
+  }
+  cluster_->connection_closed(conn);
 }
 
-subscribe_status dispatcher::subscribe(connection& conn, std::string_view channel) {
+void dispatcher::subscribe(connection& conn, std::string_view channel,
+                           std::function<void(subscribe_status)> done) {
   if (check_channel(channel, cfg_.channels.max_name_length))
-    return subscribe_status::invalid_channel;
-  auto& w = *workers_[conn.info().worker];
-  if (w.topics.subscribed(channel, &conn)) return subscribe_status::ok;
+    return done(subscribe_status::invalid_channel);
+  const unsigned worker = conn.info().worker;
+  auto& w = *workers_[worker];
+  if (w.topics.subscribed(channel, &conn)) return done(subscribe_status::ok);
   if (w.topics.subscription_count(&conn) >= cfg_.channels.max_per_connection) {
-    return subscribe_status::too_many;
+    return done(subscribe_status::too_many);
   }
   const auto change = w.topics.subscribe(channel, &conn);
   w.metrics.subscriptions.add(1);
-  if (change.channel_edge) w.metrics.channels.add(1);
-  return subscribe_status::ok;
+  if (!change.channel_edge) return done(subscribe_status::ok);
+  // The first subscriber on this worker: the cluster must start sending the channel here.
+  w.metrics.channels.add(1);
+  cluster_->channel_added(std::string(channel), worker,
+                          [done = std::move(done)] { done(subscribe_status::ok); });
 }
 
 void dispatcher::unsubscribe(connection& conn, std::string_view channel) {
@@ -81,7 +114,9 @@ void dispatcher::unsubscribe(connection& conn, std::string_view channel) {
   const auto change = w.topics.unsubscribe(channel, &conn);
   if (!change.changed) return;
   w.metrics.subscriptions.add(-1);
-  if (change.channel_edge) w.metrics.channels.add(-1);
+  if (!change.channel_edge) return;
+  w.metrics.channels.add(-1);
+  cluster_->channel_removed(std::string(channel));
 }
 
 std::vector<std::string> dispatcher::channels_of(const connection& conn) const {
@@ -108,16 +143,44 @@ std::size_t dispatcher::deliver_local(worker_state& w, const publication& p) {
   return n;
 }
 
-void dispatcher::publish(publication p, std::function<void(std::size_t)> done) {
+// One post per worker; the last one to finish reports the total.
+void dispatcher::fan_out(std::shared_ptr<const publication> p,
+                         std::function<void(std::size_t)> done) {
+  struct gather {
+    std::function<void(std::size_t)> done;
+    std::atomic<std::size_t> recipients{0};
+    std::atomic<unsigned> pending;
+  };
+  auto g = std::make_shared<gather>();
+  g->done = std::move(done);
+  g->pending = static_cast<unsigned>(workers_.size());
+  for (unsigned i = 0; i < workers_.size(); ++i) {
+    post_(i, [this, g, p, i] {
+      g->recipients.fetch_add(deliver_local(*workers_[i], *p), std::memory_order_relaxed);
+      if (g->pending.fetch_sub(1, std::memory_order_acq_rel) == 1 && g->done)
+        g->done(g->recipients.load());
+    });
+  }
+}
+
+void dispatcher::publish(publication p, std::function<void(std::size_t, bool)> done) {
   switch (p.kind) {
     case target_kind::connection: {
-      std::size_t n = 0;
-      if (const auto id = connection_id::parse(p.target)) {
-        if (auto c = registry_.find(*id); c && c->id().view() != p.exclude) {
-          n = c->send(std::move(p.payload), p.binary) == send_result::queued ? 1 : 0;
-        }
+      const auto id = connection_id::parse(p.target);
+      if (!id) return done(0, false);
+      if (auto c = registry_.find(*id)) {
+        if (c->id().view() == p.exclude) return done(0, false);
+        return done(c->send(std::move(p.payload), p.binary) == send_result::queued ? 1 : 0, false);
       }
-      return done(n);
+      // Not here: perhaps on another node.
+      cluster_->locate(p.target, [this, p = std::move(p),
+                                  done = std::move(done)](std::optional<remote_connection> where) {
+        if (!where) return done(0, false);
+        cluster_->send_remote(*where, p.payload, p.binary, [done](remote_result r) {
+          done(r == remote_result::queued ? 1 : 0, true);
+        });
+      });
+      return;
     }
     case target_kind::user: {
       std::size_t n = 0;
@@ -125,29 +188,27 @@ void dispatcher::publish(publication p, std::function<void(std::size_t)> done) {
         if (c->id().view() == p.exclude) continue;
         n += c->send(p.payload, p.binary) == send_result::queued ? 1 : 0;
       }
-      return done(n);
+      return done(n, cluster_->forward(p));
     }
     case target_kind::channel:
-    case target_kind::broadcast:
-      break;
+    case target_kind::broadcast: {
+      const bool forwarded = cluster_->forward(p);
+      fan_out(std::make_shared<const publication>(std::move(p)),
+              [done = std::move(done), forwarded](std::size_t n) { done(n, forwarded); });
+      return;
+    }
   }
-  // One post per worker; the last one to finish reports the total.
-  struct gather {
-    publication p;
-    std::function<void(std::size_t)> done;
-    std::atomic<std::size_t> recipients{0};
-    std::atomic<unsigned> pending;
-  };
-  auto g = std::make_shared<gather>();
-  g->p = std::move(p);
-  g->done = std::move(done);
-  g->pending = static_cast<unsigned>(workers_.size());
-  for (unsigned i = 0; i < workers_.size(); ++i) {
-    post_(i, [this, g, i] {
-      g->recipients.fetch_add(deliver_local(*workers_[i], g->p), std::memory_order_relaxed);
-      if (g->pending.fetch_sub(1, std::memory_order_acq_rel) == 1) g->done(g->recipients.load());
-    });
+}
+
+void dispatcher::deliver_from_cluster(publication p) {
+  if (p.kind == target_kind::user) {
+    for (const auto& c : registry_.find_user(p.target)) {
+      if (c->id().view() != p.exclude) c->send(p.payload, p.binary);
+    }
+    return;
   }
+  if (p.kind == target_kind::connection) return;  // sent to one node directly, not through here
+  fan_out(std::make_shared<const publication>(std::move(p)), {});
 }
 
 std::optional<std::string> dispatcher::check_channel(std::string_view name,

@@ -16,6 +16,10 @@ std::string_view to_string(event_type t) {
       return "MESSAGE";
     case event_type::disconnect:
       return "DISCONNECT";
+    case event_type::subscribe:
+      return "SUBSCRIBE";
+    case event_type::publish:
+      return "PUBLISH";
   }
   return "MESSAGE";
 }
@@ -151,6 +155,13 @@ std::string build_event(const event_input& in) {
                  {"x-restapi", ""}});
       break;
     }
+    case event_type::subscribe:
+      event["channel"] = in.channel;
+      break;
+    case event_type::publish:
+      event["channel"] = in.channel;
+      event["body"] = in.body;
+      break;
   }
   event["requestContext"] = std::move(ctx);
   event["isBase64Encoded"] = in.body_base64;

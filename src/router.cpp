@@ -51,7 +51,8 @@ router::router(const config& cfg, logger& log, integration_map integrations, dis
       log_(log),
       channels_(channels),
       integrations_(std::move(integrations)),
-      selector_(cfg.routing.selection_expression) {
+      selector_(cfg.routing.selection_expression),
+      policy_(cfg.channels) {
   for (const auto& rc : cfg.routes) {
     const auto it = integrations_.find(rc.integration);
     if (it == integrations_.end()) {
@@ -92,8 +93,9 @@ const router::route_entry* router::lookup(const std::optional<std::string>& key)
   return default_;
 }
 
-void router::channel_action(connection& conn, std::string_view payload, bool subscribe) {
-  metrics_[conn.info().worker]->channel_actions.add();
+void router::channel_action(connection& conn, std::string_view payload, channel_verb verb) {
+  auto& m = *metrics_[conn.info().worker];
+  m.channel_actions.add();
   const auto reply = [&conn](std::string frame) {
     conn.send(std::make_shared<const std::string>(std::move(frame)));
   };
@@ -114,26 +116,142 @@ void router::channel_action(connection& conn, std::string_view payload, bool sub
   if (const auto why = dispatcher::check_channel(name, cfg_.channels.max_name_length)) {
     return reply(dispatcher::error_reply("invalid_channel", *why, "", id_json));
   }
-  if (!subscribe) {
+  if (verb == channel_verb::unsubscribe) {
     channels_.unsubscribe(conn, name);
     return reply(dispatcher::reply_frame("unsubscribed", name, id_json));
   }
-  switch (channels_.subscribe(conn, name)) {
-    case subscribe_status::ok:
-      return reply(dispatcher::reply_frame("subscribed", name, id_json));
-    case subscribe_status::too_many:
-      return reply(dispatcher::error_reply("too_many_subscriptions",
-                                           "a connection may subscribe to " +
-                                               std::to_string(cfg_.channels.max_per_connection) +
-                                               " channels",
-                                           name, id_json));
-    case subscribe_status::not_allowed:
-      return reply(dispatcher::error_reply("forbidden", "not allowed to subscribe to this channel",
-                                           name, id_json));
-    case subscribe_status::invalid_channel:
-      return reply(
-          dispatcher::error_reply("invalid_channel", "invalid channel name", name, id_json));
+  std::string data_json;
+  if (verb == channel_verb::publish) {
+    const auto data = doc.find("data");
+    if (data == doc.end())
+      return reply(dispatcher::error_reply("bad_request", "\"data\" is required", name, id_json));
+    data_json = data->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
+  const connection_info& info = conn.info();
+  const auto decision =
+      verb == channel_verb::subscribe ? policy_.subscribe(name, info) : policy_.publish(name, info);
+  const auto deny = [this, &m, &info, &name, verb] {
+    m.channel_denied.add();
+    log_.info("channel.denied",
+              {{"connectionId", info.id.view()},
+               {"channel", name},
+               {"action", verb == channel_verb::subscribe ? "subscribe" : "publish"}});
+  };
+  switch (decision.what) {
+    case channel_policy::verdict::deny:
+      deny();
+      return reply(dispatcher::error_reply("forbidden",
+                                           verb == channel_verb::subscribe
+                                               ? "not allowed to subscribe to this channel"
+                                               : "not allowed to publish to this channel",
+                                           name, id_json));
+    case channel_policy::verdict::allow:
+      return channel_go(conn.shared_from_this(), verb, name, data_json, id_json);
+    case channel_policy::verdict::ask:
+      break;
+  }
+  // The rule's integration decides (2xx allows), with a SUBSCRIBE or PUBLISH event.
+  const auto it = integrations_.find(decision.rule->integration);
+  event_input in;
+  in.type = verb == channel_verb::subscribe ? event_type::subscribe : event_type::publish;
+  in.conn = &info;
+  in.channel = name;
+  in.body = data_json;
+  const std::string request_id = make_request_id();
+  auto self = conn.shared_from_this();
+  // Everything the answer needs is copied: this runs after channel_action returned.
+  invoke_channel_gate(
+      it->second.get(), in, request_id,
+      [this, &m, self, verb, name = std::string(name), data_json, id_json](integration_result r) {
+        const auto answer = [&](std::string frame) {
+          self->send(std::make_shared<const std::string>(std::move(frame)));
+        };
+        if (!r.ok) {
+          return answer(dispatcher::error_reply(
+              "internal_error", "the channel's authorization failed", name, id_json));
+        }
+        if (r.status < 200 || r.status >= 300) {
+          m.channel_denied.add();
+          log_.info("channel.denied",
+                    {{"connectionId", self->id().view()},
+                     {"channel", name},
+                     {"action", verb == channel_verb::subscribe ? "subscribe" : "publish"},
+                     {"status", r.status}});
+          return answer(dispatcher::error_reply("forbidden", "not allowed", name, id_json));
+        }
+        channel_go(self, verb, name, data_json, id_json);
+      });
+}
+
+void router::channel_go(const std::shared_ptr<connection>& conn, channel_verb verb,
+                        const std::string& channel, const std::string& data_json,
+                        const std::string& id_json) {
+  if (verb == channel_verb::publish) {
+    // A client's publication reaches every subscriber, the sender too if subscribed.
+    channels_.publish(publication::message(target_kind::channel, channel, data_json),
+                      [conn, channel, id_json](std::size_t, bool) {
+                        conn->send(std::make_shared<const std::string>(
+                            dispatcher::reply_frame("published", channel, id_json)));
+                      });
+    return;
+  }
+  channels_.subscribe(*conn, channel, [this, conn, channel, id_json](subscribe_status status) {
+    std::string frame;
+    switch (status) {
+      case subscribe_status::ok:
+        frame = dispatcher::reply_frame("subscribed", channel, id_json);
+        break;
+      case subscribe_status::too_many:
+        frame = dispatcher::error_reply("too_many_subscriptions",
+                                        "a connection may subscribe to " +
+                                            std::to_string(cfg_.channels.max_per_connection) +
+                                            " channels",
+                                        channel, id_json);
+        break;
+      case subscribe_status::not_allowed:
+        frame = dispatcher::error_reply("forbidden", "not allowed to subscribe to this channel",
+                                        channel, id_json);
+        break;
+      case subscribe_status::invalid_channel:
+        frame =
+            dispatcher::error_reply("invalid_channel", "invalid channel name", channel, id_json);
+        break;
+    }
+    conn->send(std::make_shared<const std::string>(std::move(frame)));
+  });
+}
+
+void router::invoke_channel_gate(integration* gate, event_input in, const std::string& request_id,
+                                 std::function<void(integration_result)> then) {
+  const connection_info& info = *in.conn;
+  auto& m = *metrics_[info.worker];
+  in.route_key = in.type == event_type::subscribe ? "$subscribe" : "$publish";
+  in.request_id = request_id;
+  in.request_time = now_ms();
+  in.routing = &cfg_.routing;
+  const std::string event = gate->wants_event() ? build_event(in) : std::string();
+  invocation inv;
+  inv.type = in.type;
+  inv.route_key = in.route_key;
+  inv.request_id = request_id;
+  inv.connection_id = info.id.view();
+  inv.body = in.body;
+  inv.event = event;
+  inv.worker = info.worker;
+  m.inflight.add(1);
+  gate->invoke(inv, [this, &m, request_id, id = info.id, route = std::string(in.route_key),
+                     start = steady::now(), then = std::move(then)](integration_result r) {
+    m.inflight.add(-1);
+    if (!r.ok) {
+      m.failures.add();
+      log_.warn("route.failed", {{"route", route},
+                                 {"connectionId", id.view()},
+                                 {"requestId", request_id},
+                                 {"error", r.error},
+                                 {"latency_ms", elapsed_ms(start)}});
+    }
+    then(std::move(r));
+  });
 }
 
 void router::invoke_route(const route_entry& route, event_input in, const std::string& request_id,
@@ -227,6 +345,13 @@ void router::on_connect(const connection_info& info, const connect_request& requ
                                {{"connectionId", id.view()}, {"subprotocol", proto}});
                    }
                  }
+                 if (!r.principal_id.empty() || !r.context.empty()) {
+                   auto ctx = std::make_shared<string_pairs>();
+                   if (!r.principal_id.empty()) ctx->emplace_back("principalId", r.principal_id);
+                   for (auto& kv : r.context)
+                     ctx->push_back(std::move(kv));
+                   d.authorizer = std::move(ctx);
+                 }
                  const std::string_view user = find_header(r.headers, "X-Herald-User-Id");
                  if (!user.empty()) {
                    if (valid_user_id(user)) {
@@ -247,8 +372,11 @@ void router::on_message(connection& conn, std::string_view payload, bool binary)
   const connection_info& info = conn.info();
   const auto key = binary ? std::nullopt : selector_.select(payload);
   if (key && !key->empty()) {
-    if (*key == cfg_.channels.subscribe_action) return channel_action(conn, payload, true);
-    if (*key == cfg_.channels.unsubscribe_action) return channel_action(conn, payload, false);
+    const auto& ch = cfg_.channels;
+    if (*key == ch.subscribe_action) return channel_action(conn, payload, channel_verb::subscribe);
+    if (*key == ch.unsubscribe_action)
+      return channel_action(conn, payload, channel_verb::unsubscribe);
+    if (*key == ch.publish_action) return channel_action(conn, payload, channel_verb::publish);
   }
   const std::string request_id = make_request_id();
   const route_entry* route = lookup(key);

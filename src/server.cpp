@@ -148,12 +148,17 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
   for (auto& w : ctx.workers)
     contexts.push_back(&w->context());
   router::integration_map integrations;
-  for (const auto& r : cfg.routes) {
-    if (integrations.count(r.integration)) continue;
-    const integration_config& ic = *find_integration(cfg, r.integration);
-    integrations[r.integration] = ic.kind == integration_kind::http
-                                      ? make_http_integration(ic, contexts)
-                                      : make_builtin_integration(ic);
+  std::vector<std::string> used;
+  for (const auto& r : cfg.routes)
+    used.push_back(r.integration);
+  for (const auto& rule : cfg.channels.rules) {
+    if (rule.access == channel_access::integration) used.push_back(rule.integration);
+  }
+  for (const auto& name : used) {
+    if (integrations.count(name)) continue;
+    const integration_config& ic = *find_integration(cfg, name);
+    integrations[name] = ic.kind == integration_kind::http ? make_http_integration(ic, contexts)
+                                                           : make_builtin_integration(ic);
   }
   const worker_poster post = [&ctx](unsigned i, std::function<void()> fn) {
     asio::post(ctx.workers[i]->context(), std::move(fn));

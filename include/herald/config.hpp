@@ -143,12 +143,27 @@ struct routing_config {
   std::size_t max_inflight_per_connection = 16;
 };
 
+enum class channel_access { open, claim, integration, deny };
+
+// Who may use the channels matching `pattern` (a glob: `*` any run of characters, `?` one;
+// `{user}` is replaced by the connection's user id).
+struct channel_rule {
+  std::string pattern;
+  channel_access access = channel_access::open;
+  std::string claim = "channels";  // claim: the authorizer context key listing allowed patterns
+  std::string integration;         // integration: asked with a SUBSCRIBE/PUBLISH event
+  bool publish = false;            // clients may also publish here (channels.publish_action)
+};
+
 struct channels_config {
   std::size_t max_name_length = 128;
   std::size_t max_per_connection = 128;  // subscriptions one connection may hold
   // Route keys served by the built-in channel actions ("" turns one off).
   std::string subscribe_action = "subscribe";
   std::string unsubscribe_action = "unsubscribe";
+  std::string publish_action;                            // off unless set (e.g. "publish")
+  std::vector<channel_rule> rules;                       // first match decides
+  channel_access default_access = channel_access::open;  // when no rule matches
 };
 
 struct shutdown_config {

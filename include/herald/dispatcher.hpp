@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "herald/backplane.hpp"
 #include "herald/config.hpp"
 #include "herald/connection.hpp"
 #include "herald/connection_registry.hpp"
@@ -32,6 +33,13 @@ struct publication {
   std::shared_ptr<const std::string> payload;  // the frame as it goes on the wire
   bool binary = false;
   std::string exclude;  // a connection id to skip (e.g. the sender)
+  // What other nodes need to build the same frame (JSON publications only).
+  std::string data_json;
+  std::string id;
+
+  // A JSON publication: {"type":"message",("channel":...,)("id":...,)"data":...}.
+  static publication message(target_kind kind, std::string target, std::string data_json,
+                             std::string id = {});
 };
 
 // Runs `fn` on worker `index`'s thread.
@@ -56,14 +64,20 @@ class dispatcher {
   // --- on the connection's worker thread ---
   void on_open(connection& conn);
   void on_close(connection& conn);
-  subscribe_status subscribe(connection& conn, std::string_view channel);
+  // `done` runs on the connection's worker once messages published anywhere in the cluster
+  // reach this subscription (at once on one node).
+  void subscribe(connection& conn, std::string_view channel,
+                 std::function<void(subscribe_status)> done);
   void unsubscribe(connection& conn, std::string_view channel);
   std::vector<std::string> channels_of(const connection& conn) const;
 
   // --- any thread ---
-  // Delivers `p` on this node. `done(recipients)` runs exactly once, on some worker thread,
-  // after every worker has queued it.
-  void publish(publication p, std::function<void(std::size_t recipients)> done);
+  // Delivers `p` on this node and hands it to the other nodes. `done(recipients, forwarded)`
+  // runs exactly once, on some thread: the connections here it was queued for (for a
+  // connection on another node, 1 once that node queued it), and whether the cluster got it.
+  void publish(publication p, std::function<void(std::size_t recipients, bool forwarded)> done);
+  // Delivers a publication that came from another node (or a backend through Redis) here only.
+  void deliver_from_cluster(publication p);
 
   const dispatcher_metrics& metrics(unsigned worker) const;
   unsigned workers() const { return static_cast<unsigned>(workers_.size()); }
@@ -83,10 +97,13 @@ class dispatcher {
  private:
   struct worker_state;
   std::size_t deliver_local(worker_state& w, const publication& p);
+  void fan_out(std::shared_ptr<const publication> p, std::function<void(std::size_t)> done);
 
   const config& cfg_;
   connection_registry& registry_;
   worker_poster post_;
+  local_backplane local_;
+  backplane* cluster_ = &local_;
   std::vector<std::unique_ptr<worker_state>> workers_;
 };
 

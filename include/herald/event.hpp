@@ -12,9 +12,11 @@
 
 namespace herald {
 
-enum class event_type { connect, message, disconnect };
+// SUBSCRIBE and PUBLISH are Herald's own: a channel rule with access "integration" asks its
+// integration whether a connection may subscribe (or publish) to a channel.
+enum class event_type { connect, message, disconnect, subscribe, publish };
 
-std::string_view to_string(event_type t);  // "CONNECT", "MESSAGE", "DISCONNECT"
+std::string_view to_string(event_type t);  // "CONNECT", "MESSAGE", "DISCONNECT", ...
 
 // The upgrade request, as $connect sees it.
 struct connect_request {
@@ -38,6 +40,8 @@ struct event_input {
   // DISCONNECT
   std::uint16_t disconnect_code = 0;
   std::string_view disconnect_reason;
+  // SUBSCRIBE / PUBLISH: the channel (and, for PUBLISH, the data as JSON text in `body`)
+  std::string_view channel;
 };
 
 std::string build_event(const event_input& in);

@@ -34,6 +34,10 @@ struct integration_result {
   std::string body;
   bool has_body = false;  // an answer to send back on two-way routes (it may be empty)
   bool binary = false;    // body holds raw bytes to send as a binary frame
+  // From a Lambda proxy answer to $connect (a Herald extension, shaped like an authorizer's
+  // output): "principalId" and "context", passed to every later event as requestContext.authorizer.
+  std::string principal_id;
+  string_pairs context;
 
   static integration_result failure(std::string why) {
     integration_result r;

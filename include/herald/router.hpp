@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "herald/channel_policy.hpp"
 #include "herald/config.hpp"
 #include "herald/connection.hpp"
 #include "herald/dispatcher.hpp"
@@ -33,6 +34,7 @@ struct connect_decision {
   std::string content_type;
   std::string subprotocol;
   std::string user_id;
+  std::shared_ptr<const string_pairs> authorizer;  // principalId and context from the answer
 };
 
 using connect_callback = std::function<void(connect_decision)>;
@@ -54,6 +56,7 @@ struct router_metrics {
   counter forbidden;
   counter connects_rejected;
   counter channel_actions;
+  counter channel_denied;
   gauge inflight;
 };
 
@@ -101,8 +104,17 @@ class router final : public connection_handler, public connect_handler {
     std::vector<std::unique_ptr<route_metrics>> metrics;  // per worker
   };
 
+  enum class channel_verb { subscribe, unsubscribe, publish };
+
   const route_entry* lookup(const std::optional<std::string>& key) const;
-  void channel_action(connection& conn, std::string_view payload, bool subscribe);
+  void channel_action(connection& conn, std::string_view payload, channel_verb verb);
+  // After the policy allowed it: subscribe, or publish `data_json`.
+  void channel_go(const std::shared_ptr<connection>& conn, channel_verb verb,
+                  const std::string& channel, const std::string& data_json,
+                  const std::string& id_json);
+  // Asks a channel rule's integration (SUBSCRIBE or PUBLISH event).
+  void invoke_channel_gate(integration* gate, event_input in, const std::string& request_id,
+                           std::function<void(integration_result)> then);
   // Builds the event (when the integration wants one), invokes the route's integration, keeps
   // the counters, logs a failure, then hands the result to `then`, on the same worker thread.
   void invoke_route(const route_entry& route, event_input in, const std::string& request_id,
@@ -113,6 +125,7 @@ class router final : public connection_handler, public connect_handler {
   dispatcher& channels_;
   integration_map integrations_;
   route_selector selector_;
+  channel_policy policy_;
   std::unordered_map<std::string, route_entry> routes_;
   const route_entry* connect_ = nullptr;
   const route_entry* disconnect_ = nullptr;

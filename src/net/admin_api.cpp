@@ -395,23 +395,25 @@ void admin_api::publish(http_request& req, const http_responder& done) {
       }
       p.exclude = it->get<std::string>();
     }
-    auto frame =
-        dispatcher::message_frame(p.kind == target_kind::channel ? p.target : "",
-                                  data->dump(-1, ' ', false, json::error_handler_t::replace), id);
-    if (frame.size() > ctx_.cfg.websocket.max_message_bytes) {
+    auto built =
+        publication::message(p.kind, std::move(p.target),
+                             data->dump(-1, ' ', false, json::error_handler_t::replace), id);
+    built.exclude = std::move(p.exclude);
+    if (built.payload->size() > ctx_.cfg.websocket.max_message_bytes) {
       return fail("payload_too_large",
-                  "the message is " + std::to_string(frame.size()) + " bytes; the limit is " +
+                  "the message is " + std::to_string(built.payload->size()) +
+                      " bytes; the limit is " +
                       std::to_string(ctx_.cfg.websocket.max_message_bytes),
                   http::status::payload_too_large);
     }
-    p.payload = std::make_shared<const std::string>(std::move(frame));
-    pubs.push_back(std::move(p));
+    pubs.push_back(std::move(built));
   }
 
   // Deliver; answer once every publication has reached every worker.
   struct gather {
     std::vector<std::size_t> counts;
     std::atomic<std::size_t> pending;
+    std::atomic<bool> forwarded{true};
     http_responder done;
     bool batch;
   };
@@ -421,11 +423,12 @@ void admin_api::publish(http_request& req, const http_responder& done) {
   g->done = done;
   g->batch = batch;
   for (std::size_t i = 0; i < pubs.size(); ++i) {
-    channels_.publish(std::move(pubs[i]), [g, i](std::size_t n) {
+    channels_.publish(std::move(pubs[i]), [g, i](std::size_t n, bool forwarded) {
       g->counts[i] = n;
+      if (!forwarded) g->forwarded = false;
       if (g->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-      const json body =
-          g->batch ? json{{"recipients", g->counts}} : json{{"recipients", g->counts[0]}};
+      json body = g->batch ? json{{"recipients", g->counts}} : json{{"recipients", g->counts[0]}};
+      body["forwarded"] = g->forwarded.load();  // handed to the other nodes (the Redis backplane)
       g->done(json_response(http::status::accepted, body.dump()));
     });
   }

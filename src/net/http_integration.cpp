@@ -99,6 +99,14 @@ integration_result interpret_response(response_mode mode, client_response&& res)
         r.body = as_text(*b);
         r.has_body = true;
       }
+      if (const auto p = doc.find("principalId"); p != doc.end() && p->is_string()) {
+        r.principal_id = p->get<std::string>();
+      }
+      if (const auto c = doc.find("context"); c != doc.end() && c->is_object()) {
+        // Values become strings, as API Gateway does with an authorizer's context.
+        for (const auto& [k, v] : c->items())
+          r.context.emplace_back(k, as_text(v));
+      }
       if (const auto e = doc.find("isBase64Encoded");
           e != doc.end() && e->is_boolean() && e->get<bool>()) {
         auto decoded = ws::base64_decode(r.body);

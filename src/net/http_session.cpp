@@ -235,6 +235,7 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
       info.subprotocol = std::move(*chosen);
     }
     if (!decision.user_id.empty()) info.user_id = std::move(decision.user_id);
+    if (decision.authorizer) info.authorizer = std::move(decision.authorizer);
     auto res =
         std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, 11);
     res->set(http::field::server, "herald");

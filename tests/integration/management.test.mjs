@@ -203,7 +203,7 @@ describe('API keys and Herald\'s /v1 API', () => {
     await other.nextJson();
     const r = await post('/v1/publish', { channel: 'news', data: { headline: 'Herald ships' }, id: 'pub-1' });
     assert.equal(r.status, 202);
-    assert.deepEqual(await r.json(), { recipients: 2 });
+    assert.deepEqual(await r.json(), { recipients: 2, forwarded: false });
     for (const c of [a, b]) {
       assert.deepEqual(await c.nextJson(), { type: 'message', channel: 'news', id: 'pub-1', data: { headline: 'Herald ships' } });
     }
@@ -212,7 +212,7 @@ describe('API keys and Herald\'s /v1 API', () => {
     a.send({ action: 'unsubscribe', channel: 'news' });
     assert.deepEqual(await a.nextJson(), { type: 'unsubscribed', channel: 'news' });
     const r2 = await post('/v1/publish', { channel: 'news', data: 'second' });
-    assert.deepEqual(await r2.json(), { recipients: 1 });
+    assert.deepEqual(await r2.json(), { recipients: 1, forwarded: false });
     assert.deepEqual(await b.nextJson(), { type: 'message', channel: 'news', data: 'second' });
     assert.ok(await a.silentFor(200));
     for (const c of [a, b, other]) c.ws.close();
@@ -233,7 +233,7 @@ describe('API keys and Herald\'s /v1 API', () => {
     const [a, aId] = await openWithId(h);
     const [b, bId] = await openWithId(h);
     const r = await post('/v1/publish', { connection: aId, data: 'just you' });
-    assert.deepEqual(await r.json(), { recipients: 1 });
+    assert.deepEqual(await r.json(), { recipients: 1, forwarded: false });
     assert.deepEqual(await a.nextJson(), { type: 'message', data: 'just you' });
     assert.ok(await b.silentFor(200));
     const all = await post('/v1/publish', { broadcast: true, data: 'everyone', exclude: bId });
@@ -242,7 +242,7 @@ describe('API keys and Herald\'s /v1 API', () => {
     assert.deepEqual(await a.nextJson(), { type: 'message', data: 'everyone' });
     assert.ok(await b.silentFor(200));
     const nobody = await post('/v1/publish', { user: 'nobody-here', data: 'x' });
-    assert.deepEqual(await nobody.json(), { recipients: 0 });
+    assert.deepEqual(await nobody.json(), { recipients: 0, forwarded: false });
     a.ws.close();
     b.ws.close();
   });
@@ -257,7 +257,7 @@ describe('API keys and Herald\'s /v1 API', () => {
     assert.ok(await c.silentFor(200), 'the valid first item was not sent');
     const good = await post('/v1/publish', [{ channel: 'batch', data: 1 }, { channel: 'batch', data: 2 }]);
     assert.equal(good.status, 202);
-    assert.deepEqual(await good.json(), { recipients: [1, 1] });
+    assert.deepEqual(await good.json(), { recipients: [1, 1], forwarded: false });
     assert.equal((await c.nextJson()).data, 1);
     assert.equal((await c.nextJson()).data, 2);
     c.ws.close();
@@ -326,7 +326,7 @@ describe('users', () => {
       assert.equal(list.count, 2);
       assert.ok(list.connections.every((x) => x.userId === 'alice'));
       const pub = await fetch(`${h.adminUrl}/v1/publish`, { method: 'POST', headers, body: JSON.stringify({ user: 'alice', data: { n: 1 } }) });
-      assert.deepEqual(await pub.json(), { recipients: 2 });
+      assert.deepEqual(await pub.json(), { recipients: 2, forwarded: false });
       for (const c of [a1, a2]) assert.deepEqual(await c.nextJson(), { type: 'message', data: { n: 1 } });
       assert.ok(await b.silentFor(200));
       const kick = await fetch(`${h.adminUrl}/v1/users/alice/connections`, { method: 'DELETE', headers });
