@@ -12,6 +12,7 @@
 
 #include "config_schema.hpp"
 #include "herald/cidr.hpp"
+#include "herald/redis_endpoint.hpp"
 #include "herald/route_selector.hpp"
 #include "herald/text.hpp"
 
@@ -392,6 +393,18 @@ void validate(const config& cfg) {
                            "this route key is the built-in channel action; set " +
                                std::string(key) + " to another key (or \"\") to route it yourself");
       }
+    }
+  }
+  if (cfg.backplane == backplane_kind::redis) {
+    std::string why;
+    if (!redis::endpoint::parse(cfg.redis.url, &why)) throw config_error("redis.url", why);
+    if (cfg.redis.key_prefix.empty() ||
+        cfg.redis.key_prefix.find_first_of(" {}") != std::string::npos) {
+      throw config_error("redis.key_prefix", "must be non-empty, without spaces or braces");
+    }
+    if (cfg.redis.directory_ttl < cfg.redis.node_ttl) {
+      throw config_error("redis.directory_ttl", "must be at least redis.node_ttl (" +
+                                                    format_duration(cfg.redis.node_ttl) + ")");
     }
   }
   if (cfg.http.max_url_bytes >= cfg.http.max_header_bytes) {

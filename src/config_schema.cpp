@@ -800,6 +800,57 @@ std::vector<option_def> option_table() {
                                [](auto& c) -> auto& { return c.channels.default_access; },
                                {{"open", channel_access::open}, {"deny", channel_access::deny}}),
 
+      enum_opt<backplane_kind>(
+          "backplane",
+          "local: one node, no Redis; redis: nodes share publications, "
+          "subscriptions and the connection directory through Redis",
+          [](auto& c) -> auto& { return c.backplane; },
+          {{"local", backplane_kind::local}, {"redis", backplane_kind::redis}}),
+      secret(string_opt(
+          "redis.url", "redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]",
+          [](auto& c) -> auto& { return c.redis.url; })),
+      string_opt(
+          "redis.key_prefix",
+          "Prefix of Herald's Redis channels and keys (<prefix>:channel:{name}, ...)",
+          [](auto& c) -> auto& { return c.redis.key_prefix; }),
+      duration_opt(
+          "redis.connect_timeout", "Time allowed to connect (and authenticate) to Redis",
+          [](auto& c) -> auto& { return c.redis.connect_timeout; }, milliseconds(10), seconds(60)),
+      duration_opt(
+          "redis.command_timeout",
+          "Time allowed for a Redis reply before the connection is dropped",
+          [](auto& c) -> auto& { return c.redis.command_timeout; }, milliseconds(10), seconds(60)),
+      duration_opt(
+          "redis.reconnect_max_backoff",
+          "Longest wait between reconnection attempts (exponential backoff with full jitter)",
+          [](auto& c) -> auto& { return c.redis.reconnect_max_backoff; }, milliseconds(10),
+          seconds(600)),
+      duration_opt(
+          "redis.probe_interval",
+          "How often the node publishes a probe to itself to check pub/sub delivery",
+          [](auto& c) -> auto& { return c.redis.probe_interval; }, milliseconds(10), seconds(600)),
+      duration_opt(
+          "redis.probe_timeout",
+          "A probe not back within this marks pub/sub stalled: not ready, subscriber reconnected",
+          [](auto& c) -> auto& { return c.redis.probe_timeout; }, milliseconds(10), seconds(600)),
+      duration_opt(
+          "redis.directory_ttl",
+          "Lifetime of a connection's directory entry, refreshed by its node",
+          [](auto& c) -> auto& { return c.redis.directory_ttl; }, seconds(1), kDay),
+      duration_opt(
+          "redis.node_ttl",
+          "Lifetime of a node's liveness key, refreshed by the node; a node silent this long is "
+          "dead",
+          [](auto& c) -> auto& { return c.redis.node_ttl; }, seconds(1), kDay),
+      duration_opt(
+          "redis.remote_timeout",
+          "Time allowed for another node to answer (sends to its connections)",
+          [](auto& c) -> auto& { return c.redis.remote_timeout; }, milliseconds(10), seconds(60)),
+      bool_opt(
+          "redis.required_for_readiness",
+          "Report not ready (503 on /readyz) while the Redis backplane is down",
+          [](auto& c) -> auto& { return c.redis.required_for_readiness; }),
+
       duration_opt(
           "shutdown.drain_timeout",
           "On SIGTERM/SIGINT, time allowed for connections to close before exit",

@@ -173,8 +173,10 @@ void dispatcher::publish(publication p, std::function<void(std::size_t, bool)> d
         return done(c->send(std::move(p.payload), p.binary) == send_result::queued ? 1 : 0, false);
       }
       // Not here: perhaps on another node.
-      cluster_->locate(p.target, [this, p = std::move(p),
-                                  done = std::move(done)](std::optional<remote_connection> where) {
+      // The id is copied first: the lambda below moves `p`, and argument order is unspecified.
+      std::string target = p.target;
+      cluster_->locate(target, [this, p = std::move(p),
+                                done = std::move(done)](std::optional<remote_connection> where) {
         if (!where) return done(0, false);
         cluster_->send_remote(*where, p.payload, p.binary, [done](remote_result r) {
           done(r == remote_result::queued ? 1 : 0, true);
@@ -246,19 +248,19 @@ std::string dispatcher::message_frame(std::string_view channel, std::string_view
   return out;
 }
 
-// Replies are rare (one per subscribe): built with nlohmann::json for clarity.
+// Replies are rare (one per subscribe): built with nlohmann::ordered_json ("type" first).
 std::string dispatcher::reply_frame(std::string_view type, std::string_view channel,
                                     std::string_view id_json) {
-  nlohmann::json out = {{"type", type}, {"channel", channel}};
-  if (!id_json.empty()) out["id"] = nlohmann::json::parse(id_json);
+  nlohmann::ordered_json out = {{"type", type}, {"channel", channel}};
+  if (!id_json.empty()) out["id"] = nlohmann::ordered_json::parse(id_json);
   return out.dump();
 }
 
 std::string dispatcher::error_reply(std::string_view code, std::string_view message,
                                     std::string_view channel, std::string_view id_json) {
-  nlohmann::json out = {{"type", "error"}, {"code", code}, {"message", message}};
+  nlohmann::ordered_json out = {{"type", "error"}, {"code", code}, {"message", message}};
   if (!channel.empty()) out["channel"] = channel;
-  if (!id_json.empty()) out["id"] = nlohmann::json::parse(id_json);
+  if (!id_json.empty()) out["id"] = nlohmann::ordered_json::parse(id_json);
   return out.dump();
 }
 

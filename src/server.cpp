@@ -22,6 +22,7 @@
 #include "net/server_context.hpp"
 #include "net/tls_context.hpp"
 #include "net/worker.hpp"
+#include "redis/redis_backplane.hpp"
 
 namespace herald {
 
@@ -73,6 +74,7 @@ struct server::impl {
   server_context ctx;
   // Declared after ctx: destroyed first, while the workers' io_contexts still exist.
   std::unique_ptr<dispatcher> channels;
+  std::unique_ptr<backplane> cluster;  // after channels: it delivers into the dispatcher
   std::unique_ptr<router> app;
   std::unique_ptr<admin_api> admin;
   health_handler client_health;                  // the client listener: health and readiness only
@@ -122,8 +124,13 @@ struct server::impl {
     // has finished, or at the deadline.
     if ((registry.size() == 0 && app->inflight() == 0) || steady_clock::now() >= deadline) {
       log.info("server.stopped", {{"connections_left", registry.size()}});
-      for (auto& w : ctx.workers)
-        w->stop();
+      // Leave the cluster (liveness key), then stop the workers (from this worker's thread).
+      cluster->stop([this] {
+        asio::post(control().context(), [this] {
+          for (auto& w : ctx.workers)
+            w->stop();
+        });
+      });
       return;
     }
     drain_timer->expires_after(std::chrono::milliseconds(20));
@@ -164,6 +171,13 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
     asio::post(ctx.workers[i]->context(), std::move(fn));
   };
   impl_->channels = std::make_unique<dispatcher>(cfg, impl_->registry, n, post);
+  if (cfg.backplane == backplane_kind::redis) {
+    impl_->cluster = redis::make_redis_backplane(cfg, log, impl_->registry, *impl_->channels, post);
+  } else {
+    impl_->cluster = std::make_unique<local_backplane>();
+  }
+  impl_->channels->set_backplane(*impl_->cluster);
+  ctx.cluster = impl_->cluster.get();
   impl_->app = std::make_unique<router>(cfg, log, std::move(integrations), *impl_->channels, n);
   ctx.handler = impl_->app.get();
   if (impl_->app->has_connect_route()) ctx.connect_hook = impl_->app.get();
@@ -212,6 +226,7 @@ void server::run() {
     impl_->admin_listener->start();
     announce(*impl_->admin_listener, "admin");
   }
+  impl_->cluster->start();
   ctx.listening = true;
   impl_->log.info("server.started", {{"workers", ctx.workers.size()}});
   for (std::size_t i = 1; i < ctx.workers.size(); ++i)

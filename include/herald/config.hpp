@@ -24,6 +24,7 @@ enum class tls_version { v1_2, v1_3 };
 enum class binary_policy { reject, base64 };
 enum class overflow_policy { close, drop };
 enum class integration_kind { http, echo, mock };
+enum class backplane_kind { local, redis };
 enum class response_mode { http, lambda_proxy };
 
 // A host and port to listen on. Port 0 asks the kernel for a free port.
@@ -166,6 +167,20 @@ struct channels_config {
   channel_access default_access = channel_access::open;  // when no rule matches
 };
 
+struct redis_config {
+  std::string url = "redis://127.0.0.1:6379/0";
+  std::string key_prefix = "herald";  // channels and keys are named <prefix>:...
+  duration connect_timeout = std::chrono::seconds(2);
+  duration command_timeout = std::chrono::seconds(2);
+  duration reconnect_max_backoff = std::chrono::seconds(5);
+  duration probe_interval = std::chrono::seconds(2);  // pub/sub liveness: publish to ourselves
+  duration probe_timeout = std::chrono::seconds(3);
+  duration directory_ttl = std::chrono::seconds(60);  // herald:conn:{id}, refreshed by the owner
+  duration node_ttl = std::chrono::seconds(15);       // herald:node:{id}:alive
+  duration remote_timeout = std::chrono::seconds(2);  // waiting for another node's answer
+  bool required_for_readiness = true;
+};
+
 struct shutdown_config {
   duration drain_timeout = std::chrono::seconds(10);
 };
@@ -180,6 +195,8 @@ struct config {
   http_config http;
   websocket_config websocket;
   shutdown_config shutdown;
+  backplane_kind backplane = backplane_kind::local;
+  redis_config redis;
   channels_config channels;
   routing_config routing;
   // Default: every message is echoed back (a two-way $default route to the built-in echo).

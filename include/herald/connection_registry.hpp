@@ -24,6 +24,10 @@ class connection_registry {
   std::shared_ptr<connection> find(const connection_id& id) const;
   // The open connections of a user on this node (any order).
   std::vector<std::shared_ptr<connection>> find_user(const std::string& user_id) const;
+  // Every open connection (for the directory refresh).
+  std::vector<std::shared_ptr<connection>> all() const {
+    return some(static_cast<std::size_t>(-1));
+  }
   // Up to `limit` open connections (for listings); size() says how many there are in all.
   std::vector<std::shared_ptr<connection>> some(std::size_t limit) const;
   std::size_t size() const { return size_.load(std::memory_order_relaxed); }

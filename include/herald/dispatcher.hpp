@@ -61,6 +61,9 @@ class dispatcher {
              worker_poster post);
   ~dispatcher();
 
+  // The cluster this node belongs to (a local_backplane until set). Set before serving.
+  void set_backplane(backplane& b) { cluster_ = &b; }
+
   // --- on the connection's worker thread ---
   void on_open(connection& conn);
   void on_close(connection& conn);

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <nlohmann/json.hpp>
 
+#include "herald/backplane.hpp"
 #include "herald/event.hpp"
 #include "herald/prometheus.hpp"
 #include "herald/text.hpp"
@@ -248,6 +249,38 @@ void admin_api::handle(http_request&& req, const request_context& rc, http_respo
 
 // ---- AWS @connections -------------------------------------------------------------------
 
+void admin_api::locate(const connection_id& id, std::function<void(located)> done) const {
+  if (auto local = ctx_.registry.find(id)) return done({std::move(local), std::nullopt});
+  // Not here: the directory knows whether another node holds it.
+  ctx_.cluster->locate(std::string(id.view()),
+                       [done = std::move(done)](std::optional<remote_connection> rc) {
+                         done({nullptr, std::move(rc)});
+                       });
+}
+
+void admin_api::send_to(const located& where, std::shared_ptr<const std::string> payload,
+                        bool binary, std::function<void(remote_result)> done) {
+  if (!where.local)
+    return ctx_.cluster->send_remote(*where.remote, std::move(payload), binary, std::move(done));
+  // Sent on the connection's own thread, where the queue's answer is exact.
+  post_(where.local->info().worker,
+        [conn = where.local, payload = std::move(payload), binary, done = std::move(done)] {
+          switch (conn->send(payload, binary)) {
+            case send_result::queued:
+              return done(remote_result::queued);
+            case send_result::dropped:
+              return done(remote_result::dropped);
+            case send_result::closing:
+              return done(remote_result::gone);
+          }
+        });
+}
+
+void admin_api::close(const located& where, std::uint16_t code, std::string reason) {
+  if (where.local) return where.local->close(code, std::move(reason));
+  ctx_.cluster->close_remote(*where.remote, code, std::move(reason));
+}
+
 void admin_api::aws_connection(http_request& req, std::string_view id_text,
                                const http_responder& done) {
   const std::string request_id = make_request_id();
@@ -259,57 +292,55 @@ void admin_api::aws_connection(http_request& req, std::string_view id_text,
   if (!id)
     return reply(
         aws_error(http::status::bad_request, "BadRequestException", "Invalid connectionId"));
-  const auto conn = ctx_.registry.find(*id);
   const auto gone = [] {
     return aws_error(http::status::gone, "GoneException", "The connection no longer exists");
   };
-  switch (req.method()) {
-    case http::verb::get: {
-      if (!conn) return reply(gone());
+  const auto method = req.method();
+  if (method != http::verb::get && method != http::verb::post && method != http::verb::delete_) {
+    return reply(aws_error(http::status::method_not_allowed, "BadRequestException",
+                           "Use GET, POST or DELETE"));
+  }
+  if (method == http::verb::post && req.body().size() > ctx_.cfg.websocket.max_message_bytes) {
+    return reply(aws_error(http::status::payload_too_large, "PayloadTooLargeException",
+                           "Message too long: the limit is " +
+                               std::to_string(ctx_.cfg.websocket.max_message_bytes) + " bytes"));
+  }
+  // Raw, as API Gateway sends it: text if it is UTF-8, binary otherwise.
+  const bool binary = method == http::verb::post && !ws::is_valid_utf8(req.body());
+  auto payload = std::make_shared<const std::string>(std::move(req.body()));
+  locate(*id, [this, method, payload, binary, reply, gone](located where) {
+    if (!where.local && !where.remote) return reply(gone());
+    if (method == http::verb::get) {
+      const bool local = where.local != nullptr;
       const json body = {
-          {"connectedAt", iso8601(conn->info().connected_at)},
+          {"connectedAt",
+           iso8601(local ? where.local->info().connected_at : where.remote->connected_at)},
           {"identity",
-           {{"sourceIp", conn->info().source_ip}, {"userAgent", conn->info().user_agent}}},
-          {"lastActiveAt", iso8601(conn->last_active_at())}};
+           {{"sourceIp", local ? where.local->info().source_ip : where.remote->source_ip},
+            {"userAgent", local ? where.local->info().user_agent : where.remote->user_agent}}},
+          {"lastActiveAt",
+           iso8601(local ? where.local->last_active_at() : where.remote->last_active_at)}};
       return reply(json_response(http::status::ok, body.dump()));
     }
-    case http::verb::delete_: {
-      if (!conn) return reply(gone());
-      conn->close(ws::close_code::normal, "connection deleted");
-      http_response res{http::status::no_content, 11};
-      return reply(std::move(res));
+    if (method == http::verb::delete_) {
+      close(where, ws::close_code::normal, "connection deleted");
+      return reply(http_response{http::status::no_content, 11});
     }
-    case http::verb::post: {
-      if (!conn) return reply(gone());
-      if (req.body().size() > ctx_.cfg.websocket.max_message_bytes) {
-        return reply(aws_error(http::status::payload_too_large, "PayloadTooLargeException",
-                               "Message too long: the limit is " +
-                                   std::to_string(ctx_.cfg.websocket.max_message_bytes) +
-                                   " bytes"));
+    send_to(where, payload, binary, [reply, gone](remote_result r) {
+      switch (r) {
+        case remote_result::queued:
+          return reply(http_response{http::status::ok, 11});
+        case remote_result::dropped:
+          return reply(aws_error(http::status::too_many_requests, "LimitExceededException",
+                                 "The client's send buffer is full"));
+        case remote_result::gone:
+          return reply(gone());
+        case remote_result::unavailable:
+          return reply(aws_error(http::status::service_unavailable, "ServiceUnavailableException",
+                                 "The node holding the connection did not answer"));
       }
-      // Raw, as API Gateway sends it: text if it is UTF-8, binary otherwise.
-      const bool binary = !ws::is_valid_utf8(req.body());
-      auto payload = std::make_shared<const std::string>(std::move(req.body()));
-      // Sent on the connection's own thread, where the queue's answer is exact.
-      post_(conn->info().worker, [conn, payload, binary, reply, gone] {
-        switch (conn->send(payload, binary)) {
-          case send_result::queued: {
-            http_response res{http::status::ok, 11};
-            return reply(std::move(res));
-          }
-          case send_result::dropped:
-            return reply(aws_error(http::status::too_many_requests, "LimitExceededException",
-                                   "The client's send buffer is full"));
-          case send_result::closing:
-            return reply(gone());
-        }
-      });
-      return;
-    }
-    default:
-      return reply(aws_error(http::status::method_not_allowed, "BadRequestException",
-                             "Use GET, POST or DELETE"));
-  }
+    });
+  });
 }
 
 // ---- /v1/publish --------------------------------------------------------------------------
@@ -436,28 +467,31 @@ void admin_api::publish(http_request& req, const http_responder& done) {
 
 // ---- /v1/connections, /v1/users -----------------------------------------------------------
 
-// The connection named by `id_text`, or null after answering 400 or 404.
-std::shared_ptr<connection> admin_api::find_connection(std::string_view id_text,
-                                                       const http_responder& done) const {
-  const auto id = connection_id::parse(id_text);
-  if (!id) {
-    done(herald_error(http::status::bad_request, "bad_request", "not a connection id"));
-    return nullptr;
-  }
-  auto conn = ctx_.registry.find(*id);
-  if (!conn)
-    done(herald_error(http::status::not_found, "not_found", "no such connection on this node"));
-  return conn;
-}
-
 void admin_api::get_connection(std::string_view id_text, const http_responder& done) {
-  const auto conn = find_connection(id_text, done);
-  if (!conn) return;
-  // Its channels live on its worker thread.
-  post_(conn->info().worker, [this, conn, done] {
-    json body = connection_json(*conn, ctx_.cfg.node_id);
-    body["channels"] = channels_.channels_of(*conn);
-    done(json_response(http::status::ok, body.dump()));
+  const auto id = connection_id::parse(id_text);
+  if (!id)
+    return done(herald_error(http::status::bad_request, "bad_request", "not a connection id"));
+  locate(*id, [this, done](located where) {
+    if (where.remote) {
+      const auto& rc = *where.remote;
+      const json body = {{"connectionId", rc.connection_id},
+                         {"userId", rc.user_id.empty() ? json(nullptr) : json(rc.user_id)},
+                         {"connectedAt", iso8601(rc.connected_at)},
+                         {"lastActiveAt", iso8601(rc.last_active_at)},
+                         {"sourceIp", rc.source_ip},
+                         {"userAgent", rc.user_agent},
+                         {"subprotocol", rc.subprotocol},
+                         {"node", rc.node}};
+      return done(json_response(http::status::ok, body.dump()));
+    }
+    if (!where.local)
+      return done(herald_error(http::status::not_found, "not_found", "no such connection"));
+    // Its channels live on its worker thread.
+    post_(where.local->info().worker, [this, conn = where.local, done] {
+      json body = connection_json(*conn, ctx_.cfg.node_id);
+      body["channels"] = channels_.channels_of(*conn);
+      done(json_response(http::status::ok, body.dump()));
+    });
   });
 }
 
@@ -485,10 +519,15 @@ void admin_api::list_connections(const http_request& req, const http_responder& 
 }
 
 void admin_api::delete_connection(std::string_view id_text, const http_responder& done) {
-  const auto conn = find_connection(id_text, done);
-  if (!conn) return;
-  conn->close(ws::close_code::normal, "connection deleted");
-  done(http_response{http::status::no_content, 11});
+  const auto id = connection_id::parse(id_text);
+  if (!id)
+    return done(herald_error(http::status::bad_request, "bad_request", "not a connection id"));
+  locate(*id, [this, done](located where) {
+    if (!where.local && !where.remote)
+      return done(herald_error(http::status::not_found, "not_found", "no such connection"));
+    close(where, ws::close_code::normal, "connection deleted");
+    done(http_response{http::status::no_content, 11});
+  });
 }
 
 void admin_api::delete_user(std::string_view user, const http_responder& done) {
@@ -498,7 +537,11 @@ void admin_api::delete_user(std::string_view user, const http_responder& done) {
   const auto conns = ctx_.registry.find_user(std::string(user));
   for (const auto& c : conns)
     c->close(ws::close_code::normal, "user disconnected");
-  done(json_response(http::status::ok, json{{"closed", conns.size()}}.dump()));
+  // The other nodes close theirs when the backplane tells them.
+  ctx_.cluster->close_user(std::string(user), ws::close_code::normal, "user disconnected");
+  const bool forwarded = ctx_.cfg.backplane == backplane_kind::redis && ctx_.cluster->status().up;
+  done(json_response(http::status::ok,
+                     json{{"closed", conns.size()}, {"forwarded", forwarded}}.dump()));
 }
 
 // ---- /metrics -----------------------------------------------------------------------------
@@ -667,6 +710,8 @@ std::string admin_api::render_metrics() const {
       p.sample("herald_admin_requests_total", {{"api", api_names[a]}, {"status", status}}, n);
     }
   }
+
+  if (ctx_.cluster) ctx_.cluster->write_metrics(p);
 
   // The process.
   const auto ps = read_process_stats();

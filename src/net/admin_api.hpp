@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 
+#include "herald/backplane.hpp"
 #include "herald/dispatcher.hpp"
 #include "herald/router.hpp"
 #include "herald/sigv4.hpp"
@@ -43,8 +44,15 @@ class admin_api final : public http_handler {
 
   void aws_connection(http_request& req, std::string_view id_text, const http_responder& respond);
   void publish(http_request& req, const http_responder& respond);
-  std::shared_ptr<connection> find_connection(std::string_view id_text,
-                                              const http_responder& done) const;
+  // A connection here, or one another node holds (from the directory), or neither.
+  struct located {
+    std::shared_ptr<connection> local;
+    std::optional<remote_connection> remote;
+  };
+  void locate(const connection_id& id, std::function<void(located)> done) const;
+  void send_to(const located& where, std::shared_ptr<const std::string> payload, bool binary,
+               std::function<void(remote_result)> done);
+  void close(const located& where, std::uint16_t code, std::string reason);
   void get_connection(std::string_view id_text, const http_responder& respond);
   void list_connections(const http_request& req, const http_responder& respond);
   void delete_connection(std::string_view id_text, const http_responder& respond);

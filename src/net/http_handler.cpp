@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "herald/backplane.hpp"
+
 namespace herald::net {
 
 http_response json_response(http::status status, std::string body) {
@@ -36,6 +38,9 @@ void health_handler::handle(http_request&& req, const request_context& rc, http_
     nlohmann::json reasons = nlohmann::json::array();
     if (!ctx_.listening.load()) reasons.push_back("starting");
     if (ctx_.draining.load()) reasons.push_back("draining");
+    if (ctx_.cluster && ctx_.cfg.redis.required_for_readiness) {
+      if (const auto s = ctx_.cluster->status(); !s.up) reasons.push_back(s.reason);
+    }
     if (reasons.empty()) return respond(json_response(http::status::ok, R"({"status":"ready"})"));
     nlohmann::json body = {{"status", "not_ready"}, {"reasons", reasons}};
     return respond(json_response(http::status::service_unavailable, body.dump()));

@@ -16,7 +16,8 @@
 
 namespace herald {
 class connect_handler;
-}
+class backplane;
+}  // namespace herald
 
 namespace herald::net {
 
@@ -63,6 +64,7 @@ struct server_context {
   http_handler* client_http = nullptr;      // non-upgrade requests on the client listener
   http_handler* admin_http = nullptr;       // requests on the admin listener
   connect_handler* connect_hook = nullptr;  // $connect, consulted before an upgrade is accepted
+  backplane* cluster = nullptr;             // for readiness (redis.required_for_readiness)
   std::vector<cidr> trusted_proxies;        // http.trusted_proxies
   std::atomic<bool> listening{false};       // listeners bound and accepting
   std::atomic<bool> draining{false};        // shutting down: refuse new connections

@@ -23,6 +23,8 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "herald/redis_endpoint.hpp"
+
 struct redisAsyncContext;
 struct redisReply;
 
@@ -31,20 +33,6 @@ namespace herald::redis {
 namespace asio = boost::asio;
 using steady_clock = std::chrono::steady_clock;
 using duration = std::chrono::milliseconds;
-
-// Where and how to connect, from a URL: redis://[[user]:password@]host[:port][/db] or
-// unix:///path/to/socket[?db=N].
-struct endpoint {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::string unix_path;
-  std::string username;
-  std::string password;
-  int db = 0;
-
-  static std::optional<endpoint> parse(std::string_view url, std::string* error = nullptr);
-  std::string describe() const;  // for logs, never the password
-};
 
 // A reply as hiredis parsed it; valid only during the callback.
 using reply_view = const redisReply*;

@@ -330,7 +330,7 @@ describe('users', () => {
       for (const c of [a1, a2]) assert.deepEqual(await c.nextJson(), { type: 'message', data: { n: 1 } });
       assert.ok(await b.silentFor(200));
       const kick = await fetch(`${h.adminUrl}/v1/users/alice/connections`, { method: 'DELETE', headers });
-      assert.deepEqual(await kick.json(), { closed: 2 });
+      assert.deepEqual(await kick.json(), { closed: 2, forwarded: false });
       assert.equal((await a1.closed).code, 1000);
       assert.equal((await a2.closed).code, 1000);
       assert.equal(b.closeInfo, undefined);

@@ -3,8 +3,7 @@
 // integration failures, rate limits, in-flight bounds and keep-alive reuse.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { startHerald } from './lib/herald.mjs';
+import { startHerald, freePort } from './lib/herald.mjs';
 import { connect, handshakeStatus, RawClient, OP } from './lib/clients.mjs';
 import { startBackend, eventually } from './lib/backend.mjs';
 
@@ -12,14 +11,7 @@ const ID = /^[A-Za-z0-9_-]{20}$/;
 const REQUEST_ID = /^[A-Za-z0-9_-]{16}$/;
 const CLF = /^\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/;
 
-// A port nothing listens on.
-async function closedPort() {
-  const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
+const closedPort = freePort;  // a port nothing listens on
 
 function backendConfig(backend, routes, extra = {}) {
   return {

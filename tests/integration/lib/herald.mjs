@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import net from 'node:net';
 
 export const HERALD_BIN = process.env.HERALD_BIN;
 if (!HERALD_BIN) throw new Error('HERALD_BIN is not set (run the tests through ctest or ./scripts/test)');
@@ -34,6 +35,16 @@ export const TEST_DEFAULTS = {
   admin: { enabled: true, listen: '127.0.0.1:0' },
   shutdown: { drain_timeout: '5s' },
 };
+
+// A loopback port nothing listens on right now (for servers that cannot bind port 0 themselves,
+// and for "nobody is there" tests).
+export async function freePort() {
+  const s = net.createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
 
 export function tempDir(prefix = 'herald-test-') {
   return mkdtempSync(join(tmpdir(), prefix));

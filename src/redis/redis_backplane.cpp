@@ -1,0 +1,799 @@
+#include "redis/redis_backplane.hpp"
+
+#include <hiredis/hiredis.h>
+
+#include <atomic>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include "herald/event.hpp"
+#include "herald/ws/handshake.hpp"
+#include "herald/ws/utf8.hpp"
+#include "redis/redis_connection.hpp"
+
+namespace herald::redis {
+
+using nlohmann::json;
+
+incoming parse_payload(std::string_view payload) {
+  incoming in;
+  const json doc = json::parse(payload, nullptr, false);
+  if (doc.is_discarded()) {
+    // Not JSON: the text itself is the data (invalid UTF-8 replaced, as JSON must be valid).
+    in.data_json = json(std::string(payload)).dump(-1, ' ', false, json::error_handler_t::replace);
+    return in;
+  }
+  bool envelope = doc.is_object() && doc.contains("data");
+  if (envelope) {
+    for (const auto& [k, v] : doc.items()) {
+      if (k != "data" && k != "id" && k != "exclude" && k != "origin") envelope = false;
+    }
+  }
+  if (!envelope) {
+    in.data_json = doc.dump(-1, ' ', false, json::error_handler_t::replace);
+    return in;
+  }
+  in.data_json = doc["data"].dump(-1, ' ', false, json::error_handler_t::replace);
+  const auto text = [&](const char* key) {
+    const auto it = doc.find(key);
+    return it != doc.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  in.id = text("id");
+  in.exclude = text("exclude");
+  in.origin = text("origin");
+  return in;
+}
+
+namespace {
+
+std::string reply_text(reply_view r) {
+  return r && r->str ? std::string(r->str, r->len) : std::string();
+}
+
+using ms = std::chrono::milliseconds;
+
+class redis_backplane final : public backplane {
+ public:
+  redis_backplane(const config& cfg, logger& log, connection_registry& registry,
+                  dispatcher& channels, worker_poster post)
+      : cfg_(cfg),
+        rc_(cfg.redis),
+        log_(log),
+        registry_(registry),
+        channels_(channels),
+        post_(std::move(post)),
+        node_(cfg.node_id),
+        prefix_(cfg.redis.key_prefix + ":"),
+        guard_(ioc_.get_executor()),
+        probe_timer_(ioc_),
+        refresh_timer_(ioc_),
+        alive_timer_(ioc_),
+        rng_(std::random_device{}()) {
+    options_.endpoint = *endpoint::parse(rc_.url);
+    options_.connect_timeout = rc_.connect_timeout;
+    options_.command_timeout = rc_.command_timeout;
+    set_down("Redis backplane: connecting");
+  }
+
+  ~redis_backplane() override {
+    asio::post(ioc_, [this] { shutdown_connections(); });
+    guard_.reset();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void start() override {
+    cmd_ = make_connection(false);
+    sub_ = make_connection(true);
+    fixed_ = {prefix_ + "broadcast", prefix_ + "control", node_channel(node_)};
+    for (const auto& c : fixed_)
+      want_[c] = true;
+    thread_ = std::thread([this] {
+      log_.info("backplane.starting", {{"redis", options_.endpoint.describe()}});
+      cmd_->start();
+      sub_->start();
+      schedule_probe();
+      schedule_refresh();
+      schedule_alive();
+      ioc_.run();
+    });
+  }
+
+  void stop(std::function<void()> done) override {
+    asio::post(ioc_, [this, done = std::move(done)] {
+      // Leave: this node's liveness key goes; connections removed themselves as they closed.
+      if (cmd_ && cmd_->ready() &&
+          cmd_->command({"DEL", alive_key(node_)}, [this, done](reply_view) {
+            shutdown_connections();
+            done();
+          })) {
+        return;
+      }
+      shutdown_connections();
+      done();
+    });
+  }
+
+  // ---- publications ----
+
+  bool forward(const publication& p) override {
+    if (!cmd_up_.load(std::memory_order_relaxed)) {
+      not_forwarded_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    std::string channel;
+    switch (p.kind) {
+      case target_kind::channel:
+        channel = prefix_ + "channel:" + p.target;
+        break;
+      case target_kind::user:
+        channel = prefix_ + "user:" + p.target;
+        break;
+      case target_kind::broadcast:
+        channel = prefix_ + "broadcast";
+        break;
+      case target_kind::connection:
+        return false;  // sent to the node that holds it instead
+    }
+    // Our own envelope: the data, its id, whom to skip, and who we are (we delivered already).
+    std::string payload = R"({"origin":)" + json(node_).dump();
+    if (!p.id.empty()) payload += R"(,"id":)" + json(p.id).dump();
+    if (!p.exclude.empty()) payload += R"(,"exclude":)" + json(p.exclude).dump();
+    payload += R"(,"data":)" + p.data_json + "}";
+    asio::post(ioc_, [this, channel = std::move(channel), payload = std::move(payload)] {
+      const bool sent = cmd_->command({"PUBLISH", channel, payload}, [this](reply_view r) {
+        if (!r || r->type == REDIS_REPLY_ERROR) failures_.fetch_add(1, std::memory_order_relaxed);
+      });
+      (sent ? published_ : failures_).fetch_add(1, std::memory_order_relaxed);
+    });
+    return true;
+  }
+
+  // ---- interest ----
+
+  void channel_added(const std::string& channel, unsigned worker,
+                     std::function<void()> ready) override {
+    asio::post(ioc_, [this, name = prefix_ + "channel:" + channel, worker,
+                      ready = std::move(ready)]() mutable {
+      if (++refs_[name] == 1) want(name, true);
+      if (state_of(name) == sub_state::subscribed || !sub_up_) {
+        // Confirmed already, or Redis is away (resubscribed on return): nothing to wait for.
+        return post_(worker, std::move(ready));
+      }
+      waiters_[name].emplace_back(worker, std::move(ready));
+    });
+  }
+
+  void channel_removed(const std::string& channel) override {
+    asio::post(ioc_, [this, name = prefix_ + "channel:" + channel] { release(name); });
+  }
+
+  void user_added(const std::string& user) override {
+    asio::post(ioc_, [this, name = prefix_ + "user:" + user] {
+      if (++refs_[name] == 1) want(name, true);
+    });
+  }
+
+  void user_removed(const std::string& user) override {
+    asio::post(ioc_, [this, name = prefix_ + "user:" + user] { release(name); });
+  }
+
+  // ---- directory ----
+
+  void connection_opened(const herald::connection& c) override {
+    asio::post(ioc_, [this, fields = directory_fields(c)] {
+      if (cmd_->ready()) register_connection(fields);
+    });
+  }
+
+  void connection_closed(const herald::connection& c) override {
+    asio::post(ioc_, [this, key = conn_key(std::string(c.id().view()))] {
+      if (cmd_->ready()) cmd_->command({"DEL", key}, [](reply_view) {});
+    });
+  }
+
+  void locate(const std::string& id,
+              std::function<void(std::optional<remote_connection>)> done) override {
+    asio::post(ioc_, [this, id, done = std::move(done)] {
+      const bool sent = cmd_->command({"HGETALL", conn_key(id)}, [this, id, done](reply_view r) {
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) return done(std::nullopt);
+        remote_connection rc;
+        rc.connection_id = id;
+        for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
+          const std::string k = reply_text(r->element[i]);
+          const std::string v = reply_text(r->element[i + 1]);
+          if (k == "node")
+            rc.node = v;
+          else if (k == "user")
+            rc.user_id = v;
+          else if (k == "connectedAt")
+            rc.connected_at = std::stoll(v);
+          else if (k == "lastActiveAt")
+            rc.last_active_at = std::stoll(v);
+          else if (k == "sourceIp")
+            rc.source_ip = v;
+          else if (k == "userAgent")
+            rc.user_agent = v;
+          else if (k == "subprotocol")
+            rc.subprotocol = v;
+        }
+        if (rc.node.empty()) return done(std::nullopt);
+        // A connection whose node stopped refreshing its liveness key is gone.
+        const bool asked =
+            cmd_->command({"EXISTS", alive_key(rc.node)}, [rc, done](reply_view alive) {
+              if (alive && alive->type == REDIS_REPLY_INTEGER && alive->integer == 1)
+                return done(rc);
+              done(std::nullopt);
+            });
+        if (!asked) done(std::nullopt);
+      });
+      if (!sent) done(std::nullopt);
+    });
+  }
+
+  void send_remote(const remote_connection& where, std::shared_ptr<const std::string> payload,
+                   bool binary, std::function<void(remote_result)> done) override {
+    asio::post(ioc_, [this, node = where.node, id = where.connection_id, payload, binary,
+                      done = std::move(done)] {
+      const std::uint64_t rid = ++next_rid_;
+      const json op = {
+          {"op", "send"},     {"connection", id},
+          {"binary", binary}, {"payload", binary ? ws::base64_encode(*payload) : *payload},
+          {"rid", rid},       {"reply", node_}};
+      const bool sent = cmd_->command(
+          {"PUBLISH", node_channel(node), op.dump(-1, ' ', false, json::error_handler_t::replace)},
+          [this, rid](reply_view r) {
+            // Nobody listening on that node's channel: it is gone.
+            if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+              finish_request(rid, remote_result::gone);
+          });
+      if (!sent) return done(remote_result::unavailable);
+      auto timer = std::make_shared<asio::steady_timer>(ioc_, rc_.remote_timeout);
+      requests_[rid] = {done, timer};
+      timer->async_wait([this, rid](boost::system::error_code ec) {
+        if (!ec) finish_request(rid, remote_result::unavailable);
+      });
+    });
+  }
+
+  void close_remote(const remote_connection& where, std::uint16_t code,
+                    std::string reason) override {
+    asio::post(ioc_, [this, node = where.node, id = where.connection_id, code,
+                      reason = std::move(reason)] {
+      const json op = {{"op", "close"}, {"connection", id}, {"code", code}, {"reason", reason}};
+      cmd_->command({"PUBLISH", node_channel(node), op.dump()}, [](reply_view) {});
+    });
+  }
+
+  void close_user(const std::string& user, std::uint16_t code, std::string reason) override {
+    asio::post(ioc_, [this, user, code, reason = std::move(reason)] {
+      const json op = {{"op", "close_user"},
+                       {"user", user},
+                       {"code", code},
+                       {"reason", reason},
+                       {"origin", node_}};
+      cmd_->command({"PUBLISH", prefix_ + "control", op.dump()}, [](reply_view) {});
+    });
+  }
+
+  // ---- health and metrics ----
+
+  backplane_status status() const override {
+    std::lock_guard lock(status_mutex_);
+    return status_;
+  }
+
+  void write_metrics(prometheus_text& out) const override {
+    out.family("herald_backplane_up", "gauge",
+               "1 while the Redis backplane is connected and delivering");
+    out.sample("herald_backplane_up", {}, std::uint64_t{up_.load()});
+    out.family("herald_backplane_disconnects_total", "counter", "Redis connections lost");
+    out.sample("herald_backplane_disconnects_total", {}, disconnects_.load());
+    out.family("herald_backplane_reconnects_total", "counter", "Redis connections re-established");
+    out.sample("herald_backplane_reconnects_total", {}, reconnects_.load());
+    out.family("herald_backplane_outage_seconds_total", "counter", "Time the backplane was down");
+    double outage = static_cast<double>(outage_ms_.load()) / 1000.0;
+    if (const auto since = down_since_ms_.load(); since != 0)
+      outage += static_cast<double>(now_ms() - since) / 1000.0;
+    out.sample("herald_backplane_outage_seconds_total", {}, outage);
+    out.family("herald_backplane_published_total", "counter", "Publications forwarded to Redis");
+    out.sample("herald_backplane_published_total", {}, published_.load());
+    out.family("herald_backplane_not_forwarded_total", "counter",
+               "Publications delivered on this node only because the backplane was down");
+    out.sample("herald_backplane_not_forwarded_total", {}, not_forwarded_.load());
+    out.family("herald_backplane_publish_failures_total", "counter",
+               "PUBLISH commands that failed");
+    out.sample("herald_backplane_publish_failures_total", {}, failures_.load());
+    out.family("herald_backplane_received_total", "counter", "Publications received from Redis");
+    out.sample("herald_backplane_received_total", {}, received_.load());
+    out.family("herald_backplane_probe_failures_total", "counter",
+               "Pub/sub probes that did not come back in time");
+    out.sample("herald_backplane_probe_failures_total", {}, probe_failures_.load());
+    out.family("herald_backplane_subscriptions", "gauge",
+               "Redis channels this node is subscribed to");
+    out.sample("herald_backplane_subscriptions", {}, subscribed_count_.load());
+  }
+
+ private:
+  enum class sub_state { none, subscribing, subscribed, unsubscribing };
+  struct pending_request {
+    std::function<void(remote_result)> done;
+    std::shared_ptr<asio::steady_timer> timer;
+  };
+
+  std::string node_channel(const std::string& node) const { return prefix_ + "node:" + node; }
+  std::string alive_key(const std::string& node) const {
+    return prefix_ + "node:" + node + ":alive";
+  }
+  std::string conn_key(const std::string& id) const { return prefix_ + "conn:" + id; }
+
+  std::shared_ptr<connection> make_connection(bool subscriber) {
+    connection::callbacks cb;
+    cb.on_ready = [this, subscriber] { on_ready(subscriber); };
+    cb.on_lost = [this, subscriber](const std::string& why) { on_lost(subscriber, why); };
+    if (subscriber) cb.on_push = [this](reply_view r) { on_push(r); };
+    return std::make_shared<connection>(ioc_, options_, std::move(cb));
+  }
+
+  void shutdown_connections() {
+    probe_timer_.cancel();
+    refresh_timer_.cancel();
+    alive_timer_.cancel();
+    for (auto& t : reconnect_timers_)
+      t.second->cancel();
+    if (cmd_) cmd_->stop();
+    if (sub_) sub_->stop();
+    for (auto& [rid, req] : requests_) {
+      req.timer->cancel();
+      req.done(remote_result::unavailable);
+    }
+    requests_.clear();
+    stopped_ = true;
+  }
+
+  // ---- connection life ----
+
+  void on_ready(bool subscriber) {
+    (subscriber ? attempts_sub_ : attempts_cmd_) = 0;
+    log_.info("backplane.connected", {{"connection", subscriber ? "subscriber" : "command"},
+                                      {"redis", options_.endpoint.describe()}});
+    if (subscriber) {
+      sub_up_ = true;
+      states_.clear();
+      subscribed_count_ = 0;
+      for (const auto& [name, wanted] : want_) {
+        if (wanted) dirty_.insert(name);
+      }
+      flush_subscriptions();
+    } else {
+      cmd_up_ = true;
+      refresh_alive();
+      // Re-register every local connection: the entries may have expired while we were away.
+      for (const auto& c : registry_.all())
+        register_connection(directory_fields(*c));
+    }
+    update_status();
+  }
+
+  void on_lost(bool subscriber, const std::string& why) {
+    if (stopped_) return;
+    disconnects_.fetch_add(1, std::memory_order_relaxed);
+    if (subscriber) {
+      sub_up_ = false;
+      states_.clear();
+      subscribed_count_ = 0;
+      probe_outstanding_ = false;
+      // Waiting subscribers are told to go ahead: they are resubscribed when Redis returns.
+      for (auto& [name, list] : waiters_) {
+        for (auto& [worker, fn] : list)
+          post_(worker, std::move(fn));
+      }
+      waiters_.clear();
+    } else {
+      cmd_up_ = false;
+    }
+    unsigned& attempts = subscriber ? attempts_sub_ : attempts_cmd_;
+    // Exponential backoff with full jitter, so nodes do not reconnect in lockstep.
+    const auto cap =
+        std::min<long long>(rc_.reconnect_max_backoff.count(), 100LL << std::min(attempts, 16u));
+    const ms delay(std::uniform_int_distribution<long long>(cap / 2, cap)(rng_));
+    ++attempts;
+    log_.warn("backplane.lost", {{"connection", subscriber ? "subscriber" : "command"},
+                                 {"error", why},
+                                 {"retry_ms", delay.count()}});
+    update_status();
+    auto& timer = reconnect_timers_[subscriber];
+    if (!timer) timer = std::make_shared<asio::steady_timer>(ioc_);
+    timer->expires_after(delay);
+    timer->async_wait([this, subscriber](boost::system::error_code ec) {
+      if (ec || stopped_) return;
+      reconnects_.fetch_add(1, std::memory_order_relaxed);
+      (subscriber ? sub_ : cmd_)->start();
+    });
+  }
+
+  void set_down(std::string reason) {
+    std::lock_guard lock(status_mutex_);
+    status_ = {false, std::move(reason)};
+  }
+
+  void update_status() {
+    std::string reason;
+    if (!cmd_up_) {
+      reason = "Redis backplane: command connection down";
+    } else if (!sub_up_) {
+      reason = "Redis backplane: subscriber connection down";
+    } else {
+      for (const auto& c : fixed_) {
+        if (state_of(c) != sub_state::subscribed) reason = "Redis backplane: subscribing";
+      }
+      if (probe_failed_) reason = "Redis backplane: pub/sub probe did not come back";
+    }
+    const bool up = reason.empty();
+    if (up != up_.load()) {
+      if (up) {
+        const auto since = down_since_ms_.exchange(0);
+        const auto outage = since ? now_ms() - since : 0;
+        outage_ms_.fetch_add(static_cast<std::uint64_t>(outage));
+        log_.info("backplane.up", {{"outage_ms", outage}});
+      } else {
+        down_since_ms_ = now_ms();
+        log_.warn("backplane.down", {{"reason", reason}});
+      }
+      up_ = up;
+    }
+    if (up) {
+      std::lock_guard lock(status_mutex_);
+      status_ = {};
+    } else {
+      set_down(reason);
+    }
+  }
+
+  // ---- subscriptions ----
+
+  sub_state state_of(const std::string& name) const {
+    const auto it = states_.find(name);
+    return it == states_.end() ? sub_state::none : it->second;
+  }
+
+  void release(const std::string& name) {
+    const auto it = refs_.find(name);
+    if (it == refs_.end() || --it->second > 0) return;
+    refs_.erase(it);
+    want(name, false);
+    // Whoever waited for this channel has left it.
+    if (auto w = waiters_.find(name); w != waiters_.end()) {
+      for (auto& [worker, fn] : w->second)
+        post_(worker, std::move(fn));
+      waiters_.erase(w);
+    }
+  }
+
+  void want(const std::string& name, bool wanted) {
+    if (wanted) {
+      want_[name] = true;
+    } else {
+      want_.erase(name);
+    }
+    dirty_.insert(name);
+    if (!flush_posted_) {
+      flush_posted_ = true;
+      asio::post(ioc_, [this] { flush_subscriptions(); });  // batched: one command per turn
+    }
+  }
+
+  void flush_subscriptions() {
+    flush_posted_ = false;
+    if (!sub_up_) return;
+    std::vector<std::string> add, drop;
+    for (const auto& name : dirty_) {
+      const bool wanted = want_.count(name) != 0;
+      const sub_state s = state_of(name);
+      if (wanted && (s == sub_state::none || s == sub_state::unsubscribing)) {
+        add.push_back(name);
+        states_[name] = sub_state::subscribing;
+      } else if (!wanted && (s == sub_state::subscribing || s == sub_state::subscribed)) {
+        drop.push_back(name);
+        states_[name] = sub_state::unsubscribing;
+      }
+    }
+    dirty_.clear();
+    constexpr std::size_t batch = 512;
+    for (std::size_t i = 0; i < add.size(); i += batch) {
+      sub_->subscribe({add.begin() + static_cast<long>(i),
+                       add.begin() + static_cast<long>(std::min(add.size(), i + batch))});
+    }
+    for (std::size_t i = 0; i < drop.size(); i += batch) {
+      sub_->unsubscribe({drop.begin() + static_cast<long>(i),
+                         drop.begin() + static_cast<long>(std::min(drop.size(), i + batch))});
+    }
+  }
+
+  void on_push(reply_view r) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
+    const std::string kind = reply_text(r->element[0]);
+    const std::string name = reply_text(r->element[1]);
+    if (kind == "message")
+      return on_message(name, std::string_view(r->element[2]->str, r->element[2]->len));
+    if (kind == "subscribe") {
+      if (state_of(name) == sub_state::subscribing) {
+        states_[name] = sub_state::subscribed;
+        subscribed_count_.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (auto w = waiters_.find(name); w != waiters_.end()) {
+        for (auto& [worker, fn] : w->second)
+          post_(worker, std::move(fn));
+        waiters_.erase(w);
+      }
+      update_status();
+    } else if (kind == "unsubscribe") {
+      if (state_of(name) == sub_state::subscribed)
+        subscribed_count_.fetch_sub(1, std::memory_order_relaxed);
+      if (state_of(name) == sub_state::unsubscribing) states_.erase(name);
+      if (want_.count(name)) {
+        // Wanted again while we were leaving it.
+        states_.erase(name);
+        dirty_.insert(name);
+        flush_subscriptions();
+      }
+    }
+  }
+
+  void on_message(const std::string& channel, std::string_view payload) {
+    if (channel == node_channel(node_)) return on_node_op(payload);
+    if (channel == prefix_ + "control") return on_control(payload);
+    publication p;
+    if (channel.starts_with(prefix_ + "channel:")) {
+      p.kind = target_kind::channel;
+      p.target = channel.substr(prefix_.size() + 8);
+    } else if (channel.starts_with(prefix_ + "user:")) {
+      p.kind = target_kind::user;
+      p.target = channel.substr(prefix_.size() + 5);
+    } else if (channel == prefix_ + "broadcast") {
+      p.kind = target_kind::broadcast;
+    } else {
+      return;
+    }
+    incoming in = parse_payload(payload);
+    if (in.origin == node_) return;  // ours: delivered here when it was published
+    received_.fetch_add(1, std::memory_order_relaxed);
+    auto built = publication::message(p.kind, std::move(p.target), std::move(in.data_json),
+                                      std::move(in.id));
+    built.exclude = std::move(in.exclude);
+    channels_.deliver_from_cluster(std::move(built));
+  }
+
+  // Requests addressed to this node.
+  void on_node_op(std::string_view payload) {
+    const json op = json::parse(payload, nullptr, false);
+    if (!op.is_object()) return;
+    const std::string kind = op.value("op", "");
+    if (kind == "probe") {
+      if (op.value("nonce", std::uint64_t{0}) == probe_nonce_ && probe_outstanding_) {
+        probe_outstanding_ = false;
+        if (probe_failed_) {
+          probe_failed_ = false;
+          update_status();
+        }
+      }
+      return;
+    }
+    if (kind == "result") {
+      const std::string result = op.value("result", "");
+      finish_request(op.value("rid", std::uint64_t{0}), result == "queued" ? remote_result::queued
+                                                        : result == "dropped"
+                                                            ? remote_result::dropped
+                                                            : remote_result::gone);
+      return;
+    }
+    const auto id = connection_id::parse(op.value("connection", ""));
+    const auto conn = id ? registry_.find(*id) : nullptr;
+    if (kind == "close") {
+      if (conn) conn->close(op.value("code", std::uint16_t{1000}), op.value("reason", ""));
+      return;
+    }
+    if (kind != "send") return;
+    const std::uint64_t rid = op.value("rid", std::uint64_t{0});
+    const std::string reply_to = op.value("reply", "");
+    const auto answer = [this, rid, reply_to](std::string_view result) {
+      const json res = {{"op", "result"}, {"rid", rid}, {"result", result}};
+      cmd_->command({"PUBLISH", node_channel(reply_to), res.dump()}, [](reply_view) {});
+    };
+    if (!conn) return answer("gone");
+    const bool binary = op.value("binary", false);
+    std::string text = op.value("payload", "");
+    if (binary) text = ws::base64_decode(text).value_or(std::string());
+    auto payload_ptr = std::make_shared<const std::string>(std::move(text));
+    // The send happens on the connection's worker, where the queue's answer is exact.
+    post_(conn->info().worker, [this, conn, payload_ptr, binary, answer] {
+      const send_result r = conn->send(payload_ptr, binary);
+      asio::post(ioc_, [r, answer] {
+        answer(r == send_result::queued    ? "queued"
+               : r == send_result::dropped ? "dropped"
+                                           : "gone");
+      });
+    });
+  }
+
+  void on_control(std::string_view payload) {
+    const json op = json::parse(payload, nullptr, false);
+    if (!op.is_object() || op.value("origin", "") == node_) return;
+    if (op.value("op", "") == "close_user") {
+      for (const auto& c : registry_.find_user(op.value("user", ""))) {
+        c->close(op.value("code", std::uint16_t{1000}), op.value("reason", ""));
+      }
+    }
+  }
+
+  void finish_request(std::uint64_t rid, remote_result r) {
+    const auto it = requests_.find(rid);
+    if (it == requests_.end()) return;
+    auto done = std::move(it->second.done);
+    it->second.timer->cancel();
+    requests_.erase(it);
+    done(r);
+  }
+
+  // ---- directory ----
+
+  static std::vector<std::string> directory_fields(const herald::connection& c) {
+    const auto& i = c.info();
+    return {std::string(i.id.view()),
+            "user",
+            i.user_id,
+            "connectedAt",
+            std::to_string(i.connected_at),
+            "lastActiveAt",
+            std::to_string(c.last_active_at()),
+            "sourceIp",
+            i.source_ip,
+            "userAgent",
+            i.user_agent,
+            "subprotocol",
+            i.subprotocol};
+  }
+
+  void register_connection(const std::vector<std::string>& fields) {
+    std::vector<std::string> args{"HSET", conn_key(fields[0]), "node", node_};
+    args.insert(args.end(), fields.begin() + 1, fields.end());
+    cmd_->command(args, [](reply_view) {});
+    cmd_->command({"PEXPIRE", conn_key(fields[0]), std::to_string(rc_.directory_ttl.count())},
+                  [](reply_view) {});
+  }
+
+  // Every third of the TTL: refresh this node's entries (and their lastActiveAt).
+  void schedule_refresh() {
+    refresh_timer_.expires_after(rc_.directory_ttl / 3);
+    refresh_timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec || stopped_) return;
+      if (cmd_->ready()) {
+        for (const auto& c : registry_.all()) {
+          const std::string key = conn_key(std::string(c->id().view()));
+          cmd_->command({"HSET", key, "lastActiveAt", std::to_string(c->last_active_at())},
+                        [](reply_view) {});
+          cmd_->command({"PEXPIRE", key, std::to_string(rc_.directory_ttl.count())},
+                        [](reply_view) {});
+        }
+      }
+      schedule_refresh();
+    });
+  }
+
+  void refresh_alive() {
+    const json info = {{"node", node_}, {"connections", registry_.size()}, {"at", now_ms()}};
+    cmd_->command(
+        {"SET", alive_key(node_), info.dump(), "PX", std::to_string(rc_.node_ttl.count())},
+        [](reply_view) {});
+  }
+
+  void schedule_alive() {
+    alive_timer_.expires_after(rc_.node_ttl / 3);
+    alive_timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec || stopped_) return;
+      if (cmd_->ready()) refresh_alive();
+      schedule_alive();
+    });
+  }
+
+  // ---- liveness probe ----
+
+  void schedule_probe() {
+    probe_timer_.expires_after(rc_.probe_interval);
+    probe_timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec || stopped_) return;
+      probe();
+      schedule_probe();
+    });
+  }
+
+  void probe() {
+    const auto now = steady_clock::now();
+    if (probe_outstanding_ && now - probe_sent_ >= rc_.probe_timeout) {
+      // Connected but not delivering: the failure that keeps health checks green elsewhere.
+      probe_outstanding_ = false;
+      probe_failed_ = true;
+      probe_failures_.fetch_add(1, std::memory_order_relaxed);
+      log_.warn("backplane.probe_failed", {{"timeout_ms", rc_.probe_timeout.count()}});
+      update_status();
+      if (sub_up_) {
+        sub_->stop();
+        on_lost(true, "pub/sub probe did not come back");
+      }
+      return;
+    }
+    if (probe_outstanding_ || !cmd_->ready() || !sub_up_) return;
+    probe_outstanding_ = true;
+    probe_sent_ = now;
+    const json op = {{"op", "probe"}, {"nonce", ++probe_nonce_}};
+    cmd_->command({"PUBLISH", node_channel(node_), op.dump()}, [](reply_view) {});
+  }
+
+  const config& cfg_;
+  const redis_config& rc_;
+  logger& log_;
+  connection_registry& registry_;
+  dispatcher& channels_;
+  worker_poster post_;
+  const std::string node_;
+  const std::string prefix_;
+  connection::options options_;
+
+  asio::io_context ioc_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_;
+  std::thread thread_;
+  std::shared_ptr<connection> cmd_;
+  std::shared_ptr<connection> sub_;
+  asio::steady_timer probe_timer_;
+  asio::steady_timer refresh_timer_;
+  asio::steady_timer alive_timer_;
+  std::unordered_map<bool, std::shared_ptr<asio::steady_timer>> reconnect_timers_;
+  std::mt19937_64 rng_;
+
+  // Backplane thread only.
+  std::vector<std::string> fixed_;              // always subscribed
+  std::unordered_map<std::string, int> refs_;   // workers interested in a Redis channel
+  std::unordered_map<std::string, bool> want_;  // Redis channels we should be in
+  std::unordered_map<std::string, sub_state> states_;
+  std::unordered_set<std::string> dirty_;
+  std::unordered_map<std::string, std::vector<std::pair<unsigned, std::function<void()>>>> waiters_;
+  std::unordered_map<std::uint64_t, pending_request> requests_;
+  std::uint64_t next_rid_ = 0;
+  std::uint64_t probe_nonce_ = 0;
+  steady_clock::time_point probe_sent_;
+  unsigned attempts_cmd_ = 0;
+  unsigned attempts_sub_ = 0;
+  bool sub_up_ = false;
+  bool flush_posted_ = false;
+  bool probe_outstanding_ = false;
+  bool probe_failed_ = false;
+  bool stopped_ = false;
+
+  // Read by other threads.
+  std::atomic<bool> cmd_up_{false};
+  std::atomic<bool> up_{false};
+  std::atomic<system_time_ms> down_since_ms_{now_ms()};
+  std::atomic<std::uint64_t> outage_ms_{0};
+  std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0}, published_{0}, not_forwarded_{0},
+      failures_{0}, received_{0}, probe_failures_{0};
+  std::atomic<std::int64_t> subscribed_count_{0};
+  mutable std::mutex status_mutex_;
+  backplane_status status_;
+};
+
+}  // namespace
+
+std::unique_ptr<backplane> make_redis_backplane(const config& cfg, logger& log,
+                                                connection_registry& registry, dispatcher& channels,
+                                                worker_poster post) {
+  return std::make_unique<redis_backplane>(cfg, log, registry, channels, std::move(post));
+}
+
+}  // namespace herald::redis

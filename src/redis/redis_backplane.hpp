@@ -1,0 +1,35 @@
+// The Redis backplane: nodes share publications through Redis pub/sub and keep a directory of
+// connections in Redis. All Redis work happens on one thread of its own.
+//
+// Redis names (documented in docs/redis.md): <prefix>:channel:{name}, <prefix>:user:{id},
+// <prefix>:broadcast, <prefix>:node:{node} (requests to one node), <prefix>:control,
+// <prefix>:conn:{id} (a hash with a TTL), <prefix>:node:{node}:alive (a key with a TTL).
+#pragma once
+
+#include <memory>
+
+#include "herald/backplane.hpp"
+#include "herald/config.hpp"
+#include "herald/connection_registry.hpp"
+#include "herald/dispatcher.hpp"
+#include "herald/log.hpp"
+
+namespace herald::redis {
+
+// Builds the backplane; start() connects (in the background: Redis may be down).
+std::unique_ptr<backplane> make_redis_backplane(const config& cfg, logger& log,
+                                                connection_registry& registry, dispatcher& channels,
+                                                worker_poster post);
+
+// How a payload published on a Herald channel is read (exposed for tests): an object with
+// "data" and nothing but data/id/exclude/origin is an envelope; anything else is the data
+// itself (JSON if it parses, else a string).
+struct incoming {
+  std::string data_json;
+  std::string id;
+  std::string exclude;
+  std::string origin;
+};
+incoming parse_payload(std::string_view payload);
+
+}  // namespace herald::redis

@@ -1,0 +1,69 @@
+// Throwaway redis-server instances for tests, on free loopback ports, stopped by the test.
+import { spawn, execFileSync } from 'node:child_process';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { tempDir, freePort } from './herald.mjs';
+
+async function ping(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ port, host: '127.0.0.1' }, () => sock.write('PING\r\n'));
+    sock.on('data', (d) => {
+      resolve(d.toString().startsWith('+PONG'));
+      sock.destroy();
+    });
+    sock.on('error', () => resolve(false));
+  });
+}
+
+export class Redis {
+  constructor(port, dir, persistence) {
+    this.port = port;
+    this.dir = dir;
+    this.persistence = persistence;
+    this.url = `redis://127.0.0.1:${port}/0`;
+  }
+
+  async start() {
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--daemonize', 'no',
+      '--logfile', `${this.dir}/redis.log`];
+    if (this.persistence) args.push('--appendonly', 'yes', '--appendfsync', 'always', '--save', '');
+    else args.push('--appendonly', 'no', '--save', '');
+    this.proc = spawn('redis-server', args, { stdio: 'ignore' });
+    this.exited = new Promise((r) => this.proc.on('exit', r));
+    for (let i = 0; i < 300; i++) {
+      if (await ping(this.port)) return this;
+      if (this.proc.exitCode !== null) throw new Error(`redis-server exited (${this.proc.exitCode})`);
+      await sleep(10);
+    }
+    throw new Error('redis-server did not start');
+  }
+
+  // Runs redis-cli against this server; returns its output.
+  cli(...args) {
+    return execFileSync('redis-cli', ['-p', String(this.port), ...args], { encoding: 'utf8' }).trim();
+  }
+
+  async kill(signal = 'SIGKILL') {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill(signal);
+    await this.exited;
+  }
+
+  async stop() {
+    await this.kill('SIGTERM');
+  }
+}
+
+// Starts a redis-server on a free port (retrying if the port was taken meanwhile).
+export async function startRedis({ persistence = false } = {}) {
+  const dir = tempDir('herald-redis-');
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const r = new Redis(await freePort(), dir, persistence);
+    try {
+      return await r.start();
+    } catch (e) {
+      if (attempt === 4) throw e;
+    }
+  }
+  throw new Error('unreachable');
+}

@@ -1,0 +1,36 @@
+#include <gtest/gtest.h>
+
+#include "redis/redis_backplane.hpp"
+
+namespace herald::redis {
+namespace {
+
+TEST(RedisPayload, EnvelopesAndBareData) {
+  auto in = parse_payload(
+      R"({"data":{"n":1},"id":"p-1","exclude":"AAAAAAAAAAAAAAAAAAAA","origin":"node-a"})");
+  EXPECT_EQ(in.data_json, R"({"n":1})");
+  EXPECT_EQ(in.id, "p-1");
+  EXPECT_EQ(in.exclude, "AAAAAAAAAAAAAAAAAAAA");
+  EXPECT_EQ(in.origin, "node-a");
+  // Bare JSON is the data itself.
+  in = parse_payload(R"([1,2,3])");
+  EXPECT_EQ(in.data_json, "[1,2,3]");
+  EXPECT_TRUE(in.origin.empty());
+  // An object with "data" and other fields is not an envelope: all of it is the data.
+  in = parse_payload(R"({"data":1,"user":"x"})");
+  EXPECT_EQ(in.data_json, R"({"data":1,"user":"x"})");
+  // Text that is not JSON becomes a JSON string.
+  in = parse_payload("hello \"world\"");
+  EXPECT_EQ(in.data_json, R"("hello \"world\"")");
+  in = parse_payload(std::string("bad \xff utf8"));
+  EXPECT_EQ(in.data_json, "\"bad \xEF\xBF\xBD utf8\"");
+  in = parse_payload("");
+  EXPECT_EQ(in.data_json, R"("")");
+  // Non-string id/exclude/origin are ignored rather than trusted.
+  in = parse_payload(R"({"data":true,"origin":42})");
+  EXPECT_EQ(in.data_json, "true");
+  EXPECT_TRUE(in.origin.empty());
+}
+
+}  // namespace
+}  // namespace herald::redis
