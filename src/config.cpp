@@ -383,10 +383,18 @@ void validate(const config& cfg) {
   const std::pair<const std::string*, const char*> actions[] = {
       {&cfg.channels.subscribe_action, "channels.subscribe_action"},
       {&cfg.channels.unsubscribe_action, "channels.unsubscribe_action"},
-      {&cfg.channels.publish_action, "channels.publish_action"}};
+      {&cfg.channels.publish_action, "channels.publish_action"},
+      {&cfg.inbox.ack_action, "inbox.ack_action"},
+      {&cfg.presence.action, "presence.action"}};
   for (const auto& [action, key] : actions) {
     if (action->empty()) continue;
     if (action->front() == '$') throw config_error(key, "must not start with '$'");
+    for (const auto& [other, other_key] : actions) {
+      if (other != action && *other == *action && std::string_view(other_key) < key) {
+        throw config_error(
+            key, "\"" + *action + "\" is already the route key of " + std::string(other_key));
+      }
+    }
     for (const auto& r : cfg.routes) {
       if (r.key == *action) {
         throw config_error("routes." + r.key,
@@ -394,6 +402,18 @@ void validate(const config& cfg) {
                                std::string(key) + " to another key (or \"\") to route it yourself");
       }
     }
+  }
+  for (const auto& ic : cfg.integrations) {
+    if (ic.kind == integration_kind::redis_stream && cfg.backplane != backplane_kind::redis) {
+      throw config_error("integrations." + ic.name + ".type",
+                         "redis_stream needs Redis: set backplane to redis (and redis.url)");
+    }
+  }
+  if (cfg.history.max_recovery > cfg.websocket.send_queue.max_messages) {
+    throw config_error("history.max_recovery",
+                       "must not exceed websocket.send_queue.max_messages (" +
+                           std::to_string(cfg.websocket.send_queue.max_messages) +
+                           "): a resume would overflow the client's queue");
   }
   if (cfg.backplane == backplane_kind::redis) {
     std::string why;

@@ -299,7 +299,8 @@ integration_config parse_integration(const std::string& key, const std::string& 
   integration_config ic;
   ic.name = name;
   const auto type = v.find("type");
-  if (type == v.end()) throw config_error(key + ".type", "required (http | echo | mock)");
+  if (type == v.end())
+    throw config_error(key + ".type", "required (http | echo | mock | redis_stream)");
   const std::string t = type->is_string() ? type->get<std::string>() : "";
   if (t == "http") {
     ic.kind = integration_kind::http;
@@ -372,8 +373,20 @@ integration_config parse_integration(const std::string& key, const std::string& 
     }
     if (const auto it = v.find("headers"); it != v.end())
       ic.response_headers = to_headers(key + ".headers", *it);
+  } else if (t == "redis_stream") {
+    ic.kind = integration_kind::redis_stream;
+    check_known_members(key, v, {"type", "stream", "max_length"});
+    if (const auto it = v.find("stream"); it != v.end()) {
+      ic.stream = as_string(key + ".stream", *it, "a Redis key");
+      if (ic.stream.empty()) throw config_error(key + ".stream", "must not be empty");
+    }
+    if (const auto it = v.find("max_length"); it != v.end()) {
+      const auto n = to_count(key + ".max_length", *it, false);
+      check_range<std::uint64_t>(key + ".max_length", n, 1, 1000000000, "1 and 1000000000");
+      ic.max_length = static_cast<std::size_t>(n);
+    }
   } else {
-    bad(key + ".type", "one of http | echo | mock", *type);
+    bad(key + ".type", "one of http | echo | mock | redis_stream", *type);
   }
   return ic;
 }
@@ -382,6 +395,11 @@ json dump_integration(const integration_config& ic) {
   switch (ic.kind) {
     case integration_kind::echo:
       return {{"type", "echo"}};
+    case integration_kind::redis_stream: {
+      json out = {{"type", "redis_stream"}, {"max_length", ic.max_length}};
+      if (!ic.stream.empty()) out["stream"] = ic.stream;
+      return out;
+    }
     case integration_kind::mock:
       return {{"type", "mock"},
               {"status", ic.status},
@@ -407,25 +425,26 @@ json dump_integration(const integration_config& ic) {
 }
 
 option_def integrations_opt() {
-  return {
-      "integrations", "object",
-      "Named backends routes can use: {\"name\": {\"type\": \"http\" | \"echo\" | \"mock\", ...}} "
-      "(see docs/routing.md)",
-      [](config& c, const json& raw, bool text) {
-        const json v = object_value("integrations", raw, text);
-        if (!v.is_object()) bad("integrations", "an object of named integrations", raw);
-        c.integrations.clear();
-        for (const auto& [name, spec] : v.items()) {
-          if (name.empty()) throw config_error("integrations", "integration names cannot be empty");
-          c.integrations.push_back(parse_integration("integrations." + name, name, spec));
-        }
-      },
-      [](const config& c) {
-        json out = json::object();
-        for (const auto& ic : c.integrations)
-          out[ic.name] = dump_integration(ic);
-        return out;
-      }};
+  return {"integrations", "object",
+          "Named backends routes can use: {\"name\": {\"type\": \"http\" | \"echo\" | \"mock\" | "
+          "\"redis_stream\", ...}} "
+          "(see docs/routing.md)",
+          [](config& c, const json& raw, bool text) {
+            const json v = object_value("integrations", raw, text);
+            if (!v.is_object()) bad("integrations", "an object of named integrations", raw);
+            c.integrations.clear();
+            for (const auto& [name, spec] : v.items()) {
+              if (name.empty())
+                throw config_error("integrations", "integration names cannot be empty");
+              c.integrations.push_back(parse_integration("integrations." + name, name, spec));
+            }
+          },
+          [](const config& c) {
+            json out = json::object();
+            for (const auto& ic : c.integrations)
+              out[ic.name] = dump_integration(ic);
+            return out;
+          }};
 }
 
 const std::vector<std::pair<std::string, channel_access>> kAccessNames{
@@ -494,6 +513,80 @@ option_def channel_rules_opt() {
               if (r.access == channel_access::integration) j["integration"] = r.integration;
               out.push_back(std::move(j));
             }
+            return out;
+          }};
+}
+
+// A glob that must match whole channel names (`*` and `?`; no `{user}` here).
+std::string glob_pattern(const std::string& key, const json& r) {
+  const auto p = r.find("pattern");
+  if (p == r.end()) throw config_error(key + ".pattern", "required");
+  std::string pattern = as_string(key + ".pattern", *p, "a glob such as \"news.*\"");
+  if (pattern.empty()) throw config_error(key + ".pattern", "must not be empty");
+  return pattern;
+}
+
+option_def history_rules_opt() {
+  return {"history.rules", "array",
+          "Channels that keep history, first match wins: [{\"pattern\": \"orders.*\", "
+          "\"size\": 1000, \"ttl\": \"24h\"}] (see docs/durability.md)",
+          [](config& c, const json& raw, bool text) {
+            const json v = object_value("history.rules", raw, text);
+            if (!v.is_array()) bad("history.rules", "an array of rules", raw);
+            c.history.rules.clear();
+            for (std::size_t i = 0; i < v.size(); ++i) {
+              const std::string key = "history.rules[" + std::to_string(i) + "]";
+              const json& r = v[i];
+              if (!r.is_object()) bad(key, "an object with a \"pattern\"", r);
+              check_known_members(key, r, {"pattern", "size", "ttl"});
+              history_rule rule;
+              rule.pattern = glob_pattern(key, r);
+              if (const auto s = r.find("size"); s != r.end()) {
+                const auto n = to_count(key + ".size", *s, false);
+                check_range<std::uint64_t>(key + ".size", n, 1, 10000000, "1 and 10000000");
+                rule.size = static_cast<std::size_t>(n);
+              }
+              if (const auto t = r.find("ttl"); t != r.end()) {
+                rule.ttl = to_duration(key + ".ttl", *t);
+                if (rule.ttl < std::chrono::seconds(1) || rule.ttl > std::chrono::hours(24 * 365))
+                  throw config_error(key + ".ttl", "must be between 1s and 365d");
+              }
+              c.history.rules.push_back(std::move(rule));
+            }
+          },
+          [](const config& c) {
+            json out = json::array();
+            for (const auto& r : c.history.rules)
+              out.push_back(
+                  {{"pattern", r.pattern}, {"size", r.size}, {"ttl", format_duration(r.ttl)}});
+            return out;
+          }};
+}
+
+option_def presence_rules_opt() {
+  return {"presence.rules", "array",
+          "Channels whose subscribers are tracked across nodes: [{\"pattern\": \"room.*\", "
+          "\"events\": true}] (events: subscribers hear joins and leaves)",
+          [](config& c, const json& raw, bool text) {
+            const json v = object_value("presence.rules", raw, text);
+            if (!v.is_array()) bad("presence.rules", "an array of rules", raw);
+            c.presence.rules.clear();
+            for (std::size_t i = 0; i < v.size(); ++i) {
+              const std::string key = "presence.rules[" + std::to_string(i) + "]";
+              const json& r = v[i];
+              if (!r.is_object()) bad(key, "an object with a \"pattern\"", r);
+              check_known_members(key, r, {"pattern", "events"});
+              presence_rule rule;
+              rule.pattern = glob_pattern(key, r);
+              if (const auto e = r.find("events"); e != r.end())
+                rule.events = to_bool(key + ".events", *e, false);
+              c.presence.rules.push_back(std::move(rule));
+            }
+          },
+          [](const config& c) {
+            json out = json::array();
+            for (const auto& r : c.presence.rules)
+              out.push_back({{"pattern", r.pattern}, {"events", r.events}});
             return out;
           }};
 }
@@ -799,6 +892,45 @@ std::vector<option_def> option_table() {
                                "Access to channels no rule matches: open or deny",
                                [](auto& c) -> auto& { return c.channels.default_access; },
                                {{"open", channel_access::open}, {"deny", channel_access::deny}}),
+
+      history_rules_opt(),
+      count_opt(
+          "history.max_recovery",
+          "Publications replayed to one subscriber resuming from an offset; a longer gap is "
+          "answered with recovered:false (keep it below websocket.send_queue.max_messages)",
+          [](auto& c) -> auto& { return c.history.max_recovery; }, 1, 1000000),
+      count_opt(
+          "history.max_page", "Most publications one GET /v1/channels/{name}/history returns",
+          [](auto& c) -> auto& { return c.history.max_page; }, 1, 1000000),
+      duration_opt(
+          "history.idempotency_ttl",
+          "How long an idempotency key is remembered (a retry with the same key is stored once)",
+          [](auto& c) -> auto& { return c.history.idempotency_ttl; }, seconds(1), kDay),
+      bool_opt(
+          "inbox.enabled",
+          "Per-user offline inbox: publications to a user with \"store\": true are kept until "
+          "acknowledged and delivered to the user's connections subscribed to \"$inbox\"",
+          [](auto& c) -> auto& { return c.inbox.enabled; }),
+      count_opt(
+          "inbox.size", "Newest inbox messages kept per user",
+          [](auto& c) -> auto& { return c.inbox.rule.size; }, 1, 10000000),
+      duration_opt(
+          "inbox.ttl", "Inbox messages older than this are dropped",
+          [](auto& c) -> auto& { return c.inbox.rule.ttl; }, seconds(1), kDay * 365),
+      string_opt(
+          "inbox.ack_action",
+          "Route key of the inbox acknowledgement ({\"action\":\"ack\",\"channel\":\"$inbox\","
+          "\"offset\":N}); empty turns it off",
+          [](auto& c) -> auto& { return c.inbox.ack_action; }),
+      presence_rules_opt(),
+      string_opt(
+          "presence.action",
+          "Route key of the presence query ({\"action\":\"presence\",\"channel\":...}); empty "
+          "turns it off",
+          [](auto& c) -> auto& { return c.presence.action; }),
+      count_opt(
+          "presence.max_members", "Most entries one presence query returns",
+          [](auto& c) -> auto& { return c.presence.max_members; }, 1, 1000000),
 
       enum_opt<backplane_kind>(
           "backplane",

@@ -25,15 +25,66 @@ publication publication::message(target_kind kind, std::string target, std::stri
   publication p;
   p.kind = kind;
   p.payload = std::make_shared<const std::string>(dispatcher::message_frame(
-      kind == target_kind::channel ? target : std::string(), data_json, id));
+      kind == target_kind::channel ? display_channel(target) : std::string_view(), data_json, id));
   p.target = std::move(target);
   p.data_json = std::move(data_json);
   p.id = std::move(id);
   return p;
 }
 
+publication publication::stored(std::string channel, std::string data_json, std::string id,
+                                std::uint64_t offset, std::string epoch) {
+  publication p;
+  p.kind = target_kind::channel;
+  p.payload = std::make_shared<const std::string>(
+      dispatcher::message_frame(display_channel(channel), data_json, id, offset, epoch));
+  p.target = std::move(channel);
+  p.data_json = std::move(data_json);
+  p.id = std::move(id);
+  p.offset = offset;
+  p.epoch = std::move(epoch);
+  return p;
+}
+
+publication publication::presence_event(std::string channel, std::string event,
+                                        std::string info_json) {
+  publication p;
+  p.kind = target_kind::channel;
+  std::string frame = R"({"type":")" + event + R"(","channel":")";
+  append_json_escaped(frame, channel);
+  frame += R"(","info":)" + info_json + "}";
+  p.payload = std::make_shared<const std::string>(std::move(frame));
+  p.target = std::move(channel);
+  p.data_json = std::move(info_json);
+  p.event = std::move(event);
+  return p;
+}
+
+namespace {
+
+std::string member_json(const connection& c) {
+  nlohmann::json j = {{"connectionId", c.id().view()}};
+  j["userId"] =
+      c.info().user_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.info().user_id);
+  return j.dump();
+}
+
+}  // namespace
+
+// Where one subscriber of a history channel is: what it was sent last, and while it catches up
+// from the history, the live publications held back until the history is sent.
+struct dispatcher::cursor {
+  std::uint64_t offset = 0;
+  std::string epoch;
+  bool recovering = true;
+  bool overflow = false;
+  std::vector<std::shared_ptr<const publication>> held;
+};
+
 struct dispatcher::worker_state {
   basic_topic_index<connection> topics;
+  // History channels: channel -> subscriber -> cursor.
+  std::unordered_map<std::string, std::unordered_map<connection*, cursor>> cursors;
   std::vector<connection*> all;                        // every open connection on this worker
   std::unordered_map<connection*, std::size_t> pos;    // index in `all`
   std::unordered_map<std::string, std::size_t> users;  // user -> connections on this worker
@@ -45,6 +96,8 @@ dispatcher::dispatcher(const config& cfg, connection_registry& registry, unsigne
     : cfg_(cfg), registry_(registry), post_(std::move(post)) {
   for (unsigned i = 0; i < workers; ++i)
     workers_.push_back(std::make_unique<worker_state>());
+  local_ = make_local_backplane(cfg, *this, post_);
+  cluster_ = local_.get();
 }
 
 dispatcher::~dispatcher() = default;
@@ -65,6 +118,10 @@ void dispatcher::on_open(connection& conn) {
 void dispatcher::on_close(connection& conn) {
   auto& w = *workers_[conn.info().worker];
   const std::size_t before = w.topics.subscription_count(&conn);
+  if (before != 0) {
+    for (const auto& channel : w.topics.channels_of(&conn))
+      leave(w, conn, channel);
+  }
   w.topics.remove(&conn, [&](const std::string& channel) {
     w.metrics.channels.add(-1);
     cluster_->channel_removed(channel);
@@ -90,27 +147,150 @@ void dispatcher::on_close(connection& conn) {
   cluster_->connection_closed(conn);
 }
 
-void dispatcher::subscribe(connection& conn, std::string_view channel,
-                           std::function<void(subscribe_status)> done) {
-  if (check_channel(channel, cfg_.channels.max_name_length))
-    return done(subscribe_status::invalid_channel);
+void dispatcher::subscribe(connection& conn, std::string_view channel, subscribe_options opts,
+                           std::function<void(subscribe_result)> done) {
+  const auto status = [&done](subscribe_status s) {
+    subscribe_result r;
+    r.status = s;
+    done(std::move(r));
+  };
+  if (!is_inbox(channel) && check_channel(channel, cfg_.channels.max_name_length))
+    return status(subscribe_status::invalid_channel);
   const unsigned worker = conn.info().worker;
   auto& w = *workers_[worker];
-  if (w.topics.subscribed(channel, &conn)) return done(subscribe_status::ok);
-  if (w.topics.subscription_count(&conn) >= cfg_.channels.max_per_connection) {
-    return done(subscribe_status::too_many);
+  const history_rule* rule = find_history_rule(cfg_, channel);
+  if (w.topics.subscribed(channel, &conn)) {
+    // Already subscribed: nothing is replayed again; the position is where the subscriber is.
+    subscribe_result r;
+    if (rule) {
+      const auto ch = w.cursors.find(std::string(channel));
+      if (ch != w.cursors.end()) {
+        if (const auto k = ch->second.find(&conn); k != ch->second.end()) {
+          r.history = true;
+          r.offset = k->second.offset;
+          r.epoch = k->second.epoch;
+        }
+      }
+    }
+    return done(std::move(r));
   }
+  if (w.topics.subscription_count(&conn) >= cfg_.channels.max_per_connection)
+    return status(subscribe_status::too_many);
   const auto change = w.topics.subscribe(channel, &conn);
   w.metrics.subscriptions.add(1);
-  if (!change.channel_edge) return done(subscribe_status::ok);
+  std::string name(channel);
+  if (rule) w.cursors[name].emplace(&conn, cursor{});
+  if (const presence_rule* pr = find_presence_rule(cfg_, channel)) {
+    cluster_->presence_join(name, conn);
+    if (pr->events) {
+      auto ev = publication::presence_event(name, "join", member_json(conn));
+      ev.exclude = std::string(conn.id().view());
+      publish(std::move(ev), [](publish_outcome) {});
+    }
+  }
+  auto go = [this, self = conn.shared_from_this(), name, rule, opts = std::move(opts),
+             done = std::move(done)]() mutable {
+    if (!rule) return done(subscribe_result{});
+    catch_up(self, name, *rule, std::move(opts), std::move(done));
+  };
+  if (!change.channel_edge) return go();
   // The first subscriber on this worker: the cluster must start sending the channel here.
   w.metrics.channels.add(1);
-  cluster_->channel_added(std::string(channel), worker,
-                          [done = std::move(done)] { done(subscribe_status::ok); });
+  cluster_->channel_added(name, worker, std::move(go));
+}
+
+// Reads the history (or only its position), answers the subscribe, sends what the subscriber
+// missed, then what arrived live meanwhile, skipping anything it already has.
+void dispatcher::catch_up(const std::shared_ptr<connection>& conn, const std::string& channel,
+                          const history_rule& rule, subscribe_options opts,
+                          std::function<void(subscribe_result)> done) {
+  history_query q;
+  q.channel = channel;
+  q.since = opts.since;
+  q.from_ack = opts.from_ack && !opts.since;
+  q.limit = cfg_.history.max_recovery;
+  const unsigned worker = conn->info().worker;
+  cluster_->read_history(
+      q, rule, worker,
+      [this, conn, channel, q, opts = std::move(opts), done = std::move(done)](history_page page) {
+        auto& w = *workers_[conn->info().worker];
+        subscribe_result r;
+        r.history = true;
+        const auto ch = w.cursors.find(channel);
+        const auto k =
+            ch == w.cursors.end() ? decltype(ch->second.end()){} : ch->second.find(conn.get());
+        if (ch == w.cursors.end() || k == ch->second.end())
+          return done(std::move(r));  // gone since
+        cursor& cur = k->second;
+        r.resumed = q.since.has_value() || q.from_ack;
+        std::vector<std::shared_ptr<const std::string>> replay;
+        if (!page.ok) {
+          // The history is out of reach: live from now on, and the client is told.
+          r.error = page.error.empty() ? "history unavailable" : page.error;
+          cur.offset = 0;
+          cur.epoch.clear();
+        } else {
+          r.offset = page.top;
+          r.epoch = page.epoch;
+          cur.offset = page.top;
+          cur.epoch = page.epoch;
+          if (r.resumed) {
+            r.recovered = history_continuous(page, opts.epoch, cfg_.history.max_recovery);
+            if (r.recovered) {
+              for (const auto& e : page.entries) {
+                replay.push_back(std::make_shared<const std::string>(message_frame(
+                    display_channel(channel), e.data_json, e.id, e.offset, page.epoch)));
+              }
+            }
+          }
+        }
+        if (r.resumed) (r.recovered ? w.metrics.resumed : w.metrics.not_recovered).add();
+        done(std::move(r));
+        // The answer first, then the missed publications, then the held live ones.
+        for (auto& frame : replay)
+          conn->send(std::move(frame));
+        w.metrics.replayed.add(replay.size());
+        cur.recovering = false;
+        auto held = std::move(cur.held);
+        const bool overflow = cur.overflow;
+        for (const auto& p : held) {
+          if (p->epoch == cur.epoch && p->offset <= cur.offset) {
+            w.metrics.duplicates_skipped.add();
+            continue;
+          }
+          cur.offset = p->offset;
+          cur.epoch = p->epoch;
+          if (p->exclude.empty() || conn->id().view() != p->exclude)
+            conn->send(p->payload, p->binary);
+        }
+        if (overflow) {
+          // More arrived during the catch-up than may be held: the subscriber would miss some.
+          // Closing is explicit; the client resumes from its last offset.
+          w.metrics.recovery_overflows.add();
+          conn->close(1013, "subscription could not catch up; resume from the last offset");
+        }
+      });
+}
+
+void dispatcher::leave(worker_state& w, connection& conn, const std::string& channel) {
+  if (const auto ch = w.cursors.find(channel); ch != w.cursors.end()) {
+    ch->second.erase(&conn);
+    if (ch->second.empty()) w.cursors.erase(ch);
+  }
+  if (const presence_rule* pr = find_presence_rule(cfg_, channel)) {
+    cluster_->presence_leave(channel, conn);
+    if (pr->events) {
+      auto ev = publication::presence_event(channel, "leave", member_json(conn));
+      ev.exclude = std::string(conn.id().view());
+      publish(std::move(ev), [](publish_outcome) {});
+    }
+  }
 }
 
 void dispatcher::unsubscribe(connection& conn, std::string_view channel) {
   auto& w = *workers_[conn.info().worker];
+  if (!w.topics.subscribed(channel, &conn)) return;
+  leave(w, conn, std::string(channel));
   const auto change = w.topics.unsubscribe(channel, &conn);
   if (!change.changed) return;
   w.metrics.subscriptions.add(-1);
@@ -123,7 +303,9 @@ std::vector<std::string> dispatcher::channels_of(const connection& conn) const {
   return workers_[conn.info().worker]->topics.channels_of(&conn);
 }
 
-std::size_t dispatcher::deliver_local(worker_state& w, const publication& p) {
+std::size_t dispatcher::deliver_local(worker_state& w,
+                                      const std::shared_ptr<const publication>& ptr) {
+  const publication& p = *ptr;
   w.metrics.publications.add();
   std::size_t n = 0;
   const auto deliver = [&](connection* c) {
@@ -132,7 +314,32 @@ std::size_t dispatcher::deliver_local(worker_state& w, const publication& p) {
   };
   // No copy of the lists: send() on the owning thread only queues (a connection it decides to
   // close is finished later, from its own I/O handler), so the lists cannot change under us.
-  if (p.kind == target_kind::channel) {
+  if (p.kind == target_kind::channel && p.offset != 0) {
+    // A history publication: each subscriber gets it once, in order, after its catch-up.
+    const auto ch = w.cursors.find(p.target);
+    for (auto* c : w.topics.subscribers(p.target)) {
+      if (ch != w.cursors.end()) {
+        if (const auto k = ch->second.find(c); k != ch->second.end()) {
+          cursor& cur = k->second;
+          if (cur.recovering) {
+            if (cur.held.size() < cfg_.history.max_recovery) {
+              cur.held.push_back(ptr);
+            } else {
+              cur.overflow = true;
+            }
+            continue;
+          }
+          if (p.epoch == cur.epoch && p.offset <= cur.offset) {
+            w.metrics.duplicates_skipped.add();
+            continue;
+          }
+          cur.offset = p.offset;
+          cur.epoch = p.epoch;
+        }
+      }
+      deliver(c);
+    }
+  } else if (p.kind == target_kind::channel) {
     for (auto* c : w.topics.subscribers(p.target))
       deliver(c);
   } else {
@@ -156,30 +363,37 @@ void dispatcher::fan_out(std::shared_ptr<const publication> p,
   g->pending = static_cast<unsigned>(workers_.size());
   for (unsigned i = 0; i < workers_.size(); ++i) {
     post_(i, [this, g, p, i] {
-      g->recipients.fetch_add(deliver_local(*workers_[i], *p), std::memory_order_relaxed);
+      g->recipients.fetch_add(deliver_local(*workers_[i], p), std::memory_order_relaxed);
       if (g->pending.fetch_sub(1, std::memory_order_acq_rel) == 1 && g->done)
         g->done(g->recipients.load());
     });
   }
 }
 
-void dispatcher::publish(publication p, std::function<void(std::size_t, bool)> done) {
+void dispatcher::publish(publication p, std::function<void(publish_outcome)> done) {
+  const auto outcome = [](std::size_t n, bool forwarded) {
+    publish_outcome o;
+    o.recipients = n;
+    o.forwarded = forwarded;
+    return o;
+  };
   switch (p.kind) {
     case target_kind::connection: {
       const auto id = connection_id::parse(p.target);
-      if (!id) return done(0, false);
+      if (!id) return done(outcome(0, false));
       if (auto c = registry_.find(*id)) {
-        if (c->id().view() == p.exclude) return done(0, false);
-        return done(c->send(std::move(p.payload), p.binary) == send_result::queued ? 1 : 0, false);
+        if (c->id().view() == p.exclude) return done(outcome(0, false));
+        const bool queued = c->send(std::move(p.payload), p.binary) == send_result::queued;
+        return done(outcome(queued ? 1 : 0, false));
       }
       // Not here: perhaps on another node.
       // The id is copied first: the lambda below moves `p`, and argument order is unspecified.
       std::string target = p.target;
-      cluster_->locate(target, [this, p = std::move(p),
-                                done = std::move(done)](std::optional<remote_connection> where) {
-        if (!where) return done(0, false);
-        cluster_->send_remote(*where, p.payload, p.binary, [done](remote_result r) {
-          done(r == remote_result::queued ? 1 : 0, true);
+      cluster_->locate(target, [this, p = std::move(p), done = std::move(done),
+                                outcome](std::optional<remote_connection> where) {
+        if (!where) return done(outcome(0, false));
+        cluster_->send_remote(*where, p.payload, p.binary, [done, outcome](remote_result r) {
+          done(outcome(r == remote_result::queued ? 1 : 0, true));
         });
       });
       return;
@@ -190,13 +404,30 @@ void dispatcher::publish(publication p, std::function<void(std::size_t, bool)> d
         if (c->id().view() == p.exclude) continue;
         n += c->send(p.payload, p.binary) == send_result::queued ? 1 : 0;
       }
-      return done(n, cluster_->forward(p));
+      return done(outcome(n, cluster_->forward(p)));
     }
     case target_kind::channel:
+      if (p.event.empty()) {
+        if (const history_rule* rule = find_history_rule(cfg_, p.target)) {
+          // Stored first; everyone, this node included, gets it from the backplane in order.
+          const bool clustered = cluster_ != local_.get();
+          cluster_->publish_stored(p, *rule, [done = std::move(done), clustered](stored_result r) {
+            publish_outcome o;
+            o.stored = true;
+            o.forwarded = r.ok && clustered;
+            o.store = std::move(r);
+            done(std::move(o));
+          });
+          return;
+        }
+      }
+      [[fallthrough]];
     case target_kind::broadcast: {
       const bool forwarded = cluster_->forward(p);
       fan_out(std::make_shared<const publication>(std::move(p)),
-              [done = std::move(done), forwarded](std::size_t n) { done(n, forwarded); });
+              [done = std::move(done), forwarded, outcome](std::size_t n) {
+                done(outcome(n, forwarded));
+              });
       return;
     }
   }
@@ -228,9 +459,10 @@ std::optional<std::string> dispatcher::check_channel(std::string_view name,
 }
 
 std::string dispatcher::message_frame(std::string_view channel, std::string_view data_json,
-                                      std::string_view id) {
+                                      std::string_view id, std::uint64_t offset,
+                                      std::string_view epoch) {
   std::string out;
-  out.reserve(48 + channel.size() + data_json.size() + id.size());
+  out.reserve(80 + channel.size() + data_json.size() + id.size() + epoch.size());
   out += R"({"type":"message")";
   if (!channel.empty()) {
     out += R"(,"channel":")";
@@ -240,6 +472,13 @@ std::string dispatcher::message_frame(std::string_view channel, std::string_view
   if (!id.empty()) {
     out += R"(,"id":")";
     append_json_escaped(out, id);
+    out += '"';
+  }
+  if (offset != 0) {
+    out += R"(,"offset":)";
+    out += std::to_string(offset);
+    out += R"(,"epoch":")";
+    append_json_escaped(out, epoch);
     out += '"';
   }
   out += R"(,"data":)";

@@ -2,6 +2,9 @@
 #include <cctype>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
+#include "herald/backplane.hpp"
 #include "herald/integration.hpp"
 #include "herald/text.hpp"
 #include "herald/ws/handshake.hpp"
@@ -45,7 +48,61 @@ class mock_integration final : public integration {
   const integration_config cfg_;
 };
 
+// Store-first: the event goes into a Redis stream; the client is acknowledged as soon as Redis
+// has it, and workers (consumer groups) process it and push results back.
+class stream_integration final : public integration {
+ public:
+  stream_integration(const integration_config& cfg, const std::string& key_prefix,
+                     backplane& cluster, worker_poster post)
+      : cfg_(cfg), prefix_(key_prefix + ":queue:"), cluster_(cluster), post_(std::move(post)) {}
+
+  void invoke(const invocation& inv, integration_callback done) override {
+    const std::string key =
+        cfg_.stream.empty() ? prefix_ + std::string(inv.route_key) : cfg_.stream;
+    std::vector<std::pair<std::string, std::string>> fields{
+        {"event", std::string(inv.event)},
+        {"connectionId", std::string(inv.connection_id)},
+        {"routeKey", std::string(inv.route_key)},
+        {"requestId", std::string(inv.request_id)}};
+    cluster_.append_stream(
+        key, std::move(fields), cfg_.max_length,
+        [this, worker = inv.worker, request_id = std::string(inv.request_id),
+         done = std::move(done)](bool ok, std::string id) mutable {
+          integration_result r;
+          r.ack = true;
+          r.has_body = true;
+          if (ok) {
+            r.body =
+                nlohmann::json{{"type", "ack"}, {"requestId", request_id}, {"entry", id}}.dump();
+          } else {
+            r.ok = false;
+            r.status = 503;
+            r.error = "stream append failed: " + id;
+            r.body = nlohmann::json{{"type", "error"},
+                                    {"code", "unavailable"},
+                                    {"message", "the message was not stored; send it again"},
+                                    {"requestId", request_id}}
+                         .dump();
+          }
+          post_(worker,
+                [r = std::move(r), done = std::move(done)]() mutable { done(std::move(r)); });
+        });
+  }
+
+ private:
+  const integration_config cfg_;
+  const std::string prefix_;
+  backplane& cluster_;
+  worker_poster post_;
+};
+
 }  // namespace
+
+std::unique_ptr<integration> make_stream_integration(const integration_config& cfg,
+                                                     const std::string& key_prefix,
+                                                     backplane& cluster, worker_poster post) {
+  return std::make_unique<stream_integration>(cfg, key_prefix, cluster, std::move(post));
+}
 
 std::unique_ptr<integration> make_builtin_integration(const integration_config& cfg) {
   switch (cfg.kind) {
@@ -54,6 +111,7 @@ std::unique_ptr<integration> make_builtin_integration(const integration_config& 
     case integration_kind::mock:
       return std::make_unique<mock_integration>(cfg);
     case integration_kind::http:
+    case integration_kind::redis_stream:
       break;
   }
   throw std::logic_error("not a built-in integration: " + cfg.name);

@@ -1,9 +1,12 @@
 #include "herald/router.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 
 #include <nlohmann/json.hpp>
 
+#include "herald/history.hpp"
 #include "herald/ws/handshake.hpp"
 
 namespace herald {
@@ -112,14 +115,83 @@ void router::channel_action(connection& conn, std::string_view payload, channel_
     return reply(
         dispatcher::error_reply("bad_request", "\"channel\" must be a string", "", id_json));
   }
-  const std::string& name = channel->get_ref<const std::string&>();
-  if (const auto why = dispatcher::check_channel(name, cfg_.channels.max_name_length)) {
+  const std::string& requested = channel->get_ref<const std::string&>();
+  const bool inbox = requested == inbox_name;
+  if (inbox) {
+    // The connection's own inbox: needs the feature and a user; nobody publishes to it here.
+    if (!cfg_.inbox.enabled)
+      return reply(dispatcher::error_reply("invalid_channel", "the inbox is not enabled", requested,
+                                           id_json));
+    if (conn.info().user_id.empty())
+      return reply(dispatcher::error_reply("forbidden", "the inbox belongs to authenticated users",
+                                           requested, id_json));
+    if (verb == channel_verb::publish || verb == channel_verb::presence)
+      return reply(
+          dispatcher::error_reply("forbidden", "not allowed on the inbox", requested, id_json));
+  } else if (const auto why = dispatcher::check_channel(requested, cfg_.channels.max_name_length)) {
     return reply(dispatcher::error_reply("invalid_channel", *why, "", id_json));
+  } else if (verb == channel_verb::ack) {
+    return reply(dispatcher::error_reply("bad_request", "only \"$inbox\" is acknowledged",
+                                         requested, id_json));
   }
+  const std::string name =
+      inbox ? std::string(inbox_prefix) + conn.info().user_id : std::string(requested);
   if (verb == channel_verb::unsubscribe) {
     channels_.unsubscribe(conn, name);
-    return reply(dispatcher::reply_frame("unsubscribed", name, id_json));
+    return reply(dispatcher::reply_frame("unsubscribed", requested, id_json));
   }
+  // "since" (an offset, as a number or a string of digits) and "epoch" resume a subscription.
+  const auto offset_field = [&](const char* key) -> std::optional<std::optional<std::uint64_t>> {
+    const auto it = doc.find(key);
+    if (it == doc.end() || it->is_null()) return std::optional<std::uint64_t>{};
+    if (it->is_number_unsigned()) return std::optional<std::uint64_t>{it->get<std::uint64_t>()};
+    if (it->is_string()) {
+      const auto& s = it->get_ref<const std::string&>();
+      if (!s.empty() && s.size() <= 19 &&
+          std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); }))
+        return std::optional<std::uint64_t>{std::stoull(s)};
+    }
+    return std::nullopt;
+  };
+  subscribe_options opts;
+  if (verb == channel_verb::subscribe || verb == channel_verb::ack) {
+    const char* key = verb == channel_verb::ack ? "offset" : "since";
+    const auto since = offset_field(key);
+    if (!since)
+      return reply(dispatcher::error_reply(
+          "bad_request", std::string("\"") + key + "\" must be an offset (a non-negative integer)",
+          requested, id_json));
+    opts.since = *since;
+    if (const auto e = doc.find("epoch"); e != doc.end() && !e->is_null()) {
+      if (!e->is_string() || e->get_ref<const std::string&>().size() > 64)
+        return reply(dispatcher::error_reply("bad_request", "\"epoch\" must be a string", requested,
+                                             id_json));
+      opts.epoch = e->get<std::string>();
+    }
+    opts.from_ack = inbox;
+  }
+  if (verb == channel_verb::ack) {
+    if (!opts.since)
+      return reply(
+          dispatcher::error_reply("bad_request", "\"offset\" is required", requested, id_json));
+    channels_.cluster().ack(
+        name, *opts.since,
+        [self = conn.shared_from_this(), requested, id_json](std::optional<std::uint64_t> acked) {
+          nlohmann::ordered_json out;
+          if (!acked) {
+            out = nlohmann::ordered_json::parse(dispatcher::error_reply(
+                "unavailable", "the acknowledgement was not stored; send it again", requested,
+                id_json));
+          } else {
+            out = {{"type", "acked"}, {"channel", requested}};
+            if (!id_json.empty()) out["id"] = nlohmann::ordered_json::parse(id_json);
+            out["offset"] = *acked;
+          }
+          self->send(std::make_shared<const std::string>(out.dump()));
+        });
+    return;
+  }
+  if (inbox) return channel_go(conn.shared_from_this(), verb, name, {}, id_json, opts);
   std::string data_json;
   if (verb == channel_verb::publish) {
     const auto data = doc.find("data");
@@ -128,8 +200,9 @@ void router::channel_action(connection& conn, std::string_view payload, channel_
     data_json = data->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   const connection_info& info = conn.info();
+  // A presence query is allowed to whoever may subscribe.
   const auto decision =
-      verb == channel_verb::subscribe ? policy_.subscribe(name, info) : policy_.publish(name, info);
+      verb == channel_verb::publish ? policy_.publish(name, info) : policy_.subscribe(name, info);
   const auto deny = [this, &m, &info, &name, verb] {
     m.channel_denied.add();
     log_.info("channel.denied",
@@ -146,14 +219,14 @@ void router::channel_action(connection& conn, std::string_view payload, channel_
                                                : "not allowed to publish to this channel",
                                            name, id_json));
     case channel_policy::verdict::allow:
-      return channel_go(conn.shared_from_this(), verb, name, data_json, id_json);
+      return channel_go(conn.shared_from_this(), verb, name, data_json, id_json, opts);
     case channel_policy::verdict::ask:
       break;
   }
   // The rule's integration decides (2xx allows), with a SUBSCRIBE or PUBLISH event.
   const auto it = integrations_.find(decision.rule->integration);
   event_input in;
-  in.type = verb == channel_verb::subscribe ? event_type::subscribe : event_type::publish;
+  in.type = verb == channel_verb::publish ? event_type::publish : event_type::subscribe;
   in.conn = &info;
   in.channel = name;
   in.body = data_json;
@@ -162,7 +235,8 @@ void router::channel_action(connection& conn, std::string_view payload, channel_
   // Everything the answer needs is copied: this runs after channel_action returned.
   invoke_channel_gate(
       it->second.get(), in, request_id,
-      [this, &m, self, verb, name = std::string(name), data_json, id_json](integration_result r) {
+      [this, &m, self, verb, name = std::string(name), data_json, id_json,
+       opts](integration_result r) {
         const auto answer = [&](std::string frame) {
           self->send(std::make_shared<const std::string>(std::move(frame)));
         };
@@ -179,46 +253,102 @@ void router::channel_action(connection& conn, std::string_view payload, channel_
                      {"status", r.status}});
           return answer(dispatcher::error_reply("forbidden", "not allowed", name, id_json));
         }
-        channel_go(self, verb, name, data_json, id_json);
+        channel_go(self, verb, name, data_json, id_json, opts);
       });
 }
 
 void router::channel_go(const std::shared_ptr<connection>& conn, channel_verb verb,
                         const std::string& channel, const std::string& data_json,
-                        const std::string& id_json) {
-  if (verb == channel_verb::publish) {
-    // A client's publication reaches every subscriber, the sender too if subscribed.
-    channels_.publish(publication::message(target_kind::channel, channel, data_json),
-                      [conn, channel, id_json](std::size_t, bool) {
-                        conn->send(std::make_shared<const std::string>(
-                            dispatcher::reply_frame("published", channel, id_json)));
-                      });
+                        const std::string& id_json, const subscribe_options& opts) {
+  const std::string shown(display_channel(channel));
+  const auto with_id = [&id_json](nlohmann::ordered_json& out) {
+    if (!id_json.empty()) out["id"] = nlohmann::ordered_json::parse(id_json);
+  };
+  if (verb == channel_verb::presence) {
+    if (!find_presence_rule(cfg_, channel)) {
+      conn->send(std::make_shared<const std::string>(dispatcher::error_reply(
+          "bad_request", "this channel does not track presence", shown, id_json)));
+      return;
+    }
+    channels_.cluster().presence(
+        channel, cfg_.presence.max_members, [conn, shown, with_id](presence_result r) {
+          nlohmann::ordered_json out;
+          if (!r.ok) {
+            out = {{"type", "error"}, {"code", "unavailable"}, {"message", r.error}};
+            out["channel"] = shown;
+          } else {
+            out = {{"type", "presence"}, {"channel", shown}};
+            nlohmann::ordered_json members = nlohmann::ordered_json::array();
+            for (const auto& m : r.members) {
+              members.push_back(
+                  {{"connectionId", m.connection_id},
+                   {"userId", m.user_id.empty() ? nlohmann::ordered_json(nullptr)
+                                                : nlohmann::ordered_json(m.user_id)}});
+            }
+            out["members"] = std::move(members);
+            out["truncated"] = r.truncated;
+          }
+          with_id(out);
+          conn->send(std::make_shared<const std::string>(out.dump()));
+        });
     return;
   }
-  channels_.subscribe(*conn, channel, [this, conn, channel, id_json](subscribe_status status) {
-    std::string frame;
-    switch (status) {
-      case subscribe_status::ok:
-        frame = dispatcher::reply_frame("subscribed", channel, id_json);
-        break;
-      case subscribe_status::too_many:
-        frame = dispatcher::error_reply("too_many_subscriptions",
-                                        "a connection may subscribe to " +
-                                            std::to_string(cfg_.channels.max_per_connection) +
-                                            " channels",
-                                        channel, id_json);
-        break;
-      case subscribe_status::not_allowed:
-        frame = dispatcher::error_reply("forbidden", "not allowed to subscribe to this channel",
-                                        channel, id_json);
-        break;
-      case subscribe_status::invalid_channel:
-        frame =
-            dispatcher::error_reply("invalid_channel", "invalid channel name", channel, id_json);
-        break;
-    }
-    conn->send(std::make_shared<const std::string>(std::move(frame)));
-  });
+  if (verb == channel_verb::publish) {
+    // A client's publication reaches every subscriber, the sender too if subscribed.
+    channels_.publish(
+        publication::message(target_kind::channel, channel, data_json),
+        [conn, shown, id_json, with_id](publish_outcome o) {
+          if (o.stored && !o.store.ok) {
+            conn->send(std::make_shared<const std::string>(dispatcher::error_reply(
+                "unavailable", "the publication was not stored; send it again", shown, id_json)));
+            return;
+          }
+          nlohmann::ordered_json out = {{"type", "published"}, {"channel", shown}};
+          with_id(out);
+          if (o.stored) {
+            out["offset"] = o.store.offset;
+            out["epoch"] = o.store.epoch;
+          }
+          conn->send(std::make_shared<const std::string>(out.dump()));
+        });
+    return;
+  }
+  channels_.subscribe(
+      *conn, channel, opts, [this, conn, shown, id_json, with_id](subscribe_result r) {
+        std::string frame;
+        switch (r.status) {
+          case subscribe_status::ok: {
+            nlohmann::ordered_json out = {{"type", "subscribed"}, {"channel", shown}};
+            with_id(out);
+            if (r.history) {
+              if (!r.epoch.empty() || r.error.empty()) {
+                out["offset"] = r.offset;
+                out["epoch"] = r.epoch;
+              }
+              if (r.resumed) out["recovered"] = r.recovered;
+              if (!r.error.empty()) out["error"] = r.error;
+            }
+            frame = out.dump();
+            break;
+          }
+          case subscribe_status::too_many:
+            frame = dispatcher::error_reply("too_many_subscriptions",
+                                            "a connection may subscribe to " +
+                                                std::to_string(cfg_.channels.max_per_connection) +
+                                                " channels",
+                                            shown, id_json);
+            break;
+          case subscribe_status::not_allowed:
+            frame = dispatcher::error_reply("forbidden", "not allowed to subscribe to this channel",
+                                            shown, id_json);
+            break;
+          case subscribe_status::invalid_channel:
+            frame =
+                dispatcher::error_reply("invalid_channel", "invalid channel name", shown, id_json);
+            break;
+        }
+        conn->send(std::make_shared<const std::string>(std::move(frame)));
+      });
 }
 
 void router::invoke_channel_gate(integration* gate, event_input in, const std::string& request_id,
@@ -377,6 +507,10 @@ void router::on_message(connection& conn, std::string_view payload, bool binary)
     if (*key == ch.unsubscribe_action)
       return channel_action(conn, payload, channel_verb::unsubscribe);
     if (*key == ch.publish_action) return channel_action(conn, payload, channel_verb::publish);
+    if (*key == cfg_.inbox.ack_action && cfg_.inbox.enabled)
+      return channel_action(conn, payload, channel_verb::ack);
+    if (*key == cfg_.presence.action && !cfg_.presence.rules.empty())
+      return channel_action(conn, payload, channel_verb::presence);
   }
   const std::string request_id = make_request_id();
   const route_entry* route = lookup(key);
@@ -398,13 +532,18 @@ void router::on_message(connection& conn, std::string_view payload, bool binary)
   invoke_route(*route, in, request_id,
                [route, request_id, self = conn.shared_from_this()](integration_result r) {
                  self->end_request();
+                 if (!r.ok && r.ack) {
+                   // Store-first: the client is told its message was not stored.
+                   self->send(std::make_shared<const std::string>(std::move(r.body)));
+                   return;
+                 }
                  if (!r.ok) {
                    self->send(std::make_shared<const std::string>(
                        error_frame("Internal server error", self->id().view(), request_id)));
                    return;
                  }
                  // Two-way routes send the integration's answer back; one-way routes send nothing.
-                 if (route->cfg.response && r.has_body) {
+                 if ((route->cfg.response || r.ack) && r.has_body) {
                    self->send(std::make_shared<const std::string>(std::move(r.body)), r.binary);
                  }
                });

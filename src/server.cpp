@@ -125,7 +125,7 @@ struct server::impl {
     if ((registry.size() == 0 && app->inflight() == 0) || steady_clock::now() >= deadline) {
       log.info("server.stopped", {{"connections_left", registry.size()}});
       // Leave the cluster (liveness key), then stop the workers (from this worker's thread).
-      cluster->stop([this] {
+      ctx.cluster->stop([this] {
         asio::post(control().context(), [this] {
           for (auto& w : ctx.workers)
             w->stop();
@@ -161,23 +161,29 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
   for (const auto& rule : cfg.channels.rules) {
     if (rule.access == channel_access::integration) used.push_back(rule.integration);
   }
-  for (const auto& name : used) {
-    if (integrations.count(name)) continue;
-    const integration_config& ic = *find_integration(cfg, name);
-    integrations[name] = ic.kind == integration_kind::http ? make_http_integration(ic, contexts)
-                                                           : make_builtin_integration(ic);
-  }
   const worker_poster post = [&ctx](unsigned i, std::function<void()> fn) {
     asio::post(ctx.workers[i]->context(), std::move(fn));
   };
   impl_->channels = std::make_unique<dispatcher>(cfg, impl_->registry, n, post);
   if (cfg.backplane == backplane_kind::redis) {
     impl_->cluster = redis::make_redis_backplane(cfg, log, impl_->registry, *impl_->channels, post);
-  } else {
-    impl_->cluster = std::make_unique<local_backplane>();
+    impl_->channels->set_backplane(*impl_->cluster);
   }
-  impl_->channels->set_backplane(*impl_->cluster);
-  ctx.cluster = impl_->cluster.get();
+  ctx.cluster = &impl_->channels->cluster();
+  for (const auto& name : used) {
+    if (integrations.count(name)) continue;
+    const integration_config& ic = *find_integration(cfg, name);
+    switch (ic.kind) {
+      case integration_kind::http:
+        integrations[name] = make_http_integration(ic, contexts);
+        break;
+      case integration_kind::redis_stream:
+        integrations[name] = make_stream_integration(ic, cfg.redis.key_prefix, *ctx.cluster, post);
+        break;
+      default:
+        integrations[name] = make_builtin_integration(ic);
+    }
+  }
   impl_->app = std::make_unique<router>(cfg, log, std::move(integrations), *impl_->channels, n);
   ctx.handler = impl_->app.get();
   if (impl_->app->has_connect_route()) ctx.connect_hook = impl_->app.get();
@@ -226,7 +232,7 @@ void server::run() {
     impl_->admin_listener->start();
     announce(*impl_->admin_listener, "admin");
   }
-  impl_->cluster->start();
+  ctx.cluster->start();
   ctx.listening = true;
   impl_->log.info("server.started", {{"workers", ctx.workers.size()}});
   for (std::size_t i = 1; i < ctx.workers.size(); ++i)

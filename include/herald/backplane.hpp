@@ -8,8 +8,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "herald/connection.hpp"
+#include "herald/history.hpp"
 #include "herald/prometheus.hpp"
 
 namespace herald {
@@ -29,6 +32,20 @@ struct remote_connection {
 };
 
 enum class remote_result { queued, dropped, gone, unavailable };
+
+// One subscriber of a presence channel.
+struct presence_member {
+  std::string connection_id;
+  std::string user_id;
+  std::string node;
+};
+
+struct presence_result {
+  bool ok = false;
+  std::string error;
+  std::vector<presence_member> members;
+  bool truncated = false;  // more than the limit asked for
+};
 
 struct backplane_status {
   bool up = true;
@@ -68,34 +85,47 @@ class backplane {
   // Closes a user's connections on the other nodes.
   virtual void close_user(const std::string& user, std::uint16_t code, std::string reason) = 0;
 
+  // ---- durable delivery ----
+
+  // Stores a channel publication in the channel's history (`rule`) and publishes it with its
+  // offset. Subscribers everywhere, this node's too, receive it through the backplane in offset
+  // order (deliver_from_cluster). A repeated idempotency key stores nothing and is reported as
+  // a duplicate. `done` runs once, on any thread.
+  virtual void publish_stored(const publication& p, const history_rule& rule,
+                              std::function<void(stored_result)> done) = 0;
+  // Reads a channel's history. `done` runs on worker `worker`, after every publication this node
+  // received before the read was answered was handed to that worker.
+  virtual void read_history(history_query q, const history_rule& rule, unsigned worker,
+                            std::function<void(history_page)> done) = 0;
+  // Raises a channel's acknowledged offset (the inbox). `done(acked)`, on any thread; nullopt
+  // when the store could not be reached.
+  virtual void ack(const std::string& channel, std::uint64_t offset,
+                   std::function<void(std::optional<std::uint64_t>)> done) = 0;
+
+  // ---- presence ----
+  virtual void presence_join(const std::string& channel, const connection& c) = 0;
+  virtual void presence_leave(const std::string& channel, const connection& c) = 0;
+  // `done` on any thread.
+  virtual void presence(const std::string& channel, std::size_t limit,
+                        std::function<void(presence_result)> done) = 0;
+
+  // ---- store-first ----
+  // Appends an entry to a Redis stream (XADD key MAXLEN ~ max_length * field value ...).
+  // `done(ok, entry id or error)` on any thread.
+  virtual void append_stream(std::string key,
+                             std::vector<std::pair<std::string, std::string>> fields,
+                             std::size_t max_length,
+                             std::function<void(bool, std::string)> done) = 0;
+
   virtual backplane_status status() const = 0;
   virtual void write_metrics(prometheus_text& out) const = 0;
 };
 
-// One node, no Redis: nothing to forward, nobody else to find.
-class local_backplane final : public backplane {
- public:
-  bool forward(const publication&) override { return false; }
-  void channel_added(const std::string&, unsigned, std::function<void()> ready) override {
-    ready();
-  }
-  void channel_removed(const std::string&) override {}
-  void user_added(const std::string&) override {}
-  void user_removed(const std::string&) override {}
-  void connection_opened(const connection&) override {}
-  void connection_closed(const connection&) override {}
-  void locate(const std::string&,
-              std::function<void(std::optional<remote_connection>)> done) override {
-    done(std::nullopt);
-  }
-  void send_remote(const remote_connection&, std::shared_ptr<const std::string>, bool,
-                   std::function<void(remote_result)> done) override {
-    done(remote_result::gone);
-  }
-  void close_remote(const remote_connection&, std::uint16_t, std::string) override {}
-  void close_user(const std::string&, std::uint16_t, std::string) override {}
-  backplane_status status() const override { return {}; }
-  void write_metrics(prometheus_text&) const override {}
-};
+class dispatcher;
+using worker_poster = std::function<void(unsigned index, std::function<void()> fn)>;
+
+// One node, no Redis: nothing to forward, nobody else to find; history and presence in memory.
+std::unique_ptr<backplane> make_local_backplane(const config& cfg, dispatcher& channels,
+                                                worker_poster post);
 
 }  // namespace herald

@@ -23,7 +23,7 @@ enum class tls_mode { off, auto_detect, required };
 enum class tls_version { v1_2, v1_3 };
 enum class binary_policy { reject, base64 };
 enum class overflow_policy { close, drop };
-enum class integration_kind { http, echo, mock };
+enum class integration_kind { http, echo, mock, redis_stream };
 enum class backplane_kind { local, redis };
 enum class response_mode { http, lambda_proxy };
 
@@ -123,6 +123,10 @@ struct integration_config {
   std::vector<std::pair<std::string, std::string>> headers;  // added to every request
   bool tls_verify = true;
   std::string ca_file;  // extra CA bundle for https backends
+  // redis_stream (store-first): MESSAGE events are appended to `stream` (default
+  // <prefix>:queue:{route}) and the client is acknowledged at once; workers read the stream.
+  std::string stream;
+  std::size_t max_length = 100000;  // approximate MAXLEN of the stream
   // mock: a fixed answer.
   int status = 200;
   std::string body;
@@ -167,6 +171,43 @@ struct channels_config {
   channel_access default_access = channel_access::open;  // when no rule matches
 };
 
+// Channels whose publications are kept (in Redis Streams with the redis backplane, in memory
+// with the local one) so subscribers can resume from an offset.
+struct history_rule {
+  std::string pattern;                    // glob: `*` any run of characters, `?` one
+  std::size_t size = 1000;                // newest publications kept
+  duration ttl = std::chrono::hours(24);  // publications older than this are not replayed
+};
+
+struct history_config {
+  std::vector<history_rule> rules;  // first match decides; no match: no history
+  // Publications replayed to one subscriber on resume; a longer gap answers recovered:false.
+  std::size_t max_recovery = 1000;
+  std::size_t max_page = 1000;                          // GET /v1/channels/{name}/history limit
+  duration idempotency_ttl = std::chrono::minutes(10);  // how long idempotency keys are kept
+};
+
+// The per-user offline inbox: publications to a user with "store": true are kept and delivered
+// to the user's connections that subscribe to "$inbox", until acknowledged.
+struct inbox_config {
+  bool enabled = false;
+  // size and ttl as for history (the pattern is fixed: every user's "$inbox:<user>").
+  history_rule rule{"$inbox:*", 1000, std::chrono::hours(24 * 7)};
+  std::string ack_action = "ack";  // {"action":"ack","channel":"$inbox","offset":N}
+};
+
+// Channels whose subscribers are tracked across nodes.
+struct presence_rule {
+  std::string pattern;
+  bool events = false;  // tell subscribers of joins and leaves
+};
+
+struct presence_config {
+  std::vector<presence_rule> rules;
+  std::string action = "presence";  // {"action":"presence","channel":...}; "" turns it off
+  std::size_t max_members = 1000;   // entries returned by one presence query
+};
+
 struct redis_config {
   std::string url = "redis://127.0.0.1:6379/0";
   std::string key_prefix = "herald";  // channels and keys are named <prefix>:...
@@ -198,6 +239,9 @@ struct config {
   backplane_kind backplane = backplane_kind::local;
   redis_config redis;
   channels_config channels;
+  history_config history;
+  inbox_config inbox;
+  presence_config presence;
   routing_config routing;
   // Default: every message is echoed back (a two-way $default route to the built-in echo).
   std::vector<route_config> routes{{"$default", "echo", true}};

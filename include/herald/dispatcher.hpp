@@ -15,9 +15,11 @@
 #include <vector>
 
 #include "herald/backplane.hpp"
+#include "herald/channel_policy.hpp"
 #include "herald/config.hpp"
 #include "herald/connection.hpp"
 #include "herald/connection_registry.hpp"
+#include "herald/history.hpp"
 #include "herald/metrics.hpp"
 #include "herald/topic_index.hpp"
 
@@ -36,14 +38,38 @@ struct publication {
   // What other nodes need to build the same frame (JSON publications only).
   std::string data_json;
   std::string id;
+  // History channels: the position in the channel's history (0: not stored).
+  std::uint64_t offset = 0;
+  std::string epoch;
+  // Presence channels: "join" or "leave" (the frame's type; data_json is the member).
+  std::string event;
+  // A retried publication with the same key is stored once (history channels).
+  std::string idempotency_key;
 
   // A JSON publication: {"type":"message",("channel":...,)("id":...,)"data":...}.
   static publication message(target_kind kind, std::string target, std::string data_json,
                              std::string id = {});
+  // A publication read back from a channel's history, or received with its offset.
+  static publication stored(std::string channel, std::string data_json, std::string id,
+                            std::uint64_t offset, std::string epoch);
+  // {"type":"join"|"leave","channel":...,"info":{...}}.
+  static publication presence_event(std::string channel, std::string event, std::string info_json);
 };
 
-// Runs `fn` on worker `index`'s thread.
-using worker_poster = std::function<void(unsigned index, std::function<void()> fn)>;
+// What happened to a publication.
+struct publish_outcome {
+  std::size_t recipients = 0;  // connections on this node it was queued for (not stored ones)
+  bool forwarded = false;      // handed to the other nodes
+  bool stored = false;         // a history channel: see `store`
+  stored_result store;
+};
+
+// How a subscription starts.
+struct subscribe_options {
+  std::optional<std::uint64_t> since;  // resume after this offset (history channels)
+  std::string epoch;                   // the epoch `since` belongs to, when the client knows it
+  bool from_ack = false;               // resume after the acknowledged offset (the inbox)
+};
 
 // Per-worker counters of the dispatcher (single writer: that worker).
 struct dispatcher_metrics {
@@ -51,9 +77,24 @@ struct dispatcher_metrics {
   counter publications;  // publications handled on this worker
   gauge channels;        // channels with local subscribers
   gauge subscriptions;
+  counter replayed;            // history publications sent to resuming subscribers
+  counter resumed;             // resumes that recovered everything
+  counter not_recovered;       // resumes answered recovered:false
+  counter duplicates_skipped;  // publications a subscriber had already been sent
+  counter recovery_overflows;  // subscribers closed because live traffic outran their catch-up
 };
 
 enum class subscribe_status { ok, invalid_channel, too_many, not_allowed };
+
+struct subscribe_result {
+  subscribe_status status = subscribe_status::ok;
+  bool history = false;    // the channel keeps history: offset and epoch are meaningful
+  bool resumed = false;    // the subscriber asked to resume (since / inbox)
+  bool recovered = false;  // ... and got everything it missed
+  std::uint64_t offset = 0;
+  std::string epoch;
+  std::string error;  // history could not be read (recovered is false)
+};
 
 class dispatcher {
  public:
@@ -61,16 +102,19 @@ class dispatcher {
              worker_poster post);
   ~dispatcher();
 
-  // The cluster this node belongs to (a local_backplane until set). Set before serving.
+  // The cluster this node belongs to (a local backplane until set). Set before serving.
   void set_backplane(backplane& b) { cluster_ = &b; }
+  backplane& cluster() const { return *cluster_; }
 
   // --- on the connection's worker thread ---
   void on_open(connection& conn);
   void on_close(connection& conn);
   // `done` runs on the connection's worker once messages published anywhere in the cluster
-  // reach this subscription (at once on one node).
-  void subscribe(connection& conn, std::string_view channel,
-                 std::function<void(subscribe_status)> done);
+  // reach this subscription (at once on one node). On a history channel it runs once the
+  // subscriber's position is known; what it missed (with `since`) follows right after, then
+  // live publications, each exactly once and in offset order.
+  void subscribe(connection& conn, std::string_view channel, subscribe_options opts,
+                 std::function<void(subscribe_result)> done);
   void unsubscribe(connection& conn, std::string_view channel);
   std::vector<std::string> channels_of(const connection& conn) const;
 
@@ -78,7 +122,7 @@ class dispatcher {
   // Delivers `p` on this node and hands it to the other nodes. `done(recipients, forwarded)`
   // runs exactly once, on some thread: the connections here it was queued for (for a
   // connection on another node, 1 once that node queued it), and whether the cluster got it.
-  void publish(publication p, std::function<void(std::size_t recipients, bool forwarded)> done);
+  void publish(publication p, std::function<void(publish_outcome)> done);
   // Delivers a publication that came from another node (or a backend through Redis) here only.
   void deliver_from_cluster(publication p);
 
@@ -91,7 +135,8 @@ class dispatcher {
 
   // Frames for what clients receive. `data_json` is already JSON text.
   static std::string message_frame(std::string_view channel, std::string_view data_json,
-                                   std::string_view id = {});
+                                   std::string_view id = {}, std::uint64_t offset = 0,
+                                   std::string_view epoch = {});
   static std::string reply_frame(std::string_view type, std::string_view channel,
                                  std::string_view id_json = {});
   static std::string error_reply(std::string_view code, std::string_view message,
@@ -99,14 +144,19 @@ class dispatcher {
 
  private:
   struct worker_state;
-  std::size_t deliver_local(worker_state& w, const publication& p);
+  struct cursor;
+  std::size_t deliver_local(worker_state& w, const std::shared_ptr<const publication>& p);
   void fan_out(std::shared_ptr<const publication> p, std::function<void(std::size_t)> done);
+  void catch_up(const std::shared_ptr<connection>& conn, const std::string& channel,
+                const history_rule& rule, subscribe_options opts,
+                std::function<void(subscribe_result)> done);
+  void leave(worker_state& w, connection& conn, const std::string& channel);
 
   const config& cfg_;
   connection_registry& registry_;
   worker_poster post_;
-  local_backplane local_;
-  backplane* cluster_ = &local_;
+  std::unique_ptr<backplane> local_;
+  backplane* cluster_ = nullptr;
   std::vector<std::unique_ptr<worker_state>> workers_;
 };
 

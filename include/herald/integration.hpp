@@ -34,6 +34,7 @@ struct integration_result {
   std::string body;
   bool has_body = false;  // an answer to send back on two-way routes (it may be empty)
   bool binary = false;    // body holds raw bytes to send as a binary frame
+  bool ack = false;       // a store-first acknowledgement: sent back on one-way routes too
   // From a Lambda proxy answer to $connect (a Herald extension, shaped like an authorizer's
   // output): "principalId" and "context", passed to every later event as requestContext.authorizer.
   std::string principal_id;
@@ -60,6 +61,15 @@ class integration {
 
 // echo and mock.
 std::unique_ptr<integration> make_builtin_integration(const integration_config& cfg);
+
+class backplane;
+using worker_poster = std::function<void(unsigned index, std::function<void()> fn)>;
+
+// redis_stream (store-first): appends the MESSAGE event to a Redis stream and answers the
+// client {"type":"ack","requestId":...} once Redis has it; workers process it later.
+std::unique_ptr<integration> make_stream_integration(const integration_config& cfg,
+                                                     const std::string& key_prefix,
+                                                     backplane& cluster, worker_poster post);
 
 // Case-insensitive lookup in a header list; empty when absent.
 std::string_view find_header(const string_pairs& headers, std::string_view name);

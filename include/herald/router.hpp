@@ -104,14 +104,14 @@ class router final : public connection_handler, public connect_handler {
     std::vector<std::unique_ptr<route_metrics>> metrics;  // per worker
   };
 
-  enum class channel_verb { subscribe, unsubscribe, publish };
+  enum class channel_verb { subscribe, unsubscribe, publish, ack, presence };
 
   const route_entry* lookup(const std::optional<std::string>& key) const;
   void channel_action(connection& conn, std::string_view payload, channel_verb verb);
   // After the policy allowed it: subscribe, or publish `data_json`.
   void channel_go(const std::shared_ptr<connection>& conn, channel_verb verb,
                   const std::string& channel, const std::string& data_json,
-                  const std::string& id_json);
+                  const std::string& id_json, const subscribe_options& opts);
   // Asks a channel rule's integration (SUBSCRIBE or PUBLISH event).
   void invoke_channel_gate(integration* gate, event_input in, const std::string& request_id,
                            std::function<void(integration_result)> then);

@@ -12,6 +12,7 @@
 
 #include "herald/backplane.hpp"
 #include "herald/event.hpp"
+#include "herald/history.hpp"
 #include "herald/prometheus.hpp"
 #include "herald/text.hpp"
 #include "herald/version.hpp"
@@ -176,6 +177,7 @@ void admin_api::handle(http_request&& req, const request_context& rc, http_respo
                     : path == "/v1/publish"               ? api::publish
                     : path.starts_with("/v1/connections") ? api::connections
                     : path.starts_with("/v1/users/")      ? api::users
+                    : path.starts_with("/v1/channels/")   ? api::channels
                     : path == "/metrics"                  ? api::metrics
                                                           : api::other;
   // Count every answer, whichever thread it comes from.
@@ -244,7 +246,124 @@ void admin_api::handle(http_request&& req, const request_context& rc, http_respo
           herald_error(http::status::method_not_allowed, "method_not_allowed", "use DELETE"));
     return delete_user(user, done);
   }
+  if (which == api::channels) {
+    // /v1/channels/{name}/history and /v1/channels/{name}/presence
+    const std::string_view rest =
+        std::string_view(path).substr(std::string_view("/v1/channels/").size());
+    const auto slash = rest.rfind('/');
+    if (slash != std::string_view::npos && slash != 0) {
+      const std::string_view channel = rest.substr(0, slash);
+      const std::string_view what = rest.substr(slash + 1);
+      if (what == "history" || what == "presence") {
+        if (verb != http::verb::get)
+          return done(
+              herald_error(http::status::method_not_allowed, "method_not_allowed", "use GET"));
+        if (channel != inbox_name) {
+          if (const auto bad =
+                  dispatcher::check_channel(channel, ctx_.cfg.channels.max_name_length))
+            return done(herald_error(http::status::bad_request, "invalid_channel", *bad));
+        }
+        return what == "history" ? channel_history(req, channel, done)
+                                 : channel_presence(channel, done);
+      }
+    }
+  }
   done(herald_error(http::status::not_found, "not_found", "no such endpoint"));
+}
+
+// ---- /v1/channels/{name}/history, /presence ----------------------------------------------
+
+void admin_api::channel_history(const http_request& req, std::string_view channel_text,
+                                const http_responder& done) {
+  std::string channel(channel_text);
+  const std::string target(req.target());
+  // The inbox of a user: /v1/channels/$inbox/history?user=alice
+  if (channel == inbox_name) {
+    const std::string user = query_value(target, "user");
+    if (user.empty())
+      return done(herald_error(http::status::bad_request, "bad_request",
+                               "name the inbox's user: ?user=<id>"));
+    channel = std::string(inbox_prefix) + user;
+  }
+  const history_rule* rule = find_history_rule(ctx_.cfg, channel);
+  if (!rule)
+    return done(herald_error(http::status::not_found, "no_history",
+                             "this channel keeps no history (see history.rules)"));
+  const auto number = [&](const char* name, std::optional<std::uint64_t>& out) {
+    const std::string v = query_value(target, name);
+    if (v.empty()) return true;
+    if (v.size() > 19 ||
+        !std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); }))
+      return false;
+    out = std::stoull(v);
+    return true;
+  };
+  std::optional<std::uint64_t> since, limit;
+  if (!number("since", since))
+    return done(herald_error(http::status::bad_request, "bad_request", "since must be an offset"));
+  if (!number("limit", limit) || (limit && (*limit == 0 || *limit > ctx_.cfg.history.max_page)))
+    return done(herald_error(http::status::bad_request, "bad_request",
+                             "limit must be 1 to " + std::to_string(ctx_.cfg.history.max_page)));
+  history_query q;
+  q.channel = channel;
+  q.since = since.value_or(0);
+  q.limit = limit.value_or(std::min<std::size_t>(100, ctx_.cfg.history.max_page));
+  const std::string epoch = query_value(target, "epoch");
+  ctx_.cluster->read_history(
+      q, *rule, 0, [done, q, epoch, shown = std::string(channel_text)](history_page page) {
+        if (!page.ok)
+          return done(herald_error(http::status::service_unavailable, "unavailable",
+                                   "history unavailable: " + page.error));
+        json messages = json::array();
+        const std::size_t n = std::min(page.entries.size(), q.limit);
+        for (std::size_t i = 0; i < n; ++i) {
+          const auto& e = page.entries[i];
+          json m = {{"offset", e.offset}, {"time", iso8601(e.time)}};
+          if (!e.id.empty()) m["id"] = e.id;
+          m["data"] = json::parse(e.data_json, nullptr, false);
+          messages.push_back(std::move(m));
+        }
+        json body = {{"channel", shown},
+                     {"epoch", page.epoch},
+                     {"offset", page.top},
+                     {"messages", std::move(messages)},
+                     {"more", page.entries.size() > q.limit}};
+        // Whether the messages follow `since` without a gap (nothing trimmed or expired between).
+        body["complete"] =
+            (epoch.empty() || epoch == page.epoch) && page.from <= page.top &&
+            (page.from == page.top || (n > 0 && page.entries.front().offset == page.from + 1));
+        if (page.acked != 0) body["acked"] = page.acked;
+        done(json_response(http::status::ok, body.dump()));
+      });
+}
+
+void admin_api::channel_presence(std::string_view channel, const http_responder& done) {
+  if (!find_presence_rule(ctx_.cfg, channel))
+    return done(herald_error(http::status::not_found, "no_presence",
+                             "this channel does not track presence (see presence.rules)"));
+  ctx_.cluster->presence(
+      std::string(channel), ctx_.cfg.presence.max_members,
+      [done, shown = std::string(channel)](presence_result r) {
+        if (!r.ok)
+          return done(herald_error(http::status::service_unavailable, "unavailable",
+                                   "presence unavailable: " + r.error));
+        json members = json::array();
+        std::vector<std::string> users;
+        for (const auto& m : r.members) {
+          members.push_back({{"connectionId", m.connection_id},
+                             {"userId", m.user_id.empty() ? json(nullptr) : json(m.user_id)},
+                             {"node", m.node}});
+          if (!m.user_id.empty()) users.push_back(m.user_id);
+        }
+        std::sort(users.begin(), users.end());
+        users.erase(std::unique(users.begin(), users.end()), users.end());
+        done(json_response(http::status::ok, json{{"channel", shown},
+                                                  {"connections", members.size()},
+                                                  {"members", std::move(members)},
+                                                  {"users", std::move(users)},
+                                                  {"truncated", r.truncated}}
+                                                 .dump()));
+      });
 }
 
 // ---- AWS @connections -------------------------------------------------------------------
@@ -370,7 +489,7 @@ void admin_api::publish(http_request& req, const http_responder& done) {
     if (!item.is_object()) return fail("bad_request", "a publication is a JSON object");
     for (const auto& [k, v] : item.items()) {
       if (k != "channel" && k != "user" && k != "connection" && k != "broadcast" && k != "data" &&
-          k != "id" && k != "exclude") {
+          k != "id" && k != "exclude" && k != "store" && k != "idempotency_key") {
         return fail("bad_request", "unknown field \"" + k + "\"");
       }
     }
@@ -426,10 +545,33 @@ void admin_api::publish(http_request& req, const http_responder& done) {
       }
       p.exclude = it->get<std::string>();
     }
+    std::string key = !batch ? std::string(req["Idempotency-Key"]) : std::string();
+    if (const auto it = item.find("idempotency_key"); it != item.end()) {
+      if (!it->is_string()) return fail("bad_request", "\"idempotency_key\" must be a string");
+      key = it->get<std::string>();
+    }
+    if (key.size() > 128)
+      return fail("bad_request", "an idempotency key is at most 128 characters");
+    if (const auto it = item.find("store"); it != item.end()) {
+      if (!it->is_boolean()) return fail("bad_request", "\"store\" must be true or false");
+      if (it->get<bool>()) {
+        // Stored in the user's inbox, delivered to the user's connections subscribed to $inbox.
+        if (p.kind != target_kind::user)
+          return fail("bad_request", "\"store\" applies to user publications (the inbox)");
+        if (!ctx_.cfg.inbox.enabled)
+          return fail("bad_request", "the inbox is not enabled (inbox.enabled)");
+        p.kind = target_kind::channel;
+        p.target = std::string(inbox_prefix) + p.target;
+      }
+    }
+    if (!key.empty() && !(p.kind == target_kind::channel && find_history_rule(ctx_.cfg, p.target)))
+      return fail("bad_request",
+                  "idempotency keys apply to channels with history and to the inbox");
     auto built =
         publication::message(p.kind, std::move(p.target),
                              data->dump(-1, ' ', false, json::error_handler_t::replace), id);
     built.exclude = std::move(p.exclude);
+    built.idempotency_key = std::move(key);
     if (built.payload->size() > ctx_.cfg.websocket.max_message_bytes) {
       return fail("payload_too_large",
                   "the message is " + std::to_string(built.payload->size()) +
@@ -442,25 +584,62 @@ void admin_api::publish(http_request& req, const http_responder& done) {
 
   // Deliver; answer once every publication has reached every worker.
   struct gather {
-    std::vector<std::size_t> counts;
+    std::vector<publish_outcome> outcomes;
     std::atomic<std::size_t> pending;
-    std::atomic<bool> forwarded{true};
     http_responder done;
     bool batch;
   };
   auto g = std::make_shared<gather>();
-  g->counts.resize(pubs.size());
+  g->outcomes.resize(pubs.size());
   g->pending = pubs.size();
   g->done = done;
   g->batch = batch;
   for (std::size_t i = 0; i < pubs.size(); ++i) {
-    channels_.publish(std::move(pubs[i]), [g, i](std::size_t n, bool forwarded) {
-      g->counts[i] = n;
-      if (!forwarded) g->forwarded = false;
+    channels_.publish(std::move(pubs[i]), [g, i](publish_outcome o) {
+      g->outcomes[i] = std::move(o);
       if (g->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-      json body = g->batch ? json{{"recipients", g->counts}} : json{{"recipients", g->counts[0]}};
-      body["forwarded"] = g->forwarded.load();  // handed to the other nodes (the Redis backplane)
-      g->done(json_response(http::status::accepted, body.dump()));
+      // One object per publication: recipients on this node (live ones), or the stored
+      // position (history channels: delivery follows from the store, on every node).
+      bool forwarded = true, failed = false;
+      json results = json::array();
+      for (const auto& out : g->outcomes) {
+        json item;
+        if (out.stored) {
+          if (out.store.ok) {
+            item = {{"offset", out.store.offset},
+                    {"epoch", out.store.epoch},
+                    {"duplicate", out.store.duplicate}};
+          } else {
+            failed = true;
+            item = {{"error", {{"code", "unavailable"}, {"message", out.store.error}}}};
+          }
+        } else {
+          item = {{"recipients", out.recipients}};
+        }
+        forwarded = forwarded && out.forwarded;
+        results.push_back(std::move(item));
+      }
+      json body;
+      if (g->batch) {
+        json counts = json::array();
+        bool any_stored = false;
+        for (const auto& out : g->outcomes) {
+          counts.push_back(out.recipients);
+          any_stored = any_stored || out.stored;
+        }
+        body["recipients"] = std::move(counts);
+        if (any_stored) body["results"] = std::move(results);
+      } else {
+        body = results[0];
+      }
+      body["forwarded"] = forwarded;  // handed to the other nodes (the Redis backplane)
+      if (failed && !g->batch) {
+        return g->done(herald_error(
+            http::status::service_unavailable, "unavailable",
+            "not stored: " + g->outcomes[0].store.error + "; retry with the same idempotency key"));
+      }
+      g->done(json_response(failed ? http::status::service_unavailable : http::status::accepted,
+                            body.dump()));
     });
   }
 }

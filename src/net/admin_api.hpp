@@ -31,6 +31,7 @@ class admin_api final : public http_handler {
     publish,
     connections,
     users,
+    channels,
     metrics,
     other,
     count
@@ -57,6 +58,9 @@ class admin_api final : public http_handler {
   void list_connections(const http_request& req, const http_responder& respond);
   void delete_connection(std::string_view id_text, const http_responder& respond);
   void delete_user(std::string_view user, const http_responder& respond);
+  void channel_history(const http_request& req, std::string_view channel,
+                       const http_responder& respond);
+  void channel_presence(std::string_view channel, const http_responder& respond);
 
   server_context& ctx_;
   dispatcher& channels_;

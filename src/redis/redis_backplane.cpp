@@ -2,7 +2,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -18,6 +20,7 @@
 #include "herald/ws/handshake.hpp"
 #include "herald/ws/utf8.hpp"
 #include "redis/redis_connection.hpp"
+#include "redis/redis_functions.hpp"
 
 namespace herald::redis {
 
@@ -34,7 +37,9 @@ incoming parse_payload(std::string_view payload) {
   bool envelope = doc.is_object() && doc.contains("data");
   if (envelope) {
     for (const auto& [k, v] : doc.items()) {
-      if (k != "data" && k != "id" && k != "exclude" && k != "origin") envelope = false;
+      if (k != "data" && k != "id" && k != "exclude" && k != "origin" && k != "offset" &&
+          k != "epoch" && k != "event")
+        envelope = false;
     }
   }
   if (!envelope) {
@@ -49,6 +54,11 @@ incoming parse_payload(std::string_view payload) {
   in.id = text("id");
   in.exclude = text("exclude");
   in.origin = text("origin");
+  in.epoch = text("epoch");
+  in.event = text("event");
+  if (in.event != "join" && in.event != "leave") in.event.clear();
+  if (const auto it = doc.find("offset"); it != doc.end() && it->is_number_unsigned())
+    in.offset = it->get<std::uint64_t>();
   return in;
 }
 
@@ -72,6 +82,9 @@ class redis_backplane final : public backplane {
         post_(std::move(post)),
         node_(cfg.node_id),
         prefix_(cfg.redis.key_prefix + ":"),
+        fn_(names_for(cfg.redis.key_prefix)),
+        library_(function_library(cfg.redis.key_prefix)),
+        settings_(history_settings(cfg)),
         guard_(ioc_.get_executor()),
         probe_timer_(ioc_),
         refresh_timer_(ioc_),
@@ -146,6 +159,7 @@ class redis_backplane final : public backplane {
     std::string payload = R"({"origin":)" + json(node_).dump();
     if (!p.id.empty()) payload += R"(,"id":)" + json(p.id).dump();
     if (!p.exclude.empty()) payload += R"(,"exclude":)" + json(p.exclude).dump();
+    if (!p.event.empty()) payload += R"(,"event":)" + json(p.event).dump();
     payload += R"(,"data":)" + p.data_json + "}";
     asio::post(ioc_, [this, channel = std::move(channel), payload = std::move(payload)] {
       const bool sent = cmd_->command({"PUBLISH", channel, payload}, [this](reply_view r) {
@@ -283,6 +297,171 @@ class redis_backplane final : public backplane {
     });
   }
 
+  // ---- durable delivery ----
+
+  void publish_stored(const publication& p, const history_rule&,
+                      std::function<void(stored_result)> done) override {
+    asio::post(ioc_, [this, channel = p.target, data = p.data_json, id = p.id,
+                      key = p.idempotency_key, exclude = p.exclude, done = std::move(done)] {
+      const auto fail = [this, &done](std::string why) {
+        store_failures_.fetch_add(1, std::memory_order_relaxed);
+        stored_result r;
+        r.error = std::move(why);
+        done(std::move(r));
+      };
+      if (!functions_loaded_) return fail("Redis unavailable");
+      const bool sent = cmd_->command(
+          {"FCALL", fn_.publish, "0", channel, data, id, key, exclude, node_},
+          [this, done](reply_view r) {
+            stored_result out;
+            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+              store_failures_.fetch_add(1, std::memory_order_relaxed);
+              out.error = r && r->type == REDIS_REPLY_ERROR ? reply_text(r) : "Redis unavailable";
+              return done(std::move(out));
+            }
+            out.ok = true;
+            out.offset = static_cast<std::uint64_t>(r->element[0]->integer);
+            out.epoch = reply_text(r->element[1]);
+            out.duplicate = r->element[2]->integer == 1;
+            (out.duplicate ? stored_duplicates_ : stored_).fetch_add(1, std::memory_order_relaxed);
+            done(std::move(out));
+          });
+      if (!sent) fail("Redis unavailable");
+    });
+  }
+
+  void read_history(history_query q, const history_rule&, unsigned worker,
+                    std::function<void(history_page)> done) override {
+    asio::post(ioc_, [this, q = std::move(q), worker, done = std::move(done)]() mutable {
+      read_page(q, [this, worker, done = std::move(done)](history_page page) mutable {
+        // Posted after every live publication this thread handed over before: the cursor in
+        // the worker skips what the page already holds.
+        post_(worker, [page = std::move(page), done = std::move(done)]() mutable {
+          done(std::move(page));
+        });
+      });
+    });
+  }
+
+  void ack(const std::string& channel, std::uint64_t offset,
+           std::function<void(std::optional<std::uint64_t>)> done) override {
+    asio::post(ioc_, [this, channel, offset, done = std::move(done)] {
+      const bool sent = functions_loaded_ &&
+                        cmd_->command({"FCALL", fn_.ack, "0", channel, std::to_string(offset)},
+                                      [done](reply_view r) {
+                                        if (!r || r->type != REDIS_REPLY_INTEGER)
+                                          return done(std::nullopt);
+                                        done(static_cast<std::uint64_t>(r->integer));
+                                      });
+      if (!sent) done(std::nullopt);
+    });
+  }
+
+  // ---- presence ----
+
+  void presence_join(const std::string& channel, const herald::connection& c) override {
+    asio::post(ioc_, [this, channel, id = std::string(c.id().view()), user = c.info().user_id] {
+      auto& members = presence_local_[channel];
+      members[id] = user;
+      if (cmd_->ready()) register_presence(channel, id, user);
+    });
+  }
+
+  void presence_leave(const std::string& channel, const herald::connection& c) override {
+    asio::post(ioc_, [this, channel, id = std::string(c.id().view())] {
+      const auto it = presence_local_.find(channel);
+      if (it != presence_local_.end()) {
+        it->second.erase(id);
+        if (it->second.empty()) presence_local_.erase(it);
+      }
+      if (cmd_->ready()) cmd_->command({"HDEL", presence_key(channel), id}, [](reply_view) {});
+    });
+  }
+
+  void presence(const std::string& channel, std::size_t limit,
+                std::function<void(presence_result)> done) override {
+    asio::post(ioc_, [this, channel, limit, done = std::move(done)] {
+      const bool sent = cmd_->command({"HGETALL", presence_key(channel)}, [this, channel, limit,
+                                                                           done](reply_view r) {
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+          presence_result out;
+          out.error = "Redis unavailable";
+          return done(std::move(out));
+        }
+        // Entries of nodes that stopped refreshing their liveness key are dead: left out, and
+        // removed.
+        auto members = std::make_shared<std::vector<presence_member>>();
+        std::vector<std::string> nodes;
+        for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
+          const json v = json::parse(reply_text(r->element[i + 1]), nullptr, false);
+          if (!v.is_object()) continue;
+          presence_member m{reply_text(r->element[i]), v.value("user", ""), v.value("node", "")};
+          if (std::find(nodes.begin(), nodes.end(), m.node) == nodes.end()) nodes.push_back(m.node);
+          members->push_back(std::move(m));
+        }
+        auto alive = std::make_shared<std::unordered_set<std::string>>();
+        auto pending = std::make_shared<std::size_t>(nodes.size());
+        const auto finish = [this, channel, limit, members, alive, done] {
+          presence_result out;
+          out.ok = true;
+          for (auto& m : *members) {
+            if (!alive->count(m.node)) {
+              cmd_->command({"HDEL", presence_key(channel), m.connection_id}, [](reply_view) {});
+              continue;
+            }
+            if (out.members.size() == limit) {
+              out.truncated = true;
+              continue;
+            }
+            out.members.push_back(std::move(m));
+          }
+          done(std::move(out));
+        };
+        if (nodes.empty()) return finish();
+        for (const auto& node : nodes) {
+          const bool asked = cmd_->command(
+              {"EXISTS", alive_key(node)}, [node, alive, pending, finish](reply_view e) {
+                if (e && e->type == REDIS_REPLY_INTEGER && e->integer == 1) alive->insert(node);
+                if (--*pending == 0) finish();
+              });
+          if (!asked && --*pending == 0) finish();
+        }
+      });
+      if (!sent) {
+        presence_result out;
+        out.error = "Redis unavailable";
+        done(std::move(out));
+      }
+    });
+  }
+
+  // ---- store-first ----
+
+  void append_stream(std::string key, std::vector<std::pair<std::string, std::string>> fields,
+                     std::size_t max_length, std::function<void(bool, std::string)> done) override {
+    asio::post(ioc_, [this, key = std::move(key), fields = std::move(fields), max_length,
+                      done = std::move(done)] {
+      std::vector<std::string> args{"XADD", key, "MAXLEN", "~", std::to_string(max_length), "*"};
+      for (const auto& [k, v] : fields) {
+        args.push_back(k);
+        args.push_back(v);
+      }
+      const bool sent = cmd_->command(args, [this, done](reply_view r) {
+        if (!r || r->type != REDIS_REPLY_STRING) {
+          stream_failures_.fetch_add(1, std::memory_order_relaxed);
+          return done(false,
+                      r && r->type == REDIS_REPLY_ERROR ? reply_text(r) : "Redis unavailable");
+        }
+        stream_appends_.fetch_add(1, std::memory_order_relaxed);
+        done(true, reply_text(r));
+      });
+      if (!sent) {
+        stream_failures_.fetch_add(1, std::memory_order_relaxed);
+        done(false, "Redis unavailable");
+      }
+    });
+  }
+
   // ---- health and metrics ----
 
   backplane_status status() const override {
@@ -319,10 +498,46 @@ class redis_backplane final : public backplane {
     out.family("herald_backplane_subscriptions", "gauge",
                "Redis channels this node is subscribed to");
     out.sample("herald_backplane_subscriptions", {}, subscribed_count_.load());
+    out.family("herald_history_stored_total", "counter",
+               "Publications stored in a channel's history (FCALL herald_publish)");
+    out.sample("herald_history_stored_total", {}, stored_.load());
+    out.family("herald_history_idempotent_duplicates_total", "counter",
+               "Publications not stored again because their idempotency key was seen");
+    out.sample("herald_history_idempotent_duplicates_total", {}, stored_duplicates_.load());
+    out.family("herald_history_store_failures_total", "counter",
+               "Publications that could not be stored (the publisher got an error)");
+    out.sample("herald_history_store_failures_total", {}, store_failures_.load());
+    out.family("herald_history_gap_fills_total", "counter",
+               "Times this node read missed publications back from the history");
+    out.sample("herald_history_gap_fills_total", {}, gap_fills_.load());
+    out.family("herald_history_recovered_total", "counter",
+               "Publications this node missed on pub/sub and recovered from the history");
+    out.sample("herald_history_recovered_total", {}, recovered_.load());
+    out.family("herald_history_lost_total", "counter",
+               "Publications missed on pub/sub and no longer in the history");
+    out.sample("herald_history_lost_total", {}, lost_.load());
+    out.family("herald_history_duplicates_total", "counter",
+               "History publications received twice (dropped)");
+    out.sample("herald_history_duplicates_total", {}, dup_received_.load());
+    out.family("herald_stream_appends_total", "counter",
+               "Messages appended to Redis streams (store-first routes)");
+    out.sample("herald_stream_appends_total", {}, stream_appends_.load());
+    out.family("herald_stream_append_failures_total", "counter",
+               "Store-first messages Redis did not take (the client was told)");
+    out.sample("herald_stream_append_failures_total", {}, stream_failures_.load());
   }
 
  private:
   enum class sub_state { none, subscribing, subscribed, unsubscribing };
+  // Where this node is in a history channel.
+  struct stream_state {
+    std::string epoch;
+    std::uint64_t last = 0;  // the newest offset handed to the workers
+    bool filling = false;
+    bool needs_fill = false;  // the subscriber connection was lost: read what was missed
+    std::map<std::uint64_t, publication> held;  // arrived during a fill, by offset
+  };
+  static constexpr std::size_t kMaxHeld = 10000;
   struct pending_request {
     std::function<void(remote_result)> done;
     std::shared_ptr<asio::steady_timer> timer;
@@ -333,6 +548,51 @@ class redis_backplane final : public backplane {
     return prefix_ + "node:" + node + ":alive";
   }
   std::string conn_key(const std::string& id) const { return prefix_ + "conn:" + id; }
+  std::string presence_key(const std::string& channel) const {
+    return prefix_ + "presence:" + channel;
+  }
+
+  void register_presence(const std::string& channel, const std::string& id,
+                         const std::string& user) {
+    const json v = {{"user", user}, {"node", node_}};
+    cmd_->command({"HSET", presence_key(channel), id, v.dump()}, [](reply_view) {});
+    cmd_->command({"PEXPIRE", presence_key(channel), std::to_string(rc_.directory_ttl.count())},
+                  [](reply_view) {});
+  }
+
+  // FCALL history; `done` on this thread. A failed read is a page with ok = false.
+  void read_page(const history_query& q, std::function<void(history_page)> done) {
+    const std::string since = q.from_ack ? "ack"
+                              : q.since  ? std::to_string(*q.since)
+                                         : std::string();
+    const auto fail = [&done](std::string why) {
+      history_page page;
+      page.error = std::move(why);
+      done(std::move(page));
+    };
+    if (!functions_loaded_) return fail("Redis unavailable");
+    const bool sent = cmd_->command(
+        {"FCALL", fn_.history, "0", q.channel, since, std::to_string(q.limit)},
+        [done](reply_view r) {
+          history_page page;
+          if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4) {
+            page.error = r && r->type == REDIS_REPLY_ERROR ? reply_text(r) : "Redis unavailable";
+            return done(std::move(page));
+          }
+          page.ok = true;
+          page.epoch = reply_text(r->element[0]);
+          page.top = static_cast<std::uint64_t>(r->element[1]->integer);
+          page.acked = static_cast<std::uint64_t>(r->element[2]->integer);
+          page.from = static_cast<std::uint64_t>(r->element[3]->integer);
+          for (std::size_t i = 4; i + 3 < r->elements; i += 4) {
+            page.entries.push_back({static_cast<std::uint64_t>(r->element[i]->integer),
+                                    r->element[i + 1]->integer, reply_text(r->element[i + 2]),
+                                    reply_text(r->element[i + 3])});
+          }
+          done(std::move(page));
+        });
+    if (!sent) fail("Redis unavailable");
+  }
 
   std::shared_ptr<connection> make_connection(bool subscriber) {
     connection::callbacks cb;
@@ -374,6 +634,24 @@ class redis_backplane final : public backplane {
       flush_subscriptions();
     } else {
       cmd_up_ = true;
+      // The functions and their settings: Redis may have restarted without its data.
+      functions_loaded_ = true;  // commands run in order: FCALLs sent after this find them
+      cmd_->command({"FUNCTION", "LOAD", "REPLACE", library_}, [this](reply_view r) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+          log_.error("backplane.functions_failed",
+                     {{"error", reply_text(r)}, {"hint", "history needs Redis 7 or later"}});
+      });
+      cmd_->command({"SET", prefix_ + "history:settings", settings_}, [](reply_view) {});
+      for (const auto& [channel, members] : presence_local_) {
+        for (const auto& [id, user] : members)
+          register_presence(channel, id, user);
+      }
+      // Fills that failed while the command connection was away.
+      for (auto& [channel, s] : streams_) {
+        if (s.needs_fill && !s.filling &&
+            state_of(prefix_ + "channel:" + channel) == sub_state::subscribed)
+          start_fill(channel);
+      }
       refresh_alive();
       // Re-register every local connection: the entries may have expired while we were away.
       for (const auto& c : registry_.all())
@@ -390,6 +668,9 @@ class redis_backplane final : public backplane {
       states_.clear();
       subscribed_count_ = 0;
       probe_outstanding_ = false;
+      // What was published while we were away is read back from the history on return.
+      for (auto& [channel, s] : streams_)
+        s.needs_fill = true;
       // Waiting subscribers are told to go ahead: they are resubscribed when Redis returns.
       for (auto& [name, list] : waiters_) {
         for (auto& [worker, fn] : list)
@@ -398,6 +679,7 @@ class redis_backplane final : public backplane {
       waiters_.clear();
     } else {
       cmd_up_ = false;
+      functions_loaded_ = false;
     }
     unsigned& attempts = subscriber ? attempts_sub_ : attempts_cmd_;
     // Exponential backoff with full jitter, so nodes do not reconnect in lockstep.
@@ -469,6 +751,7 @@ class redis_backplane final : public backplane {
     if (it == refs_.end() || --it->second > 0) return;
     refs_.erase(it);
     want(name, false);
+    if (name.starts_with(prefix_ + "channel:")) streams_.erase(name.substr(prefix_.size() + 8));
     // Whoever waited for this channel has left it.
     if (auto w = waiters_.find(name); w != waiters_.end()) {
       for (auto& [worker, fn] : w->second)
@@ -527,6 +810,10 @@ class redis_backplane final : public backplane {
       if (state_of(name) == sub_state::subscribing) {
         states_[name] = sub_state::subscribed;
         subscribed_count_.fetch_add(1, std::memory_order_relaxed);
+        if (name.starts_with(prefix_ + "channel:")) {
+          const auto s = streams_.find(name.substr(prefix_.size() + 8));
+          if (s != streams_.end() && s->second.needs_fill) start_fill(s->first);
+        }
       }
       if (auto w = waiters_.find(name); w != waiters_.end()) {
         for (auto& [worker, fn] : w->second)
@@ -563,12 +850,126 @@ class redis_backplane final : public backplane {
       return;
     }
     incoming in = parse_payload(payload);
+    if (in.offset != 0 && p.kind == target_kind::channel) {
+      // A history publication (ours too: stored ones are delivered from here, in order).
+      received_.fetch_add(1, std::memory_order_relaxed);
+      auto built = publication::stored(std::move(p.target), std::move(in.data_json),
+                                       std::move(in.id), in.offset, std::move(in.epoch));
+      built.exclude = std::move(in.exclude);
+      return on_stored(std::move(built));
+    }
     if (in.origin == node_) return;  // ours: delivered here when it was published
     received_.fetch_add(1, std::memory_order_relaxed);
+    if (!in.event.empty() && p.kind == target_kind::channel) {
+      auto ev = publication::presence_event(std::move(p.target), std::move(in.event),
+                                            std::move(in.data_json));
+      ev.exclude = std::move(in.exclude);
+      return channels_.deliver_from_cluster(std::move(ev));
+    }
     auto built = publication::message(p.kind, std::move(p.target), std::move(in.data_json),
                                       std::move(in.id));
     built.exclude = std::move(in.exclude);
     channels_.deliver_from_cluster(std::move(built));
+  }
+
+  // ---- history order and gap fill ----
+  //
+  // Per channel, this node hands history publications to its workers in offset order, once
+  // each. A gap (a publication missed while Redis or the subscriber connection was away, or
+  // reordered) is filled from the history before anything after it is handed over.
+
+  void on_stored(publication p) {
+    auto& s = streams_[p.target];
+    if (s.filling || s.needs_fill) {
+      if (s.held.size() < kMaxHeld) {
+        s.held.emplace(p.offset, std::move(p));
+        return;
+      }
+      // Holding more would be unbounded: hand over what we have and count the gap.
+      finish_fill(p.target, s);
+    }
+    accept(s, std::move(p));
+  }
+
+  // Hands `p` over unless it is old; a jump forward starts a fill.
+  void accept(stream_state& s, publication p) {
+    if (p.epoch != s.epoch || s.last == 0) {
+      // The first one we see, or the history restarted (a new epoch): take it as it is.
+      s.epoch = p.epoch;
+      s.last = p.offset;
+      return channels_.deliver_from_cluster(std::move(p));
+    }
+    if (p.offset <= s.last) {
+      dup_received_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    if (p.offset == s.last + 1) {
+      s.last = p.offset;
+      return channels_.deliver_from_cluster(std::move(p));
+    }
+    const std::string channel = p.target;
+    s.held.emplace(p.offset, std::move(p));
+    start_fill(channel);
+  }
+
+  void start_fill(const std::string& channel) {
+    auto& s = streams_[channel];
+    if (s.filling) return;
+    if (s.last == 0) {  // nothing delivered yet: nothing can have been missed
+      s.needs_fill = false;
+      return finish_fill(channel, s);
+    }
+    s.filling = true;
+    s.needs_fill = false;
+    gap_fills_.fetch_add(1, std::memory_order_relaxed);
+    history_query q;
+    q.channel = channel;
+    q.since = s.last;
+    q.limit = kMaxHeld;
+    read_page(q, [this, channel](history_page page) {
+      const auto it = streams_.find(channel);
+      if (it == streams_.end()) return;  // nobody here wants the channel any more
+      auto& st = it->second;
+      st.filling = false;
+      if (!page.ok) {
+        // Redis is away again: the fill is retried when it is back.
+        st.needs_fill = true;
+        log_.warn("backplane.gap_fill_failed", {{"channel", channel}, {"error", page.error}});
+        return;
+      }
+      std::size_t n = 0;
+      if (page.epoch == st.epoch) {
+        for (auto& e : page.entries) {
+          if (e.offset <= st.last) continue;
+          if (e.offset != st.last + 1) lost_.fetch_add(e.offset - st.last - 1);
+          st.last = e.offset;
+          ++n;
+          channels_.deliver_from_cluster(publication::stored(channel, std::move(e.data_json),
+                                                             std::move(e.id), e.offset, st.epoch));
+        }
+      }
+      recovered_.fetch_add(n, std::memory_order_relaxed);
+      if (n) log_.info("backplane.gap_filled", {{"channel", channel}, {"recovered", n}});
+      finish_fill(channel, st);
+    });
+  }
+
+  // Hands over what was held, in order, counting what could not be recovered.
+  void finish_fill(const std::string& channel, stream_state& s) {
+    (void)channel;
+    auto held = std::move(s.held);
+    s.held.clear();
+    for (auto& [offset, p] : held) {
+      if (p.epoch == s.epoch && s.last != 0 && offset > s.last + 1)
+        lost_.fetch_add(offset - s.last - 1, std::memory_order_relaxed);
+      if (p.epoch == s.epoch && s.last != 0 && offset <= s.last) {
+        dup_received_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      s.epoch = p.epoch;
+      s.last = offset;
+      channels_.deliver_from_cluster(std::move(p));
+    }
   }
 
   // Requests addressed to this node.
@@ -682,6 +1083,11 @@ class redis_backplane final : public backplane {
           cmd_->command({"PEXPIRE", key, std::to_string(rc_.directory_ttl.count())},
                         [](reply_view) {});
         }
+        for (const auto& [channel, members] : presence_local_) {
+          cmd_->command(
+              {"PEXPIRE", presence_key(channel), std::to_string(rc_.directory_ttl.count())},
+              [](reply_view) {});
+        }
       }
       schedule_refresh();
     });
@@ -744,6 +1150,9 @@ class redis_backplane final : public backplane {
   worker_poster post_;
   const std::string node_;
   const std::string prefix_;
+  const function_names fn_;
+  const std::string library_;
+  const std::string settings_;
   connection::options options_;
 
   asio::io_context ioc_;
@@ -765,6 +1174,10 @@ class redis_backplane final : public backplane {
   std::unordered_set<std::string> dirty_;
   std::unordered_map<std::string, std::vector<std::pair<unsigned, std::function<void()>>>> waiters_;
   std::unordered_map<std::uint64_t, pending_request> requests_;
+  std::unordered_map<std::string, stream_state> streams_;  // history channels, by name
+  std::unordered_map<std::string, std::unordered_map<std::string, std::string>>
+      presence_local_;  // channel -> connection id -> user, for re-registration
+  bool functions_loaded_ = false;
   std::uint64_t next_rid_ = 0;
   std::uint64_t probe_nonce_ = 0;
   steady_clock::time_point probe_sent_;
@@ -782,7 +1195,9 @@ class redis_backplane final : public backplane {
   std::atomic<system_time_ms> down_since_ms_{now_ms()};
   std::atomic<std::uint64_t> outage_ms_{0};
   std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0}, published_{0}, not_forwarded_{0},
-      failures_{0}, received_{0}, probe_failures_{0};
+      failures_{0}, received_{0}, probe_failures_{0}, stored_{0}, stored_duplicates_{0},
+      store_failures_{0}, gap_fills_{0}, recovered_{0}, lost_{0}, dup_received_{0},
+      stream_appends_{0}, stream_failures_{0};
   std::atomic<std::int64_t> subscribed_count_{0};
   mutable std::mutex status_mutex_;
   backplane_status status_;

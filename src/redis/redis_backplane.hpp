@@ -6,6 +6,7 @@
 // <prefix>:conn:{id} (a hash with a TTL), <prefix>:node:{node}:alive (a key with a TTL).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 
 #include "herald/backplane.hpp"
@@ -22,13 +23,17 @@ std::unique_ptr<backplane> make_redis_backplane(const config& cfg, logger& log,
                                                 worker_poster post);
 
 // How a payload published on a Herald channel is read (exposed for tests): an object with
-// "data" and nothing but data/id/exclude/origin is an envelope; anything else is the data
+// "data" and nothing but data/id/exclude/origin/offset/epoch/event is an envelope; anything else
+// is the data
 // itself (JSON if it parses, else a string).
 struct incoming {
   std::string data_json;
   std::string id;
   std::string exclude;
   std::string origin;
+  std::uint64_t offset = 0;  // history channels (from FCALL herald_publish)
+  std::string epoch;
+  std::string event;  // presence: "join" / "leave"
 };
 incoming parse_payload(std::string_view payload);
 
