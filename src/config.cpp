@@ -409,12 +409,6 @@ void validate(const config& cfg) {
                          "redis_stream needs Redis: set backplane to redis (and redis.url)");
     }
   }
-  if (cfg.history.max_recovery > cfg.websocket.send_queue.max_messages) {
-    throw config_error("history.max_recovery",
-                       "must not exceed websocket.send_queue.max_messages (" +
-                           std::to_string(cfg.websocket.send_queue.max_messages) +
-                           "): a resume would overflow the client's queue");
-  }
   if (cfg.backplane == backplane_kind::redis) {
     std::string why;
     if (!redis::endpoint::parse(cfg.redis.url, &why)) throw config_error("redis.url", why);

@@ -897,7 +897,7 @@ std::vector<option_def> option_table() {
       count_opt(
           "history.max_recovery",
           "Publications replayed to one subscriber resuming from an offset; a longer gap is "
-          "answered with recovered:false (keep it below websocket.send_queue.max_messages)",
+          "answered with recovered:false (at most websocket.send_queue.max_messages)",
           [](auto& c) -> auto& { return c.history.max_recovery; }, 1, 1000000),
       count_opt(
           "history.max_page", "Most publications one GET /v1/channels/{name}/history returns",

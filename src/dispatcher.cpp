@@ -208,7 +208,7 @@ void dispatcher::catch_up(const std::shared_ptr<connection>& conn, const std::st
   q.channel = channel;
   q.since = opts.since;
   q.from_ack = opts.from_ack && !opts.since;
-  q.limit = cfg_.history.max_recovery;
+  q.limit = recovery_limit();
   const unsigned worker = conn->info().worker;
   cluster_->read_history(
       q, rule, worker,
@@ -235,7 +235,7 @@ void dispatcher::catch_up(const std::shared_ptr<connection>& conn, const std::st
           cur.offset = page.top;
           cur.epoch = page.epoch;
           if (r.resumed) {
-            r.recovered = history_continuous(page, opts.epoch, cfg_.history.max_recovery);
+            r.recovered = history_continuous(page, opts.epoch, recovery_limit());
             if (r.recovered) {
               for (const auto& e : page.entries) {
                 replay.push_back(std::make_shared<const std::string>(message_frame(
@@ -322,7 +322,7 @@ std::size_t dispatcher::deliver_local(worker_state& w,
         if (const auto k = ch->second.find(c); k != ch->second.end()) {
           cursor& cur = k->second;
           if (cur.recovering) {
-            if (cur.held.size() < cfg_.history.max_recovery) {
+            if (cur.held.size() < recovery_limit()) {
               cur.held.push_back(ptr);
             } else {
               cur.overflow = true;

@@ -261,7 +261,8 @@ void router::channel_go(const std::shared_ptr<connection>& conn, channel_verb ve
                         const std::string& channel, const std::string& data_json,
                         const std::string& id_json, const subscribe_options& opts) {
   const std::string shown(display_channel(channel));
-  const auto with_id = [&id_json](nlohmann::ordered_json& out) {
+  // Copied into callbacks that run after this returns: captures by value.
+  const auto with_id = [id_json](nlohmann::ordered_json& out) {
     if (!id_json.empty()) out["id"] = nlohmann::ordered_json::parse(id_json);
   };
   if (verb == channel_verb::presence) {
@@ -313,8 +314,14 @@ void router::channel_go(const std::shared_ptr<connection>& conn, channel_verb ve
         });
     return;
   }
+  if (log_.enabled(log_level::debug))
+    log_.debug("channel.subscribe", {{"connectionId", conn->id().view()}, {"channel", channel}});
   channels_.subscribe(
       *conn, channel, opts, [this, conn, shown, id_json, with_id](subscribe_result r) {
+        if (log_.enabled(log_level::debug))
+          log_.debug(
+              "channel.subscribed",
+              {{"connectionId", conn->id().view()}, {"offset", r.offset}, {"error", r.error}});
         std::string frame;
         switch (r.status) {
           case subscribe_status::ok: {

@@ -4,6 +4,7 @@
 // hands the same buffer to its subscribers.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <functional>
@@ -151,6 +152,10 @@ class dispatcher {
                 const history_rule& rule, subscribe_options opts,
                 std::function<void(subscribe_result)> done);
   void leave(worker_state& w, connection& conn, const std::string& channel);
+  // A replay never holds more than the client's send queue does.
+  std::size_t recovery_limit() const {
+    return std::min(cfg_.history.max_recovery, cfg_.websocket.send_queue.max_messages);
+  }
 
   const config& cfg_;
   connection_registry& registry_;

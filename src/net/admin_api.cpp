@@ -611,7 +611,7 @@ void admin_api::publish(http_request& req, const http_responder& done) {
                     {"duplicate", out.store.duplicate}};
           } else {
             failed = true;
-            item = {{"error", {{"code", "unavailable"}, {"message", out.store.error}}}};
+            item = {{"error", "unavailable"}, {"message", out.store.error}};
           }
         } else {
           item = {{"recipients", out.recipients}};
@@ -876,10 +876,31 @@ std::string admin_api::render_metrics() const {
   p.family("herald_publications_total", "counter",
            "Channel and broadcast publications handled (per worker)");
   p.sample("herald_publications_total", {}, publications);
+  std::uint64_t replayed = 0, resumed = 0, not_recovered = 0, skipped = 0, overflows = 0;
+  for (unsigned w = 0; w < channels_.workers(); ++w) {
+    const auto& m = channels_.metrics(w);
+    replayed += m.replayed.value();
+    resumed += m.resumed.value();
+    not_recovered += m.not_recovered.value();
+    skipped += m.duplicates_skipped.value();
+    overflows += m.recovery_overflows.value();
+  }
+  p.family("herald_history_replayed_total", "counter",
+           "History publications sent to subscribers resuming from an offset");
+  p.sample("herald_history_replayed_total", {}, replayed);
+  p.family("herald_history_resumes_total", "counter", "Subscriptions resumed from an offset");
+  p.sample("herald_history_resumes_total", {{"recovered", "true"}}, resumed);
+  p.sample("herald_history_resumes_total", {{"recovered", "false"}}, not_recovered);
+  p.family("herald_history_seam_duplicates_total", "counter",
+           "Publications a resuming subscriber already had (not sent twice)");
+  p.sample("herald_history_seam_duplicates_total", {}, skipped);
+  p.family("herald_history_recovery_overflows_total", "counter",
+           "Subscribers closed (1013) because live traffic outran their catch-up");
+  p.sample("herald_history_recovery_overflows_total", {}, overflows);
 
   // Admin API.
   static constexpr std::array<std::string_view, static_cast<std::size_t>(api::count)> api_names{
-      "aws_connections", "publish", "connections", "users", "metrics", "other"};
+      "aws_connections", "publish", "connections", "users", "channels", "metrics", "other"};
   p.family("herald_admin_requests_total", "counter", "Admin API requests, by API and status");
   for (std::size_t a = 0; a < api_names.size(); ++a) {
     for (std::size_t s = 0; s <= statuses.size(); ++s) {

@@ -333,7 +333,9 @@ class redis_backplane final : public backplane {
   void read_history(history_query q, const history_rule&, unsigned worker,
                     std::function<void(history_page)> done) override {
     asio::post(ioc_, [this, q = std::move(q), worker, done = std::move(done)]() mutable {
-      read_page(q, [this, worker, done = std::move(done)](history_page page) mutable {
+      read_page(q, [this, worker, channel = q.channel,
+                    done = std::move(done)](history_page page) mutable {
+        seed(channel, page);
         // Posted after every live publication this thread handed over before: the cursor in
         // the worker skips what the page already holds.
         post_(worker, [page = std::move(page), done = std::move(done)]() mutable {
@@ -636,11 +638,7 @@ class redis_backplane final : public backplane {
       cmd_up_ = true;
       // The functions and their settings: Redis may have restarted without its data.
       functions_loaded_ = true;  // commands run in order: FCALLs sent after this find them
-      cmd_->command({"FUNCTION", "LOAD", "REPLACE", library_}, [this](reply_view r) {
-        if (r && r->type == REDIS_REPLY_ERROR)
-          log_.error("backplane.functions_failed",
-                     {{"error", reply_text(r)}, {"hint", "history needs Redis 7 or later"}});
-      });
+      load_functions();
       cmd_->command({"SET", prefix_ + "history:settings", settings_}, [](reply_view) {});
       for (const auto& [channel, members] : presence_local_) {
         for (const auto& [id, user] : members)
@@ -698,6 +696,19 @@ class redis_backplane final : public backplane {
       if (ec || stopped_) return;
       reconnects_.fetch_add(1, std::memory_order_relaxed);
       (subscriber ? sub_ : cmd_)->start();
+    });
+  }
+
+  // FUNCTION LOAD, retried while Redis answers errors such as LOADING after a restart.
+  void load_functions() {
+    cmd_->command({"FUNCTION", "LOAD", "REPLACE", library_}, [this](reply_view r) {
+      if (!r || r->type != REDIS_REPLY_ERROR) return;
+      log_.error("backplane.functions_failed",
+                 {{"error", reply_text(r)}, {"hint", "history needs Redis 7 or later"}});
+      auto timer = std::make_shared<asio::steady_timer>(ioc_, std::chrono::milliseconds(500));
+      timer->async_wait([this, timer](boost::system::error_code ec) {
+        if (!ec && !stopped_ && cmd_->ready()) load_functions();
+      });
     });
   }
 
@@ -912,9 +923,37 @@ class redis_backplane final : public backplane {
     start_fill(channel);
   }
 
+  // A read tells where the history is. If this node has handed nothing of the channel over yet,
+  // that is where it stands: whatever is published after the read and before the subscription
+  // to the channel is confirmed (Redis was away, or the subscription is in flight) is then read
+  // back on confirmation instead of being missed.
+  void seed(const std::string& channel, const history_page& page) {
+    if (!page.ok || page.epoch.empty()) return;
+    const std::string name = prefix_ + "channel:" + channel;
+    if (!refs_.count(name)) return;
+    auto& s = streams_[channel];
+    if (s.last != 0) return;
+    s.epoch = page.epoch;
+    s.last = page.top;
+    if (state_of(name) != sub_state::subscribed) s.needs_fill = true;
+  }
+
+  void retry_fill_later(const std::string& channel) {
+    auto timer = std::make_shared<asio::steady_timer>(ioc_, std::chrono::milliseconds(200));
+    timer->async_wait([this, timer, channel](boost::system::error_code ec) {
+      if (ec || stopped_) return;
+      const auto it = streams_.find(channel);
+      if (it == streams_.end() || !it->second.needs_fill || it->second.filling) return;
+      if (state_of(prefix_ + "channel:" + channel) == sub_state::subscribed) start_fill(channel);
+    });
+  }
+
   void start_fill(const std::string& channel) {
     auto& s = streams_[channel];
-    if (s.filling) return;
+    if (s.filling) {
+      s.needs_fill = true;  // once this one is done, read on
+      return;
+    }
     if (s.last == 0) {  // nothing delivered yet: nothing can have been missed
       s.needs_fill = false;
       return finish_fill(channel, s);
@@ -932,9 +971,11 @@ class redis_backplane final : public backplane {
       auto& st = it->second;
       st.filling = false;
       if (!page.ok) {
-        // Redis is away again: the fill is retried when it is back.
+        // Redis is away again, or still loading its data: retried shortly (and when the
+        // command connection is back).
         st.needs_fill = true;
         log_.warn("backplane.gap_fill_failed", {{"channel", channel}, {"error", page.error}});
+        retry_fill_later(channel);
         return;
       }
       std::size_t n = 0;
@@ -951,6 +992,9 @@ class redis_backplane final : public backplane {
       recovered_.fetch_add(n, std::memory_order_relaxed);
       if (n) log_.info("backplane.gap_filled", {{"channel", channel}, {"recovered", n}});
       finish_fill(channel, st);
+      // The subscriber connection was lost again during this fill: read on from here.
+      if (st.needs_fill && state_of(prefix_ + "channel:" + channel) == sub_state::subscribed)
+        start_fill(channel);
     });
   }
 

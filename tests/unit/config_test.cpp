@@ -302,7 +302,8 @@ TEST(ConfigRoutes, MistakesNameTheKey) {
       }),
       "integrations.b.timout: unknown key; did you mean 'integrations.b.timeout'? (in config)");
   EXPECT_EQ(error_of([] { from_text(R"({"integrations": {"b": {"type": "lambda"}}})"); }),
-            "integrations.b.type: expected one of http | echo | mock | redis_stream, got \"lambda\" (in config)");
+            "integrations.b.type: expected one of http | echo | mock | redis_stream, got "
+            "\"lambda\" (in config)");
   EXPECT_EQ(
       error_of([] { from_text(R"({"routing": {"selection_expression": "$default"}})"); }),
       "routing.selection_expression: a '$' must start ${request.body.<path>} (or be the whole "

@@ -32,5 +32,21 @@ TEST(RedisPayload, EnvelopesAndBareData) {
   EXPECT_TRUE(in.origin.empty());
 }
 
+TEST(RedisPayload, HistoryAndPresenceEnvelopes) {
+  auto in = parse_payload(R"({"origin":"","offset":17,"epoch":"e1","data":{"n":1}})");
+  EXPECT_EQ(in.offset, 17u);
+  EXPECT_EQ(in.epoch, "e1");
+  EXPECT_EQ(in.data_json, R"({"n":1})");
+  in = parse_payload(R"({"origin":"a","event":"join","data":{"connectionId":"x"}})");
+  EXPECT_EQ(in.event, "join");
+  EXPECT_EQ(in.offset, 0u);
+  // Only known events; a negative or textual offset is no offset.
+  in = parse_payload(R"({"event":"explode","offset":-3,"data":1})");
+  EXPECT_TRUE(in.event.empty());
+  EXPECT_EQ(in.offset, 0u);
+  in = parse_payload(R"({"offset":"5","data":1})");
+  EXPECT_EQ(in.offset, 0u);
+}
+
 }  // namespace
 }  // namespace herald::redis
