@@ -216,12 +216,12 @@ void dispatcher::catch_up(const std::shared_ptr<connection>& conn, const std::st
         auto& w = *workers_[conn->info().worker];
         subscribe_result r;
         r.history = true;
-        const auto ch = w.cursors.find(channel);
-        const auto k =
-            ch == w.cursors.end() ? decltype(ch->second.end()){} : ch->second.find(conn.get());
-        if (ch == w.cursors.end() || k == ch->second.end())
-          return done(std::move(r));  // gone since
-        cursor& cur = k->second;
+        cursor* found = nullptr;
+        if (const auto ch = w.cursors.find(channel); ch != w.cursors.end()) {
+          if (const auto k = ch->second.find(conn.get()); k != ch->second.end()) found = &k->second;
+        }
+        if (!found) return done(std::move(r));  // unsubscribed or closed since
+        cursor& cur = *found;
         r.resumed = q.since.has_value() || q.from_ack;
         std::vector<std::shared_ptr<const std::string>> replay;
         if (!page.ok) {

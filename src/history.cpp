@@ -108,11 +108,9 @@ history_page memory_history::read(const history_query& q, const history_rule& ru
   return page;
 }
 
-std::uint64_t memory_history::ack(std::string_view channel, std::uint64_t offset,
-                                  system_time_ms now) {
+std::uint64_t memory_history::ack(std::string_view channel, std::uint64_t offset) {
   const auto it = streams_.find(std::string(channel));
   if (it == streams_.end()) return 0;
-  (void)now;
   stream& s = it->second;
   s.acked = std::max(s.acked, std::min(offset, s.top));
   return s.acked;
@@ -120,6 +118,16 @@ std::uint64_t memory_history::ack(std::string_view channel, std::uint64_t offset
 
 std::size_t memory_history::channels() const {
   return streams_.size();
+}
+
+std::optional<std::uint64_t> parse_offset(std::string_view text) {
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return v;
 }
 
 std::string glob_to_lua_pattern(std::string_view glob) {

@@ -65,7 +65,7 @@ class local_backplane final : public backplane {
     std::uint64_t acked;
     {
       std::lock_guard lock(mutex_);
-      acked = history_.ack(channel, offset, now_ms());
+      acked = history_.ack(channel, offset);
     }
     done(acked);
   }

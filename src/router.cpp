@@ -146,10 +146,7 @@ void router::channel_action(connection& conn, std::string_view payload, channel_
     if (it == doc.end() || it->is_null()) return std::optional<std::uint64_t>{};
     if (it->is_number_unsigned()) return std::optional<std::uint64_t>{it->get<std::uint64_t>()};
     if (it->is_string()) {
-      const auto& s = it->get_ref<const std::string&>();
-      if (!s.empty() && s.size() <= 19 &&
-          std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); }))
-        return std::optional<std::uint64_t>{std::stoull(s)};
+      if (const auto v = parse_offset(it->get_ref<const std::string&>())) return v;
     }
     return std::nullopt;
   };

@@ -85,7 +85,7 @@ class memory_history {
                        const std::string& idempotency_key, system_time_ms now);
   history_page read(const history_query& q, const history_rule& rule, system_time_ms now);
   // Raises the acknowledged offset (never lowers it); returns it.
-  std::uint64_t ack(std::string_view channel, std::uint64_t offset, system_time_ms now);
+  std::uint64_t ack(std::string_view channel, std::uint64_t offset);
   std::size_t channels() const;
 
  private:
@@ -106,6 +106,9 @@ class memory_history {
   std::uint64_t epochs_ = 0;
   std::uint64_t seed_;
 };
+
+// An offset as clients and the admin API write it: 1 to 19 decimal digits.
+std::optional<std::uint64_t> parse_offset(std::string_view text);
 
 // A glob (`*`, `?`) as an anchored Lua pattern, for the Redis function's rule table.
 std::string glob_to_lua_pattern(std::string_view glob);

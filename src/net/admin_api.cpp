@@ -292,11 +292,8 @@ void admin_api::channel_history(const http_request& req, std::string_view channe
   const auto number = [&](const char* name, std::optional<std::uint64_t>& out) {
     const std::string v = query_value(target, name);
     if (v.empty()) return true;
-    if (v.size() > 19 ||
-        !std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); }))
-      return false;
-    out = std::stoull(v);
-    return true;
+    out = parse_offset(v);
+    return out.has_value();
   };
   std::optional<std::uint64_t> since, limit;
   if (!number("since", since))
@@ -859,12 +856,18 @@ std::string admin_api::render_metrics() const {
   // Channels.
   std::int64_t channels = 0, subscriptions = 0;
   std::uint64_t deliveries = 0, publications = 0;
+  std::uint64_t replayed = 0, resumed = 0, not_recovered = 0, skipped = 0, overflows = 0;
   for (unsigned w = 0; w < channels_.workers(); ++w) {
     const auto& m = channels_.metrics(w);
     channels += m.channels.value();
     subscriptions += m.subscriptions.value();
     deliveries += m.deliveries.value();
     publications += m.publications.value();
+    replayed += m.replayed.value();
+    resumed += m.resumed.value();
+    not_recovered += m.not_recovered.value();
+    skipped += m.duplicates_skipped.value();
+    overflows += m.recovery_overflows.value();
   }
   p.family("herald_channels", "gauge",
            "Channels with subscribers on this node (summed over workers)");
@@ -876,15 +879,6 @@ std::string admin_api::render_metrics() const {
   p.family("herald_publications_total", "counter",
            "Channel and broadcast publications handled (per worker)");
   p.sample("herald_publications_total", {}, publications);
-  std::uint64_t replayed = 0, resumed = 0, not_recovered = 0, skipped = 0, overflows = 0;
-  for (unsigned w = 0; w < channels_.workers(); ++w) {
-    const auto& m = channels_.metrics(w);
-    replayed += m.replayed.value();
-    resumed += m.resumed.value();
-    not_recovered += m.not_recovered.value();
-    skipped += m.duplicates_skipped.value();
-    overflows += m.recovery_overflows.value();
-  }
   p.family("herald_history_replayed_total", "counter",
            "History publications sent to subscribers resuming from an offset");
   p.sample("herald_history_replayed_total", {}, replayed);

@@ -897,7 +897,7 @@ class redis_backplane final : public backplane {
         return;
       }
       // Holding more would be unbounded: hand over what we have and count the gap.
-      finish_fill(p.target, s);
+      finish_fill(s);
     }
     accept(s, std::move(p));
   }
@@ -956,7 +956,7 @@ class redis_backplane final : public backplane {
     }
     if (s.last == 0) {  // nothing delivered yet: nothing can have been missed
       s.needs_fill = false;
-      return finish_fill(channel, s);
+      return finish_fill(s);
     }
     s.filling = true;
     s.needs_fill = false;
@@ -991,7 +991,7 @@ class redis_backplane final : public backplane {
       }
       recovered_.fetch_add(n, std::memory_order_relaxed);
       if (n) log_.info("backplane.gap_filled", {{"channel", channel}, {"recovered", n}});
-      finish_fill(channel, st);
+      finish_fill(st);
       // The subscriber connection was lost again during this fill: read on from here.
       if (st.needs_fill && state_of(prefix_ + "channel:" + channel) == sub_state::subscribed)
         start_fill(channel);
@@ -999,8 +999,7 @@ class redis_backplane final : public backplane {
   }
 
   // Hands over what was held, in order, counting what could not be recovered.
-  void finish_fill(const std::string& channel, stream_state& s) {
-    (void)channel;
+  void finish_fill(stream_state& s) {
     auto held = std::move(s.held);
     s.held.clear();
     for (auto& [offset, p] : held) {

@@ -99,12 +99,12 @@ TEST(MemoryHistory, AcknowledgementsOnlyMoveForward) {
   const auto r = rule(10);
   for (int i = 0; i < 4; ++i)
     h.append("$inbox:alice", r, "1", "", "", 1000);
-  EXPECT_EQ(h.ack("$inbox:alice", 2, 1000), 2u);
-  EXPECT_EQ(h.ack("$inbox:alice", 1, 1000), 2u);
-  EXPECT_EQ(h.ack("$inbox:alice", 99, 1000), 4u);  // never past the newest
-  EXPECT_EQ(h.ack("$inbox:bob", 1, 1000), 0u);
+  EXPECT_EQ(h.ack("$inbox:alice", 2), 2u);
+  EXPECT_EQ(h.ack("$inbox:alice", 1), 2u);
+  EXPECT_EQ(h.ack("$inbox:alice", 99), 4u);  // never past the newest
+  EXPECT_EQ(h.ack("$inbox:bob", 1), 0u);
   history_query q{"$inbox:alice", std::nullopt, true, 10};
-  h.ack("$inbox:alice", 0, 1000);
+  h.ack("$inbox:alice", 0);
   const auto page = h.read(q, r, 1000);
   EXPECT_EQ(page.from, 4u);
   EXPECT_TRUE(page.entries.empty());
@@ -126,6 +126,15 @@ TEST(HistoryRules, GlobsBecomeAnchoredLuaPatterns) {
   EXPECT_EQ(glob_to_lua_pattern("orders.*"), "^orders%..*$");
   EXPECT_EQ(glob_to_lua_pattern("a-b+c?"), "^a%-b%+c.$");
   EXPECT_EQ(glob_to_lua_pattern("$inbox:*"), "^%$inbox:.*$");
+}
+
+TEST(HistoryRules, Offsets) {
+  EXPECT_EQ(parse_offset("0"), 0u);
+  EXPECT_EQ(parse_offset("18446744073709551"), 18446744073709551u);
+  EXPECT_FALSE(parse_offset(""));
+  EXPECT_FALSE(parse_offset("-1"));
+  EXPECT_FALSE(parse_offset("1e3"));
+  EXPECT_FALSE(parse_offset("12345678901234567890"));
 }
 
 // ---- the Redis functions -----------------------------------------------------------------
