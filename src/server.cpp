@@ -240,6 +240,14 @@ void server::run() {
   ctx.workers.front()->run();
   for (std::size_t i = 1; i < ctx.workers.size(); ++i)
     ctx.workers[i]->join();
+  if (impl_->signals) {
+    // Stopped: a further SIGTERM while the process unwinds (an orchestrator repeating itself)
+    // must not turn a clean exit into "killed by signal". Destroying the set restores SIG_DFL,
+    // so ignore the signals from here on.
+    impl_->signals.reset();
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGTERM, SIG_IGN);
+  }
 }
 
 void server::handle_signals() {

@@ -371,7 +371,7 @@ describe('orderly stop', () => {
       assert.equal(code, 1001);
       assert.equal(reason, 'server shutting down');
     }
-    const { code } = await h.stop();
+    const { code } = await h.waitExit();
     assert.equal(code, 0);
     assert.ok(h.events('server.stopping').length === 1);
   });
@@ -383,7 +383,7 @@ describe('orderly stop', () => {
     await stuck.waitClose();
     const t0 = Date.now();
     h.proc.kill('SIGINT');
-    const { code } = await h.stop();
+    const { code } = await h.waitExit();
     assert.equal(code, 0);
     assert.ok(Date.now() - t0 < 3000);
     stuck.destroy();

@@ -138,6 +138,11 @@ export class Herald {
   // SIGTERM, then wait; SIGKILL after `timeoutMs`. Resolves with { code, signal }.
   async stop(timeoutMs = 10000) {
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
+    return this.waitExit(timeoutMs);
+  }
+
+  // Waits for an exit already under way (no signal sent); SIGKILL after `timeoutMs`.
+  async waitExit(timeoutMs = 10000) {
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), timeoutMs);
     const result = await this.exited;
     clearTimeout(timer);
