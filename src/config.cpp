@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config_schema.hpp"
+#include "herald/auth.hpp"
 #include "herald/cidr.hpp"
 #include "herald/redis_endpoint.hpp"
 #include "herald/route_selector.hpp"
@@ -291,6 +292,55 @@ bool valid_token(const std::string& s) {
 
 }  // namespace
 
+namespace {
+
+void validate_auth(const config& cfg) {
+  const jwt_config& j = cfg.auth.jwt;
+  if (j.enabled()) {
+    if (j.token_sources.empty())
+      throw config_error("auth.jwt.token_sources", "must name at least one source");
+    for (const auto& s : j.token_sources) {
+      if (s != "header" && s != "query" && s != "subprotocol") {
+        throw config_error("auth.jwt.token_sources",
+                           "expected header, query or subprotocol, got \"" + s + "\"");
+      }
+      if (s == "query" && j.query_parameter.empty())
+        throw config_error("auth.jwt.query_parameter", "required when token_sources has query");
+      if (s == "subprotocol" && j.subprotocol_prefix.empty()) {
+        throw config_error("auth.jwt.subprotocol_prefix",
+                           "required when token_sources has subprotocol");
+      }
+    }
+    if (j.user_claim.empty()) throw config_error("auth.jwt.user_claim", "must not be empty");
+    load_jwt_keys(j);  // files readable, keys usable, algorithms fit the keys
+  } else if (j.close_on_expiry) {
+    throw config_error("auth.jwt.close_on_expiry", "needs auth.jwt.keys or auth.jwt.jwks_file");
+  }
+  const authorizer_config& a = cfg.auth.authorizer;
+  if (!a.integration.empty()) {
+    const integration_config* ic = find_integration(cfg, a.integration);
+    if (!ic || ic->kind != integration_kind::http) {
+      throw config_error(
+          "auth.authorizer.integration",
+          "\"" + a.integration + "\" must be an http integration under integrations");
+    }
+    if (a.identity_sources.empty())
+      throw config_error("auth.authorizer.identity_sources", "must name at least one source");
+    for (const auto& s : a.identity_sources) {
+      const bool header = s.starts_with("route.request.header.") && s.size() > 21;
+      const bool query = s.starts_with("route.request.querystring.") && s.size() > 26;
+      if (!header && !query) {
+        throw config_error("auth.authorizer.identity_sources",
+                           "expected route.request.header.<Name> or "
+                           "route.request.querystring.<name>, got \"" +
+                               s + "\"");
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void validate(const config& cfg) {
   if (!cfg.node_id.empty() && !valid_node_id(cfg.node_id)) {
     throw config_error("node_id",
@@ -380,6 +430,7 @@ void validate(const config& cfg) {
           "unknown integration \"" + rule.integration + "\" (define it under integrations)");
     }
   }
+  validate_auth(cfg);
   const std::pair<const std::string*, const char*> actions[] = {
       {&cfg.channels.subscribe_action, "channels.subscribe_action"},
       {&cfg.channels.unsubscribe_action, "channels.unsubscribe_action"},

@@ -634,6 +634,52 @@ option_def routes_opt() {
           }};
 }
 
+option_def jwt_keys_opt() {
+  return {"auth.jwt.keys", "array",
+          "JWT verification keys, all accepted (rotation): [{\"kid\", \"alg\": \"HS256\" | "
+          "\"HS384\" | \"HS512\" | \"RS256\" | \"RS384\" | \"RS512\" | \"ES256\" | \"ES384\", "
+          "\"secret\" | \"secret_file\" | \"secret_env\" | \"public_key_file\"}] (see "
+          "docs/security.md)",
+          [](config& c, const json& raw, bool text) {
+            const json v = object_value("auth.jwt.keys", raw, text);
+            if (!v.is_array()) bad("auth.jwt.keys", "an array of keys", raw);
+            c.auth.jwt.keys.clear();
+            for (std::size_t i = 0; i < v.size(); ++i) {
+              const std::string key = "auth.jwt.keys[" + std::to_string(i) + "]";
+              const json& k = v[i];
+              if (!k.is_object()) bad(key, "an object with an \"alg\"", k);
+              check_known_members(
+                  key, k, {"kid", "alg", "secret", "secret_file", "secret_env", "public_key_file"});
+              jwt_key_config kc;
+              const auto field = [&](const char* name, std::string& out) {
+                if (const auto it = k.find(name); it != k.end())
+                  out = as_string(key + "." + name, *it, "a string");
+              };
+              field("kid", kc.kid);
+              field("alg", kc.alg);
+              field("secret", kc.secret);
+              field("secret_file", kc.secret_file);
+              field("secret_env", kc.secret_env);
+              field("public_key_file", kc.public_key_file);
+              if (kc.alg.empty()) throw config_error(key + ".alg", "required");
+              c.auth.jwt.keys.push_back(std::move(kc));
+            }
+          },
+          [](const config& c) {
+            json out = json::array();
+            for (const auto& k : c.auth.jwt.keys) {
+              json j = {{"alg", k.alg}};
+              if (!k.kid.empty()) j["kid"] = k.kid;
+              if (!k.secret.empty()) j["secret"] = "<redacted>";
+              if (!k.secret_file.empty()) j["secret_file"] = k.secret_file;
+              if (!k.secret_env.empty()) j["secret_env"] = k.secret_env;
+              if (!k.public_key_file.empty()) j["public_key_file"] = k.public_key_file;
+              out.push_back(std::move(j));
+            }
+            return out;
+          }};
+}
+
 option_def secret(option_def o) {
   o.secret = true;
   return o;
@@ -841,6 +887,80 @@ std::vector<option_def> option_table() {
           "websocket.rate_limit.max_violations",
           "Throttled messages after which the connection is closed (1008); 0: never close",
           [](auto& c) -> auto& { return c.websocket.rate_limit.max_violations; }, 0, 1000000000),
+      list_opt(
+          "websocket.allowed_origins",
+          "Origin globs allowed to open a WebSocket (e.g. https://*.example.com); others get 403. "
+          "Empty: any origin. Requests without an Origin header (non-browser clients) pass",
+          [](auto& c) -> auto& { return c.websocket.allowed_origins; }),
+      number_opt(
+          "websocket.per_ip.connect_rate",
+          "New connections per second one client address may open (token bucket); over it: "
+          "429. 0 disables. Set http.trusted_proxies behind a load balancer",
+          [](auto& c) -> auto& { return c.websocket.per_ip.connect_rate; }, 0, 1e6),
+      number_opt(
+          "websocket.per_ip.connect_burst",
+          "New connections one address may open at once above websocket.per_ip.connect_rate",
+          [](auto& c) -> auto& { return c.websocket.per_ip.connect_burst; }, 1, 1e6),
+      count_opt(
+          "websocket.per_ip.max_connections",
+          "Open connections one client address may hold; over it: 429. 0 disables",
+          [](auto& c) -> auto& { return c.websocket.per_ip.max_connections; }, 0, 10000000),
+
+      jwt_keys_opt(),
+      string_opt(
+          "auth.jwt.jwks_file",
+          "A JWKS document ({\"keys\": [...]}) with more verification keys; re-read on SIGHUP",
+          [](auto& c) -> auto& { return c.auth.jwt.jwks_file; }),
+      list_opt(
+          "auth.jwt.token_sources",
+          "Where the token is taken from, in order: header (Authorization: Bearer), query "
+          "(auth.jwt.query_parameter), subprotocol (auth.jwt.subprotocol_prefix + token)",
+          [](auto& c) -> auto& { return c.auth.jwt.token_sources; }),
+      string_opt(
+          "auth.jwt.query_parameter", "Query parameter carrying the token",
+          [](auto& c) -> auto& { return c.auth.jwt.query_parameter; }),
+      string_opt(
+          "auth.jwt.subprotocol_prefix",
+          "Sec-WebSocket-Protocol entries starting with this carry the token (never echoed back)",
+          [](auto& c) -> auto& { return c.auth.jwt.subprotocol_prefix; }),
+      bool_opt(
+          "auth.jwt.required",
+          "Refuse (401) upgrades without a token; false lets them in anonymous (a bad token is "
+          "still refused)",
+          [](auto& c) -> auto& { return c.auth.jwt.required; }),
+      string_opt(
+          "auth.jwt.issuer", "Required iss claim; empty: not checked",
+          [](auto& c) -> auto& { return c.auth.jwt.issuer; }),
+      list_opt(
+          "auth.jwt.audience", "Accepted aud values (one must match); empty: not checked",
+          [](auto& c) -> auto& { return c.auth.jwt.audience; }),
+      duration_opt(
+          "auth.jwt.leeway", "Clock skew allowed when checking exp, nbf and iat",
+          [](auto& c) -> auto& { return c.auth.jwt.leeway; }, zero, std::chrono::minutes(10)),
+      string_opt(
+          "auth.jwt.user_claim", "The claim that names the connection's user",
+          [](auto& c) -> auto& { return c.auth.jwt.user_claim; }),
+      bool_opt(
+          "auth.jwt.close_on_expiry",
+          "Close connections (4001 \"token expired\") when their token's exp passes",
+          [](auto& c) -> auto& { return c.auth.jwt.close_on_expiry; }),
+      string_opt(
+          "auth.authorizer.integration",
+          "An http integration called with an API Gateway REQUEST authorizer event before "
+          "$connect; empty: no authorizer",
+          [](auto& c) -> auto& { return c.auth.authorizer.integration; }),
+      list_opt(
+          "auth.authorizer.identity_sources",
+          "route.request.header.<Name> or route.request.querystring.<name>; when one is "
+          "missing the upgrade gets 401 without calling the authorizer",
+          [](auto& c) -> auto& { return c.auth.authorizer.identity_sources; }),
+      duration_opt(
+          "auth.authorizer.cache_ttl",
+          "How long an authorizer's answer is reused for the same identity; 0 disables",
+          [](auto& c) -> auto& { return c.auth.authorizer.cache_ttl; }, zero, kDay),
+      count_opt(
+          "auth.authorizer.cache_size", "Identities whose authorizer answer is cached (per node)",
+          [](auto& c) -> auto& { return c.auth.authorizer.cache_size; }, 1, 10000000),
 
       string_opt(
           "routing.selection_expression",

@@ -7,6 +7,15 @@
 
 namespace herald {
 
+bool valid_user_id(std::string_view id) {
+  if (id.empty() || id.size() > 256) return false;
+  for (char c : id) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x21 || u == 0x7f) return false;  // printable, no spaces
+  }
+  return true;
+}
+
 system_time_ms now_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();

@@ -138,6 +138,11 @@ std::string build_event(const event_input& in) {
         if (!query.empty())
           add_pairs(event, "queryStringParameters", "multiValueQueryStringParameters", query);
       }
+      if (!in.method_arn.empty()) {
+        event["type"] = "REQUEST";
+        event["methodArn"] = in.method_arn;
+        event["stageVariables"] = json::object();
+      }
       break;
     }
     case event_type::message:

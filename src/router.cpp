@@ -37,15 +37,6 @@ std::string_view reason_phrase(int status) {
   }
 }
 
-bool valid_user_id(std::string_view id) {
-  if (id.empty() || id.size() > 256) return false;
-  for (char c : id) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x21 || u == 0x7f) return false;  // printable, no spaces
-  }
-  return true;
-}
-
 }  // namespace
 
 router::router(const config& cfg, logger& log, integration_map integrations, dispatcher& channels,

@@ -12,8 +12,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "herald/auth.hpp"
 #include "herald/connection_registry.hpp"
 #include "herald/router.hpp"
+#include "herald/upgrade_guard.hpp"
 #include "herald/ws/frame.hpp"
 #include "net/admin_api.hpp"
 #include "net/http_handler.hpp"
@@ -76,6 +78,8 @@ struct server::impl {
   std::unique_ptr<dispatcher> channels;
   std::unique_ptr<backplane> cluster;  // after channels: it delivers into the dispatcher
   std::unique_ptr<router> app;
+  std::unique_ptr<authenticator> auth;
+  std::unique_ptr<ip_limiter> ip_limits;
   std::unique_ptr<admin_api> admin;
   health_handler client_health;                  // the client listener: health and readiness only
   std::unique_ptr<health_handler> admin_health;  // the admin listener: health, then the admin API
@@ -84,6 +88,32 @@ struct server::impl {
   std::optional<asio::steady_timer> drain_timer;
   std::atomic<bool> stopping{false};
   std::optional<asio::signal_set> signals;
+  std::optional<asio::signal_set> hangup;
+
+  // SIGHUP: re-read the TLS certificate and key and the JWT keys. Open connections keep what
+  // they negotiated; new ones get the new material. A failed reload keeps the old one.
+  void arm_hangup() {
+    hangup->async_wait([this](error_code ec, int) {
+      if (ec) return;
+      if (ctx.tls) {
+        try {
+          ctx.tls->reload();
+          log.info("tls.reloaded", {{"cert_file", cfg.tls.cert_file}});
+        } catch (const std::exception& e) {
+          log.error("tls.reload_failed", {{"error", e.what()}});
+        }
+      }
+      if (auth && cfg.auth.jwt.enabled()) {
+        try {
+          const std::size_t n = auth->reload();
+          log.info("auth.keys_reloaded", {{"keys", static_cast<std::uint64_t>(n)}});
+        } catch (const std::exception& e) {
+          log.error("auth.keys_reload_failed", {{"error", e.what()}});
+        }
+      }
+      arm_hangup();
+    });
+  }
 
   // First SIGINT/SIGTERM: graceful stop. Second: immediate.
   void arm_signals(server& srv) {
@@ -161,6 +191,7 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
   for (const auto& rule : cfg.channels.rules) {
     if (rule.access == channel_access::integration) used.push_back(rule.integration);
   }
+  if (!cfg.auth.authorizer.integration.empty()) used.push_back(cfg.auth.authorizer.integration);
   const worker_poster post = [&ctx](unsigned i, std::function<void()> fn) {
     asio::post(ctx.workers[i]->context(), std::move(fn));
   };
@@ -184,6 +215,13 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
         integrations[name] = make_builtin_integration(ic);
     }
   }
+  integration* authorizer = nullptr;
+  if (!cfg.auth.authorizer.integration.empty())
+    authorizer = integrations.at(cfg.auth.authorizer.integration).get();
+  impl_->auth = std::make_unique<authenticator>(cfg, log, authorizer);
+  if (impl_->auth->enabled()) ctx.auth = impl_->auth.get();
+  impl_->ip_limits = std::make_unique<ip_limiter>(cfg.websocket.per_ip);
+  if (impl_->ip_limits->enabled()) ctx.ip_limits = impl_->ip_limits.get();
   impl_->app = std::make_unique<router>(cfg, log, std::move(integrations), *impl_->channels, n);
   ctx.handler = impl_->app.get();
   if (impl_->app->has_connect_route()) ctx.connect_hook = impl_->app.get();
@@ -245,14 +283,18 @@ void server::run() {
     // must not turn a clean exit into "killed by signal". Destroying the set restores SIG_DFL,
     // so ignore the signals from here on.
     impl_->signals.reset();
+    impl_->hangup.reset();
     std::signal(SIGINT, SIG_IGN);
     std::signal(SIGTERM, SIG_IGN);
+    std::signal(SIGHUP, SIG_IGN);
   }
 }
 
 void server::handle_signals() {
   impl_->signals.emplace(impl_->control().context(), SIGINT, SIGTERM);
   impl_->arm_signals(*this);
+  impl_->hangup.emplace(impl_->control().context(), SIGHUP);
+  impl_->arm_hangup();
 }
 
 void server::stop() {

@@ -90,6 +90,12 @@ struct rate_limit_config {
   std::size_t max_violations = 100;  // throttled messages before the connection is closed; 0: never
 };
 
+// Per client address (behind http.trusted_proxies) limits on upgrades.
+struct per_ip_config {
+  double connect_rate = 0;  // new connections per second per address; 0 disables
+  double connect_burst = 20;
+  std::size_t max_connections = 0;  // open connections per address; 0 disables
+};
 struct websocket_config {
   std::string path = "/";
   std::size_t max_message_bytes = 128 * 1024;
@@ -103,6 +109,10 @@ struct websocket_config {
   duration close_timeout = std::chrono::seconds(5);
   std::size_t max_connections = 100000;
   std::vector<std::string> subprotocols;
+  // Origin header globs allowed to connect (e.g. "https://*.example.com"); empty: any. Requests
+  // without an Origin (non-browser clients) are allowed either way.
+  std::vector<std::string> allowed_origins;
+  per_ip_config per_ip;
   send_queue_config send_queue;
   rate_limit_config rate_limit;
 };
@@ -222,6 +232,46 @@ struct redis_config {
   bool required_for_readiness = true;
 };
 
+// One JWT verification key. HMAC algorithms take a secret (inline, from a file, or from an
+// environment variable); RSA and EC algorithms take a PEM public key or certificate file.
+struct jwt_key_config {
+  std::string kid;  // empty: any token's kid
+  std::string alg;  // HS256 | HS384 | HS512 | RS256 | RS384 | RS512 | ES256 | ES384
+  std::string secret;
+  std::string secret_file;
+  std::string secret_env;
+  std::string public_key_file;
+};
+// JWT authentication of the upgrade request. On when keys or a JWKS file are configured.
+struct jwt_config {
+  std::vector<jwt_key_config> keys;
+  std::string jwks_file;
+  // Where the token is looked for, in order: "header" (Authorization: Bearer), "query"
+  // (?access_token=), "subprotocol" (Sec-WebSocket-Protocol: <prefix><token>, never echoed).
+  std::vector<std::string> token_sources{"header", "query", "subprotocol"};
+  std::string query_parameter = "access_token";
+  std::string subprotocol_prefix = "bearer.";
+  bool required = true;  // false: connections without a token are anonymous (a bad token is 401)
+  std::string issuer;
+  std::vector<std::string> audience;
+  duration leeway = std::chrono::seconds(30);
+  std::string user_claim = "sub";  // the claim naming the user
+  bool close_on_expiry = false;    // close (4001) when exp passes on an open connection
+  bool enabled() const { return !keys.empty() || !jwks_file.empty(); }
+};
+// A REQUEST authorizer (as API Gateway's Lambda REQUEST authorizer) called over HTTP before
+// $connect. Its principalId and context reach every later event as requestContext.authorizer.
+struct authorizer_config {
+  std::string integration;  // an http integration; empty: no authorizer
+  // route.request.header.<Name> | route.request.querystring.<name>; all must be present.
+  std::vector<std::string> identity_sources{"route.request.header.Authorization"};
+  duration cache_ttl = std::chrono::minutes(5);  // 0 disables the cache
+  std::size_t cache_size = 10000;
+};
+struct auth_config {
+  jwt_config jwt;
+  authorizer_config authorizer;
+};
 struct shutdown_config {
   duration drain_timeout = std::chrono::seconds(10);
 };
@@ -235,6 +285,7 @@ struct config {
   admin_config admin;
   http_config http;
   websocket_config websocket;
+  auth_config auth;
   shutdown_config shutdown;
   backplane_kind backplane = backplane_kind::local;
   redis_config redis;

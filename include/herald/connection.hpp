@@ -19,6 +19,9 @@ using system_time_ms = std::int64_t;  // milliseconds since the Unix epoch
 
 system_time_ms now_ms();
 
+// A usable user id: 1-256 printable ASCII characters without spaces.
+bool valid_user_id(std::string_view id);
+
 // What is known about a connection when it opens. Immutable afterwards, except the
 // activity timestamp, which any thread may read.
 // Key/value pairs, in order (headers, authorizer context).
@@ -35,6 +38,7 @@ struct connection_info {
   // What an authorizer returned (principalId and context values as strings), shared by every
   // event of this connection. Null when there was no authorizer.
   std::shared_ptr<const string_pairs> authorizer;
+  system_time_ms expires_at = 0;  // the token's exp, when auth.jwt.close_on_expiry (0: never)
   unsigned worker = 0;
 };
 

@@ -33,6 +33,8 @@ struct event_input {
   const routing_config* routing = nullptr;
   // CONNECT
   const connect_request* request = nullptr;
+  // A REQUEST authorizer's event: the CONNECT event plus "type" and "methodArn".
+  std::string_view method_arn;
   // MESSAGE
   std::string_view message_id;
   std::string_view body;

@@ -58,11 +58,30 @@ class latency_histogram {
 inline constexpr std::array<std::uint16_t, 14> counted_close_codes{
     1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014};
 
+// Why an upgrade was refused (herald_handshakes_rejected_total{reason}).
+enum class reject_reason : std::size_t {
+  connect_route,     // $connect answered non-2xx
+  connection_limit,  // websocket.max_connections
+  draining,          // shutting down
+  origin,            // websocket.allowed_origins (403)
+  ip_rate,           // websocket.per_ip.connect_rate (429)
+  ip_connections,    // websocket.per_ip.max_connections (429)
+  unauthorized,      // JWT or authorizer: 401
+  forbidden,         // authorizer Deny: 403
+  auth_error,        // authorizer failed: 500
+  count_
+};
+inline constexpr std::array<const char*, static_cast<std::size_t>(reject_reason::count_)>
+    reject_reason_names{"connect_route",  "connection_limit", "draining",  "origin",    "ip_rate",
+                        "ip_connections", "unauthorized",     "forbidden", "auth_error"};
+
 struct worker_metrics {
   gauge connections_open;
   counter connections_opened;
   counter connections_closed;
-  counter handshakes_rejected;
+  std::array<counter, static_cast<std::size_t>(reject_reason::count_)> handshakes_rejected;
+  counter token_expiry_closes;  // auth.jwt.close_on_expiry
+  void reject(reject_reason r) { handshakes_rejected[static_cast<std::size_t>(r)].add(); }
   counter messages_in;
   counter messages_out;
   counter bytes_in;

@@ -764,9 +764,16 @@ std::string admin_api::render_metrics() const {
                                                                    : "other";
     p.sample("herald_connections_closed_total", {{"code", code}}, n);
   }
-  counter_family("herald_handshakes_rejected_total",
-                 "Upgrades refused: $connect rejections, connection limit, shutting down",
-                 &worker_metrics::handshakes_rejected);
+  p.family("herald_handshakes_rejected_total", "counter", "Upgrades refused, by reason");
+  for (std::size_t i = 0; i < reject_reason_names.size(); ++i) {
+    std::uint64_t n = 0;
+    for (const auto& w : ctx_.workers)
+      n += w->metrics().handshakes_rejected[i].value();
+    p.sample("herald_handshakes_rejected_total", {{"reason", reject_reason_names[i]}}, n);
+  }
+  counter_family("herald_token_expiry_closes_total",
+                 "Connections closed (4001) because their token expired",
+                 &worker_metrics::token_expiry_closes);
   counter_family("herald_messages_received_total", "WebSocket messages received from clients",
                  &worker_metrics::messages_in);
   counter_family("herald_messages_sent_total", "WebSocket messages written to clients",

@@ -16,7 +16,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "herald/auth.hpp"
 #include "herald/router.hpp"
+#include "herald/upgrade_guard.hpp"
 #include "herald/ws/handshake.hpp"
 #include "net/http_handler.hpp"
 #include "net/tls_context.hpp"
@@ -187,44 +189,115 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
                     "missing or invalid Sec-WebSocket-Key");
     }
     if (ctx_.draining.load(std::memory_order_relaxed)) {
-      worker_.metrics().handshakes_rejected.add();
+      worker_.metrics().reject(reject_reason::draining);
       return reject(http::status::service_unavailable, "unavailable", "server is shutting down");
+    }
+    const std::string source_ip =
+        client_address(remote_ip_, req["X-Forwarded-For"], ctx_.trusted_proxies);
+    const std::string_view origin = req[http::field::origin];
+    if (!origin_allowed(cfg.websocket.allowed_origins, origin)) {
+      worker_.metrics().reject(reject_reason::origin);
+      ctx_.log.info(
+          "connection.rejected",
+          {{"reason", "origin"}, {"sourceIp", source_ip}, {"origin", origin.substr(0, 256)}});
+      return reject(http::status::forbidden, "forbidden_origin", "origin not allowed");
+    }
+    std::shared_ptr<void> ip_hold;
+    if (ctx_.ip_limits) {
+      const auto v = ctx_.ip_limits->admit(source_ip, steady_clock::now());
+      if (v != ip_limiter::verdict::ok) {
+        const bool rate = v == ip_limiter::verdict::rate;
+        worker_.metrics().reject(rate ? reject_reason::ip_rate : reject_reason::ip_connections);
+        ctx_.log.info("connection.rejected",
+                      {{"reason", rate ? "ip_rate" : "ip_connections"}, {"sourceIp", source_ip}});
+        auto res = json_error(http::status::too_many_requests, "too_many_requests",
+                              rate ? "too many new connections from this address"
+                                   : "too many open connections from this address");
+        res.set(http::field::retry_after, "1");
+        return write(std::move(res), 11, false, false);
+      }
+      ip_hold = std::shared_ptr<void>(static_cast<void*>(ctx_.ip_limits), [source_ip](void* p) {
+        static_cast<ip_limiter*>(p)->release(source_ip);
+      });
     }
     // The place is held from now on (during $connect too), so concurrent handshakes cannot
     // overshoot the limit; it is released when the connection finishes or the upgrade fails.
     slot_ = ctx_.admit(cfg.websocket.max_connections);
     if (!slot_) {
-      worker_.metrics().handshakes_rejected.add();
+      worker_.metrics().reject(reject_reason::connection_limit);
       ctx_.log.warn("connection.rejected",
-                    {{"reason", "max_connections"}, {"sourceIp", remote_ip_}});
+                    {{"reason", "max_connections"}, {"sourceIp", source_ip}});
       return reject(http::status::service_unavailable, "unavailable", "connection limit reached");
     }
+    if (ip_hold) slot_->attach(std::move(ip_hold));
 
     connection_info info;
     info.id = connection_id::generate();
     info.connected_at = now_ms();
-    info.source_ip = client_address(remote_ip_, req["X-Forwarded-For"], ctx_.trusted_proxies);
+    info.source_ip = source_ip;
     info.user_agent = std::string(req[http::field::user_agent]);
     info.host = std::string(req[http::field::host]);
     info.worker = worker_.index();
     auto offered = ws::split_header_list(req[http::field::sec_websocket_protocol]);
     std::string accept = ws::accept_key(key);
 
-    if (!ctx_.connect_hook) return accept_upgrade(std::move(info), offered, std::move(accept), {});
-    connect_request creq;
-    creq.target = std::string(req.target());
+    const bool authenticate = ctx_.auth && ctx_.auth->enabled();
+    if (!ctx_.connect_hook && !authenticate)
+      return accept_upgrade(std::move(info), offered, std::move(accept), {});
+    auto creq = std::make_shared<connect_request>();
+    creq->target = std::string(req.target());
     for (const auto& field : req)
-      creq.headers.emplace_back(field.name_string(), field.value());
+      creq->headers.emplace_back(field.name_string(), field.value());
     // Every integration has its own bounded timeout; this is only a safety net.
     arm_timer(steady_clock::now() + std::chrono::minutes(11));
-    ctx_.connect_hook->on_connect(info, creq, offered,
-                                  [self = this->shared_from_this(), info, offered,
+    if (!authenticate) return run_connect_hook(std::move(info), creq, offered, std::move(accept));
+    // The token subprotocol (if any) leaves `offered` here, before $connect sees the list.
+    auto offer = std::make_shared<std::vector<std::string>>(std::move(offered));
+    ctx_.auth->authenticate(info, *creq, *offer,
+                            [self = this->shared_from_this(), info, creq, offer,
+                             accept = std::move(accept)](auth_outcome a) mutable {
+                              if (self->done_) return;
+                              if (!a.accept) return self->refuse_auth(info, a);
+                              info.user_id = std::move(a.user_id);
+                              info.authorizer = std::move(a.authorizer);
+                              info.expires_at = a.expires_at;
+                              self->run_connect_hook(std::move(info), creq, std::move(*offer),
+                                                     std::move(accept));
+                            });
+  }
+
+  void run_connect_hook(connection_info info, const std::shared_ptr<connect_request>& creq,
+                        std::vector<std::string> offered, std::string accept) {
+    if (!ctx_.connect_hook) return accept_upgrade(std::move(info), offered, std::move(accept), {});
+    // The connection_info outlives the call: the hook's callback may run later.
+    auto held = std::make_shared<connection_info>(std::move(info));
+    auto offer = std::make_shared<std::vector<std::string>>(std::move(offered));
+    ctx_.connect_hook->on_connect(*held, *creq, *offer,
+                                  [self = this->shared_from_this(), held, offer, creq,
                                    accept = std::move(accept)](connect_decision d) mutable {
                                     if (self->done_) return;
                                     if (!d.accept) return self->reject_upgrade(std::move(d));
-                                    self->accept_upgrade(std::move(info), offered,
+                                    self->accept_upgrade(std::move(*held), *offer,
                                                          std::move(accept), std::move(d));
                                   });
+  }
+
+  void refuse_auth(const connection_info& info, const auth_outcome& a) {
+    const auto reason = a.status == 401   ? reject_reason::unauthorized
+                        : a.status == 403 ? reject_reason::forbidden
+                                          : reject_reason::auth_error;
+    worker_.metrics().reject(reason);
+    ctx_.log.info("connection.unauthorized", {{"connectionId", info.id.view()},
+                                              {"sourceIp", info.source_ip},
+                                              {"status", a.status},
+                                              {"reason", a.reason}});
+    if (a.status == 401) {
+      auto res = json_error(http::status::unauthorized, "unauthorized", a.reason);
+      res.set(http::field::www_authenticate, "Bearer error=\"invalid_token\"");
+      return write(std::move(res), 11, false, false);
+    }
+    if (a.status == 403) return reject(http::status::forbidden, "forbidden", a.reason);
+    reject(http::status::internal_server_error, "internal_error", a.reason);
   }
 
   void accept_upgrade(connection_info info, const std::vector<std::string>& offered,
@@ -235,7 +308,24 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
       info.subprotocol = std::move(*chosen);
     }
     if (!decision.user_id.empty()) info.user_id = std::move(decision.user_id);
-    if (decision.authorizer) info.authorizer = std::move(decision.authorizer);
+    if (decision.authorizer) {
+      // $connect's own principalId/context (a Herald extension) add to what auth found.
+      if (info.authorizer) {
+        auto merged = std::make_shared<string_pairs>(*info.authorizer);
+        for (const auto& kv : *decision.authorizer) {
+          auto it = std::find_if(merged->begin(), merged->end(),
+                                 [&](const auto& m) { return m.first == kv.first; });
+          if (it != merged->end()) {
+            it->second = kv.second;
+          } else {
+            merged->push_back(kv);
+          }
+        }
+        info.authorizer = std::move(merged);
+      } else {
+        info.authorizer = std::move(decision.authorizer);
+      }
+    }
     auto res =
         std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, 11);
     res->set(http::field::server, "herald");
@@ -251,7 +341,7 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
   }
 
   void reject_upgrade(connect_decision d) {
-    worker_.metrics().handshakes_rejected.add();
+    worker_.metrics().reject(reject_reason::connect_route);
     http_response res{static_cast<http::status>(d.status), 11};
     res.set(http::field::content_type, d.content_type.empty() ? "text/plain" : d.content_type);
     res.body() = std::move(d.body);

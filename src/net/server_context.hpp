@@ -15,6 +15,8 @@
 #include "herald/log.hpp"
 
 namespace herald {
+class authenticator;
+class ip_limiter;
 class connect_handler;
 class backplane;
 }  // namespace herald
@@ -31,11 +33,13 @@ class admission {
  public:
   admission() = default;
   explicit admission(std::atomic<std::size_t>* count) : count_(count) {}
-  admission(admission&& o) noexcept : count_(std::exchange(o.count_, nullptr)) {}
+  admission(admission&& o) noexcept
+      : count_(std::exchange(o.count_, nullptr)), hold_(std::move(o.hold_)) {}
   admission& operator=(admission&& o) noexcept {
     if (this != &o) {
       release();
       count_ = std::exchange(o.count_, nullptr);
+      hold_ = std::move(o.hold_);
     }
     return *this;
   }
@@ -45,10 +49,14 @@ class admission {
   void release() {
     if (count_) count_->fetch_sub(1, std::memory_order_relaxed);
     count_ = nullptr;
+    hold_.reset();
   }
+  // Something else to let go of with this place (a per-address hold).
+  void attach(std::shared_ptr<void> hold) { hold_ = std::move(hold); }
 
  private:
   std::atomic<std::size_t>* count_ = nullptr;
+  std::shared_ptr<void> hold_;
 };
 
 struct server_context {
@@ -64,6 +72,8 @@ struct server_context {
   http_handler* client_http = nullptr;      // non-upgrade requests on the client listener
   http_handler* admin_http = nullptr;       // requests on the admin listener
   connect_handler* connect_hook = nullptr;  // $connect, consulted before an upgrade is accepted
+  authenticator* auth = nullptr;            // JWT / REQUEST authorizer, before $connect
+  ip_limiter* ip_limits = nullptr;          // websocket.per_ip (null when off)
   backplane* cluster = nullptr;             // for readiness (redis.required_for_readiness)
   std::vector<cidr> trusted_proxies;        // http.trusted_proxies
   std::atomic<bool> listening{false};       // listeners bound and accepting

@@ -19,6 +19,8 @@ namespace herald::net {
 namespace {
 
 namespace cc = ws::close_code;
+// auth.jwt.close_on_expiry: the token's exp passed (4000-4999 is for applications).
+constexpr std::uint16_t token_expired_code = 4001;
 
 enum class frame_kind : std::uint8_t { data, ping, pong, close };
 
@@ -136,6 +138,10 @@ class websocket_session final : public websocket_session_base {
     if (state_ == state::closing) {
       if (now - close_started_ >= c.close_timeout) abort(cc::abnormal, "close handshake timeout");
       return;
+    }
+    if (info().expires_at != 0 && now_ms() >= info().expires_at) {
+      worker_.metrics().token_expiry_closes.add();
+      return start_close(token_expired_code, "token expired", true);
     }
     if (c.max_duration.count() > 0 && now - opened_ >= c.max_duration) {
       return start_close(cc::going_away, "maximum connection duration reached", true);

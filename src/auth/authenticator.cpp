@@ -1,0 +1,464 @@
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "herald/auth.hpp"
+#include "herald/channel_policy.hpp"
+#include "herald/connection_id.hpp"
+#include "herald/integration.hpp"
+#include "herald/log.hpp"
+#include "herald/text.hpp"
+
+namespace herald {
+namespace {
+
+using nlohmann::json;
+using steady = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxAuthorizerResult = 8 * 1024;  // as API Gateway
+
+std::string read_file(const std::string& key, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw config_error(key, "cannot read \"" + path + "\"");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string without_trailing_newlines(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
+    s.pop_back();
+  return s;
+}
+
+// "route.request.header.Authorization" -> the header's value; nothing when absent or empty.
+std::optional<std::string> identity_value(std::string_view source, const connect_request& request) {
+  constexpr std::string_view header = "route.request.header.";
+  constexpr std::string_view query = "route.request.querystring.";
+  std::string value;
+  if (source.starts_with(header)) {
+    value = std::string(find_header(request.headers, source.substr(header.size())));
+  } else if (source.starts_with(query)) {
+    const std::string_view name = source.substr(query.size());
+    for (auto& [k, v] : query_pairs(request.target)) {
+      if (k == name) value = std::move(v);
+    }
+  }
+  if (value.empty()) return std::nullopt;
+  return value;
+}
+
+bool action_matches(const json& action) {
+  const auto one = [](const json& a) {
+    return a.is_string() && (a == "execute-api:Invoke" || a == "execute-api:*" || a == "*");
+  };
+  if (action.is_array()) {
+    for (const auto& a : action) {
+      if (one(a)) return true;
+    }
+    return false;
+  }
+  return one(action);
+}
+
+bool resource_matches(const json& resource, std::string_view arn) {
+  const auto one = [arn](const json& r) {
+    return r.is_string() && glob_match(r.get<std::string>(), arn);
+  };
+  if (resource.is_array()) {
+    for (const auto& r : resource) {
+      if (one(r)) return true;
+    }
+    return false;
+  }
+  return one(resource);
+}
+
+}  // namespace
+
+jwt::key_set load_jwt_keys(const jwt_config& cfg) {
+  jwt::key_set keys;
+  for (std::size_t i = 0; i < cfg.keys.size(); ++i) {
+    const jwt_key_config& k = cfg.keys[i];
+    const std::string key = "auth.jwt.keys[" + std::to_string(i) + "]";
+    jwt::algorithm alg{};
+    if (!jwt::parse_algorithm(k.alg, alg)) {
+      throw config_error(key + ".alg",
+                         "expected one of HS256 | HS384 | HS512 | RS256 | RS384 | "
+                         "RS512 | ES256 | ES384, got \"" +
+                             k.alg + "\"");
+    }
+    const int sources = !k.secret.empty() + !k.secret_file.empty() + !k.secret_env.empty() +
+                        !k.public_key_file.empty();
+    if (sources != 1) {
+      throw config_error(key,
+                         "needs exactly one of secret, secret_file, secret_env, "
+                         "public_key_file");
+    }
+    try {
+      if (!k.public_key_file.empty()) {
+        keys.add_public_key_pem(k.kid, alg, read_file(key + ".public_key_file", k.public_key_file));
+      } else {
+        std::string secret = k.secret;
+        if (!k.secret_file.empty())
+          secret = without_trailing_newlines(read_file(key + ".secret_file", k.secret_file));
+        if (!k.secret_env.empty()) {
+          const char* v = std::getenv(k.secret_env.c_str());
+          if (!v || !*v)
+            throw config_error(key + ".secret_env", "$" + k.secret_env + " is not set");
+          secret = v;
+        }
+        keys.add_secret(k.kid, alg, std::move(secret));
+      }
+    } catch (const std::invalid_argument& e) {
+      throw config_error(key, e.what());
+    }
+  }
+  if (!cfg.jwks_file.empty()) {
+    try {
+      keys.add_jwks(read_file("auth.jwt.jwks_file", cfg.jwks_file));
+    } catch (const std::invalid_argument& e) {
+      throw config_error("auth.jwt.jwks_file", e.what());
+    }
+  }
+  return keys;
+}
+
+std::optional<std::string> find_token(const jwt_config& cfg, const connect_request& request,
+                                      std::vector<std::string>& offered) {
+  std::optional<std::string> token;
+  // A token subprotocol never stays in the offer, whichever source wins.
+  std::optional<std::string> from_protocol;
+  for (auto it = offered.begin(); it != offered.end();) {
+    if (!cfg.subprotocol_prefix.empty() && it->starts_with(cfg.subprotocol_prefix)) {
+      if (!from_protocol) from_protocol = it->substr(cfg.subprotocol_prefix.size());
+      it = offered.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& source : cfg.token_sources) {
+    if (source == "header") {
+      const std::string_view auth = trim(find_header(request.headers, "Authorization"));
+      if (auth.size() > 7 && iequals(auth.substr(0, 7), "Bearer ")) {
+        const std::string_view t = trim(auth.substr(7));
+        if (!t.empty()) return std::string(t);
+      }
+    } else if (source == "query") {
+      for (auto& [k, v] : query_pairs(request.target)) {
+        if (k == cfg.query_parameter && !v.empty()) return std::move(v);
+      }
+    } else if (source == "subprotocol") {
+      if (from_protocol && !from_protocol->empty()) return from_protocol;
+    }
+  }
+  return token;
+}
+
+string_pairs claims_context(const json& claims, std::string_view principal) {
+  string_pairs out;
+  out.emplace_back("principalId", std::string(principal));
+  for (const auto& [k, v] : claims.items()) {
+    if (k == "principalId") continue;
+    out.emplace_back(k, v.is_string() ? v.get<std::string>()
+                                      : v.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+  return out;
+}
+
+authorizer_answer parse_authorizer_answer(int status, std::string_view body,
+                                          std::string_view method_arn) {
+  using verdict = authorizer_answer::verdict;
+  authorizer_answer a;
+  if (status == 401) {
+    a.what = verdict::unauthorized;
+    return a;
+  }
+  if (status == 403) {
+    a.what = verdict::deny;
+    return a;
+  }
+  if (status < 200 || status >= 300) {
+    a.error = "authorizer answered " + std::to_string(status);
+    return a;
+  }
+  if (body.size() > kMaxAuthorizerResult) {
+    a.error = "authorizer result over 8 KiB";
+    return a;
+  }
+  const json doc = json::parse(body, nullptr, false);
+  if (!doc.is_object()) {
+    a.error = "authorizer result is not a JSON object";
+    return a;
+  }
+  if (const auto p = doc.find("principalId"); p != doc.end()) {
+    if (!p->is_string()) {
+      a.error = "principalId is not a string";
+      return a;
+    }
+    a.principal_id = p->get<std::string>();
+  }
+  if (const auto c = doc.find("context"); c != doc.end() && !c->is_null()) {
+    if (!c->is_object()) {
+      a.error = "context is not an object";
+      return a;
+    }
+    for (const auto& [k, v] : c->items()) {
+      if (v.is_string()) {
+        a.context.emplace_back(k, v.get<std::string>());
+      } else if (v.is_number() || v.is_boolean()) {
+        a.context.emplace_back(k, v.dump());  // 1 -> "1", true -> "true", as API Gateway
+      } else {
+        a.error = "context values must be strings, numbers or booleans (\"" + k + "\")";
+        return a;
+      }
+    }
+  }
+  const auto policy = doc.find("policyDocument");
+  if (policy == doc.end() || !policy->is_object()) {
+    a.error = "no policyDocument";
+    return a;
+  }
+  const auto statements = policy->find("Statement");
+  if (statements == policy->end() || !(statements->is_array() || statements->is_object())) {
+    a.error = "policyDocument has no Statement";
+    return a;
+  }
+  // An explicit Deny wins; otherwise an Allow that covers the method ARN; otherwise deny.
+  bool allowed = false;
+  bool denied = false;
+  const auto consider = [&](const json& st) {
+    if (!st.is_object()) return;
+    const auto effect = st.find("Effect");
+    const auto action = st.find("Action");
+    const auto resource = st.find("Resource");
+    if (effect == st.end() || action == st.end() || resource == st.end()) return;
+    if (!action_matches(*action) || !resource_matches(*resource, method_arn)) return;
+    if (*effect == "Allow") allowed = true;
+    if (*effect == "Deny") denied = true;
+  };
+  if (statements->is_array()) {
+    for (const auto& st : *statements)
+      consider(st);
+  } else {
+    consider(*statements);
+  }
+  a.what = denied || !allowed ? verdict::deny : verdict::allow;
+  return a;
+}
+
+authenticator::authenticator(const config& cfg, logger& log, integration* authorizer)
+    : cfg_(cfg), log_(log), authorizer_(authorizer), jwt_on_(cfg.auth.jwt.enabled()) {
+  verify_options_.issuer = cfg.auth.jwt.issuer;
+  verify_options_.audience = cfg.auth.jwt.audience;
+  verify_options_.leeway = std::chrono::duration_cast<std::chrono::seconds>(cfg.auth.jwt.leeway);
+  verify_options_.max_token_bytes = cfg.http.max_header_bytes;
+  const std::string region =
+      cfg.admin.sigv4.region.empty() ? std::string("local") : cfg.admin.sigv4.region;
+  method_arn_ = "arn:aws:execute-api:" + region + ":000000000000:" + cfg.routing.api_id + "/" +
+                cfg.routing.stage + "/$connect";
+  if (jwt_on_) keys_ = std::make_shared<const jwt::key_set>(load_jwt_keys(cfg.auth.jwt));
+}
+
+authenticator::~authenticator() = default;
+
+std::shared_ptr<const jwt::key_set> authenticator::keys() const {
+  std::lock_guard lock(keys_mutex_);
+  return keys_;
+}
+
+std::size_t authenticator::reload() {
+  if (!jwt_on_) return 0;
+  auto fresh = std::make_shared<const jwt::key_set>(load_jwt_keys(cfg_.auth.jwt));
+  const std::size_t n = fresh->keys().size();
+  std::lock_guard lock(keys_mutex_);
+  keys_ = std::move(fresh);
+  return n;
+}
+
+void authenticator::authenticate(const connection_info& info, const connect_request& request,
+                                 std::vector<std::string>& offered,
+                                 std::function<void(auth_outcome)> done) {
+  auth_outcome out;
+  if (jwt_on_) {
+    check_jwt(info, request, offered, out);
+    if (!out.accept) return done(std::move(out));
+  }
+  if (!authorizer_) return done(std::move(out));
+  call_authorizer(info, request, std::move(out), std::move(done));
+}
+
+void authenticator::check_jwt(const connection_info& info, const connect_request& request,
+                              std::vector<std::string>& offered, auth_outcome& out) {
+  const jwt_config& c = cfg_.auth.jwt;
+  const auto refuse = [&](std::string reason) {
+    out.accept = false;
+    out.status = 401;
+    out.reason = std::move(reason);
+  };
+  const auto token = find_token(c, request, offered);
+  if (!token) {
+    if (c.required) refuse("missing token");
+    return;
+  }
+  const auto now = now_ms();
+  const jwt::result r = jwt::verify(*token, *keys(), verify_options_, now / 1000);
+  if (r.err != jwt::error::none) return refuse(std::string(jwt::describe(r.err)));
+  std::string user;
+  if (const auto u = r.claims.find(c.user_claim); u != r.claims.end()) {
+    if (u->is_string()) user = u->get<std::string>();
+    if (u->is_number_integer()) user = u->dump();
+  }
+  if (!user.empty() && !valid_user_id(user)) {
+    return refuse("the " + c.user_claim + " claim is not a usable user id");
+  }
+  out.user_id = user;
+  out.authorizer = std::make_shared<const string_pairs>(claims_context(r.claims, user));
+  if (c.close_on_expiry) {
+    if (const auto exp = r.claims.find("exp"); exp != r.claims.end() && exp->is_number()) {
+      out.expires_at = static_cast<system_time_ms>(exp->get<double>() * 1000.0);
+    }
+  }
+  log_.debug(
+      "auth.jwt_verified",
+      {{"connectionId", info.id.view()}, {"userId", user}, {"alg", jwt::algorithm_name(r.alg)}});
+}
+
+void authenticator::apply(const authorizer_answer& a, auth_outcome& out) {
+  using verdict = authorizer_answer::verdict;
+  switch (a.what) {
+    case verdict::allow: {
+      auto ctx = std::make_shared<string_pairs>();
+      if (out.authorizer) *ctx = *out.authorizer;  // JWT claims first, the authorizer wins
+      const auto set = [&](const std::string& k, const std::string& v) {
+        for (auto& kv : *ctx) {
+          if (kv.first == k) {
+            kv.second = v;
+            return;
+          }
+        }
+        ctx->emplace_back(k, v);
+      };
+      if (!a.principal_id.empty()) set("principalId", a.principal_id);
+      for (const auto& [k, v] : a.context)
+        set(k, v);
+      out.authorizer = std::move(ctx);
+      if (out.user_id.empty() && valid_user_id(a.principal_id)) out.user_id = a.principal_id;
+      return;
+    }
+    case verdict::deny:
+      out.accept = false;
+      out.status = 403;
+      out.reason = "denied by the authorizer";
+      return;
+    case verdict::unauthorized:
+      out.accept = false;
+      out.status = 401;
+      out.reason = "unauthorized by the authorizer";
+      return;
+    case verdict::error:
+      out.accept = false;
+      out.status = 500;
+      out.reason = "authorizer failed";
+      return;
+  }
+}
+
+std::optional<authorizer_answer> authenticator::cached(const std::string& key) {
+  std::lock_guard lock(cache_.mutex);
+  const auto it = cache_.entries.find(key);
+  if (it == cache_.entries.end()) return std::nullopt;
+  if (it->second.expires <= steady::now()) {
+    cache_.entries.erase(it);
+    return std::nullopt;
+  }
+  return it->second.answer;
+}
+
+void authenticator::remember(const std::string& key, const authorizer_answer& a) {
+  const std::size_t cap = cfg_.auth.authorizer.cache_size;
+  std::lock_guard lock(cache_.mutex);
+  auto& c = cache_;
+  // Evict in insertion order (expired or not) until there is room.
+  while (c.entries.size() >= cap && c.next < c.order.size())
+    c.entries.erase(c.order[c.next++]);
+  if (c.order.size() > 4 * cap || c.next >= c.order.size()) {
+    // Keys expire and come back: rebuild the order from what is cached, keeping it bounded.
+    std::vector<std::string> live;
+    live.reserve(c.entries.size());
+    for (const auto& kv : c.entries)
+      live.push_back(kv.first);
+    c.order = std::move(live);
+    c.next = 0;
+  }
+  c.order.push_back(key);
+  c.entries[key] = {steady::now() + cfg_.auth.authorizer.cache_ttl, a};
+}
+
+void authenticator::call_authorizer(const connection_info& info, const connect_request& request,
+                                    auth_outcome out, std::function<void(auth_outcome)> done) {
+  const auto& ac = cfg_.auth.authorizer;
+  // Every identity source must be there, or 401 without asking (as API Gateway).
+  std::string cache_key;
+  for (const auto& source : ac.identity_sources) {
+    const auto v = identity_value(source, request);
+    if (!v) {
+      out.accept = false;
+      out.status = 401;
+      out.reason = "missing identity source " + source;
+      return done(std::move(out));
+    }
+    cache_key += *v;
+    cache_key += '\0';
+  }
+  const auto now = steady::now();
+  if (ac.cache_ttl.count() > 0) {
+    if (const auto hit = cached(cache_key)) {
+      apply(*hit, out);
+      return done(std::move(out));
+    }
+  }
+  const std::string request_id = make_request_id();
+  event_input in;
+  in.type = event_type::connect;
+  in.route_key = "$connect";
+  in.request_id = request_id;
+  in.request_time = now_ms();
+  in.conn = &info;
+  in.routing = &cfg_.routing;
+  in.request = &request;
+  in.method_arn = method_arn_;
+  const std::string event = build_event(in);
+  invocation inv;
+  inv.type = event_type::connect;
+  inv.route_key = "$connect";
+  inv.request_id = request_id;
+  inv.connection_id = info.id.view();
+  inv.event = event;
+  inv.worker = info.worker;
+  const auto started = now;
+  authorizer_->invoke(
+      inv, [this, cache_key = std::move(cache_key), out = std::move(out), done = std::move(done),
+            id = info.id, started, request_id](integration_result r) mutable {
+        authorizer_answer a;
+        if (!r.ok) {
+          a.error = r.error;
+        } else {
+          a = parse_authorizer_answer(r.status, r.body, method_arn_);
+        }
+        const auto elapsed =
+            std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started);
+        if (a.what == authorizer_answer::verdict::error) {
+          log_.warn("auth.authorizer_failed", {{"connectionId", id.view()},
+                                               {"requestId", request_id},
+                                               {"error", a.error},
+                                               {"latency_ms", elapsed.count()}});
+        } else if (cfg_.auth.authorizer.cache_ttl.count() > 0) {
+          remember(cache_key, a);  // Allow and Deny are cached; failures are asked again
+        }
+        apply(a, out);
+        done(std::move(out));
+      });
+}
+
+}  // namespace herald
