@@ -117,11 +117,4 @@ std::unique_ptr<integration> make_builtin_integration(const integration_config& 
   throw std::logic_error("not a built-in integration: " + cfg.name);
 }
 
-std::string_view find_header(const string_pairs& headers, std::string_view name) {
-  for (const auto& [k, v] : headers) {
-    if (iequals(k, name)) return v;
-  }
-  return {};
-}
-
 }  // namespace herald

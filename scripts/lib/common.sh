@@ -4,6 +4,7 @@
 BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libboost1.81-dev nlohmann-json3-dev libspdlog-dev
                 libhiredis-dev libssl-dev libgtest-dev)
 TEST_PACKAGES=(redis-server openssl)
+FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -11,10 +11,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string as_text(const json& v) {
-  return v.is_string() ? v.get<std::string>() : v.dump();
-}
-
 class http_integration final : public integration {
  public:
   http_integration(const integration_config& cfg, const std::vector<asio::io_context*>& workers)
@@ -71,58 +67,8 @@ class http_integration final : public integration {
 }  // namespace
 
 integration_result interpret_response(response_mode mode, client_response&& res) {
-  if (res.status >= 500) {
-    return integration_result::failure("backend answered " + std::to_string(res.status));
-  }
-  integration_result r;
-  if (mode == response_mode::lambda_proxy && res.status >= 200 && res.status < 300) {
-    const json doc = json::parse(res.body, nullptr, false);
-    if (doc.is_object() && doc.contains("statusCode")) {
-      // {statusCode, headers?, multiValueHeaders?, body?, isBase64Encoded?}, as a Lambda returns.
-      const json& sc = doc["statusCode"];
-      if (!sc.is_number_integer() || sc.get<int>() < 100 || sc.get<int>() > 599) {
-        return integration_result::failure("Lambda proxy response has an invalid statusCode");
-      }
-      r.status = sc.get<int>();
-      if (const auto h = doc.find("headers"); h != doc.end() && h->is_object()) {
-        for (const auto& [k, v] : h->items())
-          r.headers.emplace_back(k, as_text(v));
-      }
-      if (const auto h = doc.find("multiValueHeaders"); h != doc.end() && h->is_object()) {
-        for (const auto& [k, vs] : h->items()) {
-          if (!vs.is_array()) continue;
-          for (const auto& v : vs)
-            r.headers.emplace_back(k, as_text(v));
-        }
-      }
-      if (const auto b = doc.find("body"); b != doc.end() && !b->is_null()) {
-        r.body = as_text(*b);
-        r.has_body = true;
-      }
-      if (const auto p = doc.find("principalId"); p != doc.end() && p->is_string()) {
-        r.principal_id = p->get<std::string>();
-      }
-      if (const auto c = doc.find("context"); c != doc.end() && c->is_object()) {
-        // Values become strings, as API Gateway does with an authorizer's context.
-        for (const auto& [k, v] : c->items())
-          r.context.emplace_back(k, as_text(v));
-      }
-      if (const auto e = doc.find("isBase64Encoded");
-          e != doc.end() && e->is_boolean() && e->get<bool>()) {
-        auto decoded = ws::base64_decode(r.body);
-        if (!decoded) return integration_result::failure("Lambda proxy body is not valid base64");
-        r.body = std::move(*decoded);
-        r.binary = true;
-      }
-      return r;
-    }
-    // Anything else is taken as the body itself (as API Gateway's v2 payload format does).
-  }
-  r.status = static_cast<int>(res.status);
-  r.headers = std::move(res.headers);
-  r.body = std::move(res.body);
-  r.has_body = !r.body.empty();
-  return r;
+  return interpret_http_answer(mode, static_cast<int>(res.status), std::move(res.headers),
+                               std::move(res.body));
 }
 
 std::unique_ptr<integration> make_http_integration(const integration_config& cfg,

@@ -26,42 +26,6 @@ namespace herald::redis {
 
 using nlohmann::json;
 
-incoming parse_payload(std::string_view payload) {
-  incoming in;
-  const json doc = json::parse(payload, nullptr, false);
-  if (doc.is_discarded()) {
-    // Not JSON: the text itself is the data (invalid UTF-8 replaced, as JSON must be valid).
-    in.data_json = json(std::string(payload)).dump(-1, ' ', false, json::error_handler_t::replace);
-    return in;
-  }
-  bool envelope = doc.is_object() && doc.contains("data");
-  if (envelope) {
-    for (const auto& [k, v] : doc.items()) {
-      if (k != "data" && k != "id" && k != "exclude" && k != "origin" && k != "offset" &&
-          k != "epoch" && k != "event")
-        envelope = false;
-    }
-  }
-  if (!envelope) {
-    in.data_json = doc.dump(-1, ' ', false, json::error_handler_t::replace);
-    return in;
-  }
-  in.data_json = doc["data"].dump(-1, ' ', false, json::error_handler_t::replace);
-  const auto text = [&](const char* key) {
-    const auto it = doc.find(key);
-    return it != doc.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  in.id = text("id");
-  in.exclude = text("exclude");
-  in.origin = text("origin");
-  in.epoch = text("epoch");
-  in.event = text("event");
-  if (in.event != "join" && in.event != "leave") in.event.clear();
-  if (const auto it = doc.find("offset"); it != doc.end() && it->is_number_unsigned())
-    in.offset = it->get<std::uint64_t>();
-  return in;
-}
-
 namespace {
 
 std::string reply_text(reply_view r) {

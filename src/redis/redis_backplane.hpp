@@ -14,6 +14,7 @@
 #include "herald/connection_registry.hpp"
 #include "herald/dispatcher.hpp"
 #include "herald/log.hpp"
+#include "redis/payload.hpp"
 
 namespace herald::redis {
 
@@ -21,20 +22,5 @@ namespace herald::redis {
 std::unique_ptr<backplane> make_redis_backplane(const config& cfg, logger& log,
                                                 connection_registry& registry, dispatcher& channels,
                                                 worker_poster post);
-
-// How a payload published on a Herald channel is read (exposed for tests): an object with
-// "data" and nothing but data/id/exclude/origin/offset/epoch/event is an envelope; anything else
-// is the data
-// itself (JSON if it parses, else a string).
-struct incoming {
-  std::string data_json;
-  std::string id;
-  std::string exclude;
-  std::string origin;
-  std::uint64_t offset = 0;  // history channels (from FCALL herald_publish)
-  std::string epoch;
-  std::string event;  // presence: "join" / "leave"
-};
-incoming parse_payload(std::string_view payload);
 
 }  // namespace herald::redis

@@ -6,6 +6,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import tls from 'node:tls';
+import net from 'node:net';
 import { writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -49,11 +50,12 @@ const bearer = (token) => ({ headers: { Authorization: `Bearer ${token}` } });
 describe('JWT authentication on connect', () => {
   let h;
   let dir;
+  let jwks;
   before(async () => {
     dir = tempDir();
     const rsaPem = join(dir, 'rsa.pem');
     writeFileSync(rsaPem, rsa.publicKey.export({ type: 'spki', format: 'pem' }));
-    const jwks = join(dir, 'jwks.json');
+    jwks = join(dir, 'jwks.json');
     writeFileSync(jwks, JSON.stringify({ keys: [{ ...ec.publicKey.export({ format: 'jwk' }), kid: 'ec-1', use: 'sig' }] }));
     h = await startHerald({
       websocket: { subprotocols: ['chat.v1'] },
@@ -142,6 +144,22 @@ describe('JWT authentication on connect', () => {
     assert.equal((await noClaim.nextJson()).code, 'forbidden');
     c.ws.close();
     noClaim.ws.close();
+  });
+
+  test('SIGHUP re-reads the JWKS file: a new kid works, a removed one stops working', async () => {
+    const next = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    writeFileSync(jwks, JSON.stringify({ keys: [{ ...next.publicKey.export({ format: 'jwk' }), kid: 'ec-2' }] }));
+    const reloads = h.events('auth.keys_reloaded').length;
+    h.proc.kill('SIGHUP');
+    await h.waitForLog(() => h.events('auth.keys_reloaded').length > reloads);
+    const input = `${b64url(JSON.stringify({ alg: 'ES256', kid: 'ec-2' }))}.${b64url(JSON.stringify(claims({ sub: 'dave' })))}`;
+    const sig = crypto.sign('sha256', Buffer.from(input), { key: next.privateKey, dsaEncoding: 'ieee-p1363' });
+    const c = await connect(h.url, bearer(`${input}.${b64url(sig)}`));
+    c.ws.close();
+    assert.equal((await handshakeStatus(h.url, bearer(sign({ alg: 'ES256', kid: 'ec-1' }, claims())))).status, 401);
+    // The configured keys are still there.
+    const d = await connect(h.url, bearer(sign({ alg: 'HS256', kid: 'hs-1' }, claims())));
+    d.ws.close();
   });
 
   test('an open connection is closed with 4001 when its token expires', async () => {
@@ -283,6 +301,23 @@ describe('upgrade hygiene: origins, per-address limits, header and URL sizes', (
       });
       b.ws.close();
       c.ws.close();
+    } finally {
+      await h.stop();
+    }
+  });
+
+  test('a client that never finishes its upgrade is cut off at websocket.handshake_timeout', async () => {
+    const h = await startHerald({ websocket: { handshake_timeout: '400ms' } });
+    try {
+      const t0 = Date.now();
+      const closedAfter = await new Promise((resolve, reject) => {
+        const s = net.connect(h.clientPort, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'));
+        s.on('error', reject);
+        s.on('close', () => resolve(Date.now() - t0));
+        s.resume();
+        setTimeout(() => reject(new Error('still open after 5 s')), 5000).unref();
+      });
+      assert.ok(closedAfter >= 300 && closedAfter < 3000, `closed after ${closedAfter} ms`);
     } finally {
       await h.stop();
     }

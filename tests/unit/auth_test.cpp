@@ -306,6 +306,43 @@ TEST(Auth, AuthorizerAnswers) {
   EXPECT_EQ(parse_authorizer_answer(200, std::string(9000, ' '), arn).what, v::error);
 }
 
+TEST(AuthConfig, BadKeysAndAuthorizersNameTheKey) {
+  const auto error_of = [](const std::string& text) -> std::string {
+    try {
+      load_config({"", text, {}, {}});
+    } catch (const config_error& e) {
+      return e.key();
+    }
+    return "";
+  };
+  EXPECT_EQ(error_of(R"({"auth":{"jwt":{"keys":[{"alg":"none","secret":"x"}]}}})"),
+            "auth.jwt.keys[0].alg");
+  EXPECT_EQ(error_of(R"({"auth":{"jwt":{"keys":[{"alg":"HS256","secret":"short"}]}}})"),
+            "auth.jwt.keys[0]");
+  EXPECT_EQ(error_of(R"({"auth":{"jwt":{"keys":[{"alg":"HS256"}]}}})"), "auth.jwt.keys[0]");
+  EXPECT_EQ(
+      error_of(
+          R"({"auth":{"jwt":{"keys":[{"alg":"HS256","secret_env":"HERALD_TEST_UNSET_VAR"}]}}})"),
+      "auth.jwt.keys[0].secret_env");
+  EXPECT_EQ(
+      error_of(
+          R"({"auth":{"jwt":{"keys":[{"alg":"RS256","public_key_file":"/nonexistent.pem"}]}}})"),
+      "auth.jwt.keys[0].public_key_file");
+  EXPECT_EQ(error_of(R"({"auth":{"jwt":{"jwks_file":"/nonexistent.json"}}})"),
+            "auth.jwt.jwks_file");
+  EXPECT_EQ(error_of(R"({"auth":{"jwt":{"keys":[{"alg":"HS256","secret":")" + kSecret +
+                     R"("}],"token_sources":["cookie"]}}})"),
+            "auth.jwt.token_sources");
+  EXPECT_EQ(error_of(R"({"auth":{"jwt":{"close_on_expiry":true}}})"), "auth.jwt.close_on_expiry");
+  EXPECT_EQ(error_of(R"({"auth":{"authorizer":{"integration":"echo"}}})"),
+            "auth.authorizer.integration");
+  EXPECT_EQ(error_of(R"({"integrations":{"a":{"type":"http","url":"http://127.0.0.1:1/"}},
+                        "auth":{"authorizer":{"integration":"a","identity_sources":["header.X"]}}})"),
+            "auth.authorizer.identity_sources");
+  EXPECT_EQ(
+      error_of(R"({"auth":{"jwt":{"keys":[{"alg":"HS256","secret":")" + kSecret + R"("}]}}})"), "");
+}
+
 TEST(UpgradeGuard, Origins) {
   EXPECT_TRUE(origin_allowed({}, "https://anything.example"));
   const std::vector<std::string> allowed{"https://app.example.com", "https://*.example.org"};
