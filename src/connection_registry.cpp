@@ -7,6 +7,16 @@
 
 namespace herald {
 
+void set_pair(string_pairs& pairs, std::string_view key, std::string value) {
+  for (auto& kv : pairs) {
+    if (kv.first == key) {
+      kv.second = std::move(value);
+      return;
+    }
+  }
+  pairs.emplace_back(std::string(key), std::move(value));
+}
+
 bool valid_user_id(std::string_view id) {
   if (id.empty() || id.size() > 256) return false;
   for (char c : id) {

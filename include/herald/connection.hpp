@@ -27,6 +27,9 @@ bool valid_user_id(std::string_view id);
 // Key/value pairs, in order (headers, authorizer context).
 using string_pairs = std::vector<std::pair<std::string, std::string>>;
 
+// Sets `key` to `value`, replacing an existing entry with that key or adding one at the end.
+void set_pair(string_pairs& pairs, std::string_view key, std::string value);
+
 struct connection_info {
   connection_id id;
   system_time_ms connected_at = 0;

@@ -42,7 +42,6 @@ bool resource_matches(const json& resource, std::string_view arn) {
 
 std::optional<std::string> find_token(const jwt_config& cfg, const connect_request& request,
                                       std::vector<std::string>& offered) {
-  std::optional<std::string> token;
   // A token subprotocol never stays in the offer, whichever source wins.
   std::optional<std::string> from_protocol;
   for (auto it = offered.begin(); it != offered.end();) {
@@ -68,7 +67,7 @@ std::optional<std::string> find_token(const jwt_config& cfg, const connect_reque
       if (from_protocol && !from_protocol->empty()) return from_protocol;
     }
   }
-  return token;
+  return std::nullopt;
 }
 
 string_pairs claims_context(const json& claims, std::string_view principal) {

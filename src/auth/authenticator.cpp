@@ -179,18 +179,9 @@ void authenticator::apply(const authorizer_answer& a, auth_outcome& out) {
     case verdict::allow: {
       auto ctx = std::make_shared<string_pairs>();
       if (out.authorizer) *ctx = *out.authorizer;  // JWT claims first, the authorizer wins
-      const auto set = [&](const std::string& k, const std::string& v) {
-        for (auto& kv : *ctx) {
-          if (kv.first == k) {
-            kv.second = v;
-            return;
-          }
-        }
-        ctx->emplace_back(k, v);
-      };
-      if (!a.principal_id.empty()) set("principalId", a.principal_id);
+      if (!a.principal_id.empty()) set_pair(*ctx, "principalId", a.principal_id);
       for (const auto& [k, v] : a.context)
-        set(k, v);
+        set_pair(*ctx, k, v);
       out.authorizer = std::move(ctx);
       if (out.user_id.empty() && valid_user_id(a.principal_id)) out.user_id = a.principal_id;
       return;

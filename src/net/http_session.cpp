@@ -312,15 +312,8 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
       // $connect's own principalId/context (a Herald extension) add to what auth found.
       if (info.authorizer) {
         auto merged = std::make_shared<string_pairs>(*info.authorizer);
-        for (const auto& kv : *decision.authorizer) {
-          auto it = std::find_if(merged->begin(), merged->end(),
-                                 [&](const auto& m) { return m.first == kv.first; });
-          if (it != merged->end()) {
-            it->second = kv.second;
-          } else {
-            merged->push_back(kv);
-          }
-        }
+        for (const auto& [k, v] : *decision.authorizer)
+          set_pair(*merged, k, v);
         info.authorizer = std::move(merged);
       } else {
         info.authorizer = std::move(decision.authorizer);
