@@ -346,6 +346,14 @@ void validate(const config& cfg) {
     throw config_error("node_id",
                        "must be 1-64 characters of A-Z a-z 0-9 . _ -, got \"" + cfg.node_id + "\"");
   }
+  if (const auto& s = cfg.shutdown; s.accept_delay + s.close_window > s.drain_timeout) {
+    throw config_error("shutdown.drain_timeout",
+                       "must be at least shutdown.accept_delay + shutdown.close_window (" +
+                           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              s.accept_delay + s.close_window)
+                                              .count()) +
+                           " ms), or connections are cut before their close is sent");
+  }
   if (cfg.tls.mode != tls_mode::off) {
     if (cfg.tls.cert_file.empty())
       throw config_error("tls.cert_file", "required when tls.mode is not off");

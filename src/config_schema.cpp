@@ -1104,8 +1104,19 @@ std::vector<option_def> option_table() {
           [](auto& c) -> auto& { return c.redis.required_for_readiness; }),
 
       duration_opt(
+          "shutdown.accept_delay",
+          "On SIGTERM/SIGINT, time /readyz reports 503 while the node still accepts connections, "
+          "so the load balancer stops sending new ones before the listener closes",
+          [](auto& c) -> auto& { return c.shutdown.accept_delay; }, zero, seconds(3600)),
+      duration_opt(
+          "shutdown.close_window",
+          "Window over which open connections are closed (1001) at random moments, so their "
+          "clients do not all reconnect at once",
+          [](auto& c) -> auto& { return c.shutdown.close_window; }, zero, seconds(3600)),
+      duration_opt(
           "shutdown.drain_timeout",
-          "On SIGTERM/SIGINT, time allowed for connections to close before exit",
+          "On SIGTERM/SIGINT, total time (from the signal) allowed for the drain before exit; "
+          "keep it below the orchestrator's grace period",
           [](auto& c) -> auto& { return c.shutdown.drain_timeout; }, zero, seconds(3600)),
   };
 }

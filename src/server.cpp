@@ -86,6 +86,7 @@ struct server::impl {
   std::shared_ptr<listener> client_listener;
   std::shared_ptr<listener> admin_listener;
   std::optional<asio::steady_timer> drain_timer;
+  steady_clock::time_point stop_started;
   std::atomic<bool> stopping{false};
   std::optional<asio::signal_set> signals;
   std::optional<asio::signal_set> hangup;
@@ -132,28 +133,58 @@ struct server::impl {
 
   worker& control() { return *ctx.workers.front(); }
 
+  // Graceful stop, in three phases counted from the signal:
+  //  1. /readyz answers 503 at once; the listener still accepts for shutdown.accept_delay, the
+  //     time a load balancer needs to see it and stop sending new connections here;
+  //  2. the client listener closes, upgrades are refused, and every open connection gets a
+  //     1001 close at a random moment of shutdown.close_window (clients reconnect elsewhere,
+  //     spread out instead of all at once); $disconnect runs for each;
+  //  3. once connections and integration calls ($disconnect) are done, or at
+  //     shutdown.drain_timeout, the admin listener closes, the node leaves the cluster and
+  //     the process exits 0.
   void begin_stop() {
     if (stopping.exchange(true)) return;
     ctx.draining = true;
-    const std::size_t open = registry.size();
-    log.info("server.stopping",
-             {{"connections", open}, {"drain_timeout_ms", cfg.shutdown.drain_timeout.count()}});
-    client_listener->stop();
-    if (admin_listener) admin_listener->stop();
-    for (auto& w : ctx.workers) {
-      asio::post(w->context(),
-                 [&w] { w->close_all(ws::close_code::going_away, "server shutting down"); });
-    }
-    const auto deadline = steady_clock::now() + cfg.shutdown.drain_timeout;
+    stop_started = steady_clock::now();
+    const auto& s = cfg.shutdown;
+    log.info("server.stopping", {{"connections", registry.size()},
+                                 {"accept_delay_ms", millis(s.accept_delay)},
+                                 {"close_window_ms", millis(s.close_window)},
+                                 {"drain_timeout_ms", millis(s.drain_timeout)}});
     drain_timer.emplace(control().context());
-    wait_for_drain(deadline);
+    if (s.accept_delay <= duration::zero()) return begin_closing();
+    drain_timer->expires_after(s.accept_delay);
+    drain_timer->async_wait([this](error_code ec) {
+      if (ec) return;
+      begin_closing();
+    });
+  }
+
+  void begin_closing() {
+    ctx.closing = true;
+    client_listener->stop();
+    log.info("server.draining", {{"connections", registry.size()},
+                                 {"close_window_ms", millis(cfg.shutdown.close_window)}});
+    for (auto& w : ctx.workers) {
+      asio::post(w->context(), [&w, window = cfg.shutdown.close_window] {
+        w->drain(window, ws::close_code::going_away, std::string(drain_close_reason));
+      });
+    }
+    wait_for_drain(stop_started + cfg.shutdown.drain_timeout);
+  }
+
+  template <class Rep, class Period>
+  static std::int64_t millis(std::chrono::duration<Rep, Period> d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   }
 
   void wait_for_drain(steady_clock::time_point deadline) {
     // Done when every connection is gone and every integration call ($disconnect included)
     // has finished, or at the deadline.
     if ((registry.size() == 0 && app->inflight() == 0) || steady_clock::now() >= deadline) {
-      log.info("server.stopped", {{"connections_left", registry.size()}});
+      log.info("server.stopped", {{"connections_left", registry.size()},
+                                  {"duration_ms", millis(steady_clock::now() - stop_started)}});
+      if (admin_listener) admin_listener->stop();
       // Leave the cluster (liveness key), then stop the workers (from this worker's thread).
       ctx.cluster->stop([this] {
         asio::post(control().context(), [this] {

@@ -272,8 +272,13 @@ struct auth_config {
   jwt_config jwt;
   authorizer_config authorizer;
 };
+// SIGTERM: /readyz turns 503 at once; after accept_delay the listener stops and open
+// connections are closed (1001) at random moments over close_window; the process exits when
+// they are gone, or at drain_timeout (counted from the signal) at the latest.
 struct shutdown_config {
-  duration drain_timeout = std::chrono::seconds(10);
+  duration accept_delay = std::chrono::seconds(2);
+  duration close_window = std::chrono::seconds(4);
+  duration drain_timeout = std::chrono::seconds(8);
 };
 
 struct config {

@@ -81,6 +81,7 @@ struct worker_metrics {
   counter connections_closed;
   std::array<counter, static_cast<std::size_t>(reject_reason::count_)> handshakes_rejected;
   counter token_expiry_closes;  // auth.jwt.close_on_expiry
+  counter drain_closes;         // connections closed by a graceful drain
   void reject(reject_reason r) { handshakes_rejected[static_cast<std::size_t>(r)].add(); }
   counter messages_in;
   counter messages_out;

@@ -774,6 +774,9 @@ std::string admin_api::render_metrics() const {
   counter_family("herald_token_expiry_closes_total",
                  "Connections closed (4001) because their token expired",
                  &worker_metrics::token_expiry_closes);
+  counter_family("herald_drain_closes_total",
+                 "Connections closed (1001) by a graceful drain, spread over shutdown.close_window",
+                 &worker_metrics::drain_closes);
   counter_family("herald_messages_received_total", "WebSocket messages received from clients",
                  &worker_metrics::messages_in);
   counter_family("herald_messages_sent_total", "WebSocket messages written to clients",

@@ -188,7 +188,7 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
       return reject(http::status::bad_request, "bad_request",
                     "missing or invalid Sec-WebSocket-Key");
     }
-    if (ctx_.draining.load(std::memory_order_relaxed)) {
+    if (ctx_.closing.load(std::memory_order_relaxed)) {
       worker_.metrics().reject(reject_reason::draining);
       return reject(http::status::service_unavailable, "unavailable", "server is shutting down");
     }

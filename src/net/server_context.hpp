@@ -23,6 +23,9 @@ class backplane;
 
 namespace herald::net {
 
+// The reason of the 1001 close a drain sends: clients should reconnect (to any node).
+inline constexpr std::string_view drain_close_reason = "server draining; reconnect";
+
 class worker;
 class tls_context;
 class http_handler;
@@ -77,7 +80,8 @@ struct server_context {
   backplane* cluster = nullptr;             // for readiness (redis.required_for_readiness)
   std::vector<cidr> trusted_proxies;        // http.trusted_proxies
   std::atomic<bool> listening{false};       // listeners bound and accepting
-  std::atomic<bool> draining{false};        // shutting down: refuse new connections
+  std::atomic<bool> draining{false};        // shutting down: /readyz says 503
+  std::atomic<bool> closing{false};         // drain under way: refuse upgrades, close new sessions
   std::atomic<std::size_t> admitted{0};     // upgrades admitted and not yet finished
 
   // Reserves a place for a new connection, or nothing when the node is full.

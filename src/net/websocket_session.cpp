@@ -86,9 +86,9 @@ class websocket_session final : public websocket_session_base {
                                       {"worker", worker_.index()},
                                       {"tls", is_tls}});
     ctx_.handler->on_open(self());
-    if (ctx_.draining.load(std::memory_order_relaxed)) {
-      // Upgraded just as shutdown began (after close_all ran): close like the others.
-      start_close(cc::going_away, "server shutting down", true);
+    if (ctx_.closing.load(std::memory_order_relaxed)) {
+      // Upgraded just as the drain began (after the worker's snapshot): close like the others.
+      start_close(cc::going_away, drain_close_reason, true);
     }
     if (!initial.empty() && !consume({initial.data(), initial.size()})) return;
     do_read();

@@ -1,6 +1,7 @@
 #include "net/worker.hpp"
 
 #include <algorithm>
+#include <random>
 
 #include <boost/asio/post.hpp>
 
@@ -83,15 +84,47 @@ void worker::flush_dirty() {
   if (dirty_.empty() && batch.capacity() > dirty_.capacity()) dirty_.swap(batch);  // keep capacity
 }
 
-void worker::close_all(std::uint16_t code, std::string_view reason) {
-  // Collect first: shutting a session down may detach it from the list.
-  std::vector<std::shared_ptr<websocket_session_base>> all;
-  all.reserve(sessions_);
+void worker::drain(duration window, std::uint16_t code, std::string reason) {
+  drain_state d;
+  d.order.reserve(sessions_);
   for (auto* s = head_; s; s = s->next_) {
-    all.push_back(std::static_pointer_cast<websocket_session_base>(s->shared_from_this()));
+    d.order.push_back(std::static_pointer_cast<websocket_session_base>(s->shared_from_this()));
   }
-  for (auto& s : all)
-    s->shutdown(code, reason);
+  // A random order closed at an even pace: each connection's close falls at a uniformly
+  // distributed moment of the window.
+  std::random_device seed;
+  std::shuffle(d.order.begin(), d.order.end(), std::mt19937_64(seed()));
+  d.start = steady_clock::now();
+  d.window = window;
+  d.code = code;
+  d.reason = std::move(reason);
+  drain_ = std::move(d);
+  if (!drain_timer_) drain_timer_.emplace(ioc_);
+  drain_step();
+}
+
+void worker::drain_step() {
+  auto& d = *drain_;
+  const std::size_t total = d.order.size();
+  std::size_t due = total;
+  const auto elapsed = steady_clock::now() - d.start;
+  if (d.window > duration::zero() && elapsed < d.window) {
+    const std::chrono::duration<double> part = elapsed, whole = d.window;
+    due = static_cast<std::size_t>(static_cast<double>(total) * (part / whole));
+  }
+  for (; d.next < std::min(due, total); ++d.next) {
+    if (auto s = d.order[d.next].lock()) {
+      metrics_.drain_closes.add(1);
+      s->shutdown(d.code, d.reason);
+    }
+    d.order[d.next].reset();
+  }
+  if (d.next >= total) return;
+  drain_timer_->expires_after(std::chrono::milliseconds(10));
+  drain_timer_->async_wait([this](error_code ec) {
+    if (ec) return;
+    drain_step();
+  });
 }
 
 void worker::schedule_tick() {
@@ -137,6 +170,7 @@ void worker::join() {
 void worker::stop() {
   asio::post(ioc_, [this] {
     tick_timer_.cancel();
+    if (drain_timer_) drain_timer_->cancel();
     guard_.reset();
     ioc_.stop();
   });

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -52,8 +53,10 @@ class worker {
   // Writes a session's queued frames at the end of this loop turn, so messages queued in
   // the same turn leave in one gathered write.
   void schedule_flush(std::shared_ptr<websocket_session_base> s);
-  // Starts the close handshake on every session (shutdown).
-  void close_all(std::uint16_t code, std::string_view reason);
+  // Graceful drain: starts the close handshake on every session at a random moment within
+  // `window`, so the clients of a draining node do not all reconnect at the same instant.
+  // Sessions that open later are closed by the session itself (server_context::closing).
+  void drain(duration window, std::uint16_t code, std::string reason);
 
   // Runs the loop on the calling thread until stop().
   void run();
@@ -69,6 +72,7 @@ class worker {
   void schedule_tick();
   void on_tick();
   void flush_dirty();
+  void drain_step();
 
   unsigned index_;
   server_context& ctx_;
@@ -84,6 +88,16 @@ class worker {
   std::vector<std::shared_ptr<websocket_session_base>> dirty_;
   bool flush_posted_ = false;
   worker_metrics metrics_;
+  struct drain_state {
+    std::vector<std::weak_ptr<websocket_session_base>> order;  // shuffled
+    std::size_t next = 0;
+    steady_clock::time_point start;
+    duration window{};
+    std::uint16_t code = 0;
+    std::string reason;
+  };
+  std::optional<drain_state> drain_;
+  std::optional<asio::steady_timer> drain_timer_;
   std::thread thread_;
 };
 

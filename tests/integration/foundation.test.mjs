@@ -369,7 +369,7 @@ describe('orderly stop', () => {
     const codes = await Promise.all(clients.map((c) => c.closed));
     for (const { code, reason } of codes) {
       assert.equal(code, 1001);
-      assert.equal(reason, 'server shutting down');
+      assert.equal(reason, 'server draining; reconnect');
     }
     const { code } = await h.waitExit();
     assert.equal(code, 0);

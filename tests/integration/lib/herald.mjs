@@ -33,7 +33,8 @@ export const TEST_DEFAULTS = {
   threads: 2,
   log: { level: 'debug', format: 'json' },
   admin: { enabled: true, listen: '127.0.0.1:0' },
-  shutdown: { drain_timeout: '5s' },
+  // Tests stop nodes often: no load balancer to wait for, no close spreading, unless a test asks.
+  shutdown: { accept_delay: '0s', close_window: '0s', drain_timeout: '5s' },
 };
 
 // A loopback port nothing listens on right now (for servers that cannot bind port 0 themselves,
