@@ -3,6 +3,7 @@
 // exit 0 within the budget), the metrics it exposes meanwhile, and the JSON log fields.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { startHerald, runHerald } from './lib/herald.mjs';
 import { connect } from './lib/clients.mjs';
 import { startBackend, eventually } from './lib/backend.mjs';
@@ -103,10 +104,21 @@ describe('graceful drain', () => {
 
 describe('observability', () => {
   let h;
+  let redis;
   before(async () => {
-    h = await startHerald({ node_id: 'obs-1', routes: { $default: { integration: 'echo', response: true } } });
+    redis = await startRedis();
+    h = await startHerald({
+      node_id: 'obs-1',
+      backplane: 'redis',
+      redis: { url: redis.url },
+      history: { rules: [{ pattern: 'h.*', size: 10, ttl: '1m' }] },
+      routes: { $default: { integration: 'echo', response: true } },
+    });
   });
-  after(() => h.stop());
+  after(async () => {
+    await h.stop();
+    await redis.stop();
+  });
 
   test('JSON log lines carry ts, level, event and nodeId; connection lines carry connectionId and close codes', async () => {
     const c = await connect(h.url);
@@ -123,6 +135,20 @@ describe('observability', () => {
     const close = h.events('connection.close')[0];
     assert.equal(typeof close.connectionId, 'string');
     assert.equal(close.code, 1000);
+  });
+
+  test('the Grafana dashboard, the alert rules and docs/operations.md use only metrics Herald exposes', async () => {
+    const text = await fetch(`${h.adminUrl}/metrics`).then((r) => r.text());
+    const families = new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap(([, name, type]) =>
+      type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name]));
+    const root = new URL('../../', import.meta.url);
+    for (const file of ['docker/observability/grafana-dashboard.json', 'docker/observability/herald-alerts.yml', 'docs/operations.md']) {
+      // In the docs, metric names are the ones in backticks.
+      const pattern = file.endsWith('.md') ? /`((?:herald|process)_[a-z_]+)/g : /\b((?:herald|process)_[a-z_]+)\b/g;
+      const used = new Set([...readFileSync(new URL(file, root), 'utf8').matchAll(pattern)].map((m) => m[1]));
+      assert.ok(used.size > 5, `${file} names metrics`);
+      for (const name of used) assert.ok(families.has(name), `${file}: ${name} is not exposed by /metrics`);
+    }
   });
 
   test('/metrics covers connections, traffic, queues, latency and drain state', async () => {
