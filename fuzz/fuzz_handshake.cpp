@@ -1,11 +1,12 @@
 // What an upgrade request carries: header lists and tokens, the key, the query string,
-// X-Forwarded-For, Origin and where a token is looked for.
+// X-Forwarded-For, Origin, where a token is looked for, and the static file a path names.
 #include <string>
 
 #include "fuzz_input.hpp"
 #include "herald/auth.hpp"
 #include "herald/cidr.hpp"
 #include "herald/event.hpp"
+#include "herald/static_path.hpp"
 #include "herald/upgrade_guard.hpp"
 #include "herald/ws/handshake.hpp"
 
@@ -31,5 +32,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   req.headers = {{"Authorization", std::string(f[3])},
                  {"Sec-WebSocket-Protocol", std::string(f[0])}};
   find_token(jc, req, offered);
+  if (const auto file = static_file_path(f[2])) {
+    // Never a way out of the directory: no "..", no absolute path, no hidden segment.
+    if (file->empty() || file->front() == '/' || file->find("/.") != std::string::npos ||
+        file->front() == '.')
+      __builtin_trap();
+    static_content_type(*file);
+  }
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -353,6 +354,12 @@ void validate(const config& cfg) {
                                               s.accept_delay + s.close_window)
                                               .count()) +
                            " ms), or connections are cut before their close is sent");
+  }
+  if (!cfg.http.static_dir.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(cfg.http.static_dir, ec)) {
+      throw config_error("http.static_dir", "\"" + cfg.http.static_dir + "\" is not a directory");
+    }
   }
   if (cfg.tls.mode != tls_mode::off) {
     if (cfg.tls.cert_file.empty())

@@ -803,6 +803,11 @@ std::vector<option_def> option_table() {
       duration_opt(
           "http.request_timeout", "Time allowed to receive one complete HTTP request",
           [](auto& c) -> auto& { return c.http.request_timeout; }, milliseconds(10), seconds(600)),
+      string_opt(
+          "http.static_dir",
+          "Directory whose files the client listener serves over GET/HEAD (index.html for /, "
+          "also on the WebSocket path when the request is not an upgrade); empty: off",
+          [](auto& c) -> auto& { return c.http.static_dir; }),
       duration_opt(
           "http.keepalive_timeout", "Idle time allowed between requests on a keep-alive connection",
           [](auto& c) -> auto& { return c.http.keepalive_timeout; }, milliseconds(10),
@@ -851,6 +856,11 @@ std::vector<option_def> option_table() {
           "websocket.max_connections",
           "Open WebSocket connections per node; further upgrades get 503",
           [](auto& c) -> auto& { return c.websocket.max_connections; }, 1, 100000000),
+      string_opt(
+          "websocket.heartbeat_action",
+          "Route key Herald answers itself with {\"type\":\"heartbeat\",\"id\":...} (client "
+          "SDKs use it to detect dead connections, which browsers cannot ping); empty: off",
+          [](auto& c) -> auto& { return c.websocket.heartbeat_action; }),
       list_opt(
           "websocket.subprotocols",
           "Subprotocols this node speaks, in preference order (the first one the client "

@@ -87,6 +87,25 @@ const router::route_entry* router::lookup(const std::optional<std::string>& key)
   return default_;
 }
 
+// The "id" of a client request, as JSON (a string or an integer), or empty.
+static std::string request_id_json(const nlohmann::json& doc) {
+  if (doc.is_object()) {
+    if (const auto id = doc.find("id");
+        id != doc.end() && (id->is_string() || id->is_number_integer())) {
+      return id->dump();
+    }
+  }
+  return {};
+}
+
+void router::heartbeat(connection& conn, std::string_view payload) {
+  const std::string id_json = request_id_json(nlohmann::json::parse(payload, nullptr, false));
+  std::string frame = R"({"type":"heartbeat")";
+  if (!id_json.empty()) frame += ",\"id\":" + id_json;
+  frame += '}';
+  conn.send(std::make_shared<const std::string>(std::move(frame)));
+}
+
 void router::channel_action(connection& conn, std::string_view payload, channel_verb verb) {
   auto& m = *metrics_[conn.info().worker];
   m.channel_actions.add();
@@ -94,13 +113,7 @@ void router::channel_action(connection& conn, std::string_view payload, channel_
     conn.send(std::make_shared<const std::string>(std::move(frame)));
   };
   const nlohmann::json doc = nlohmann::json::parse(payload, nullptr, false);
-  std::string id_json;  // echoed back so clients can match replies to requests
-  if (doc.is_object()) {
-    if (const auto id = doc.find("id");
-        id != doc.end() && (id->is_string() || id->is_number_integer())) {
-      id_json = id->dump();
-    }
-  }
+  const std::string id_json = request_id_json(doc);  // echoed so clients can match replies
   const auto channel = doc.is_object() ? doc.find("channel") : doc.end();
   if (!doc.is_object() || channel == doc.end() || !channel->is_string()) {
     return reply(
@@ -498,6 +511,7 @@ void router::on_message(connection& conn, std::string_view payload, bool binary)
   const auto key = binary ? std::nullopt : selector_.select(payload);
   if (key && !key->empty()) {
     const auto& ch = cfg_.channels;
+    if (*key == cfg_.websocket.heartbeat_action) return heartbeat(conn, payload);
     if (*key == ch.subscribe_action) return channel_action(conn, payload, channel_verb::subscribe);
     if (*key == ch.unsubscribe_action)
       return channel_action(conn, payload, channel_verb::unsubscribe);

@@ -22,6 +22,7 @@
 #include "net/http_integration.hpp"
 #include "net/listener.hpp"
 #include "net/server_context.hpp"
+#include "net/static_files.hpp"
 #include "net/tls_context.hpp"
 #include "net/worker.hpp"
 #include "redis/redis_backplane.hpp"
@@ -68,7 +69,13 @@ std::string generate_node_id() {
 
 struct server::impl {
   impl(const config& c, logger& l)
-      : cfg(c), log(l), ctx(cfg, log, registry), client_health(ctx, nullptr) {}
+      : cfg(c),
+        log(l),
+        ctx(cfg, log, registry),
+        files(cfg.http.static_dir.empty()
+                  ? nullptr
+                  : std::make_unique<static_files>(cfg.http.static_dir, nullptr)),
+        client_health(ctx, files.get()) {}
 
   const config& cfg;
   logger& log;
@@ -81,7 +88,8 @@ struct server::impl {
   std::unique_ptr<authenticator> auth;
   std::unique_ptr<ip_limiter> ip_limits;
   std::unique_ptr<admin_api> admin;
-  health_handler client_health;                  // the client listener: health and readiness only
+  std::unique_ptr<static_files> files;           // http.static_dir, after the health endpoints
+  health_handler client_health;                  // the client listener: health, readiness, files
   std::unique_ptr<health_handler> admin_health;  // the admin listener: health, then the admin API
   std::shared_ptr<listener> client_listener;
   std::shared_ptr<listener> admin_listener;
@@ -204,6 +212,7 @@ struct server::impl {
 server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cfg, log)) {
   auto& ctx = impl_->ctx;
   ctx.client_http = &impl_->client_health;
+  ctx.serves_files = impl_->files != nullptr;
   if (cfg.tls.mode != tls_mode::off) ctx.tls = std::make_shared<tls_context>(cfg.tls);
   const unsigned n = worker_count(cfg);
   for (unsigned i = 0; i < n; ++i)

@@ -75,6 +75,7 @@ struct http_config {
   std::size_t max_body_bytes = 1024 * 1024;
   duration request_timeout = std::chrono::seconds(10);
   duration keepalive_timeout = std::chrono::seconds(60);
+  std::string static_dir;  // files served over GET on the client listener; empty: off
 };
 
 struct send_queue_config {
@@ -98,6 +99,7 @@ struct per_ip_config {
 };
 struct websocket_config {
   std::string path = "/";
+  std::string heartbeat_action = "$heartbeat";  // answered {"type":"heartbeat"} by Herald
   std::size_t max_message_bytes = 128 * 1024;
   std::size_t max_frame_bytes = 128 * 1024;
   binary_policy binary = binary_policy::reject;

@@ -108,6 +108,7 @@ class router final : public connection_handler, public connect_handler {
 
   const route_entry* lookup(const std::optional<std::string>& key) const;
   void channel_action(connection& conn, std::string_view payload, channel_verb verb);
+  void heartbeat(connection& conn, std::string_view payload);
   // After the policy allowed it: subscribe, or publish `data_json`.
   void channel_go(const std::shared_ptr<connection>& conn, channel_verb verb,
                   const std::string& channel, const std::string& data_json,

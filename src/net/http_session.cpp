@@ -123,7 +123,8 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
         return reject(http::status::not_found, "not_found", "no WebSocket endpoint here");
       return upgrade(std::move(req));
     }
-    if (on_ws_path) {
+    const bool read_only = req.method() == http::verb::get || req.method() == http::verb::head;
+    if (on_ws_path && !(ctx_.serves_files && read_only)) {
       auto res = json_error(http::status::upgrade_required, "upgrade_required",
                             "this path accepts WebSocket connections only");
       res.set(http::field::upgrade, "websocket");

@@ -71,8 +71,9 @@ struct server_context {
   connection_registry& registry;
   connection_handler* handler = nullptr;  // what connections report to (the router)
   std::vector<std::unique_ptr<worker>> workers;
-  std::shared_ptr<tls_context> tls;         // null when tls.mode is off
-  http_handler* client_http = nullptr;      // non-upgrade requests on the client listener
+  std::shared_ptr<tls_context> tls;     // null when tls.mode is off
+  http_handler* client_http = nullptr;  // non-upgrade requests on the client listener
+  bool serves_files = false;  // http.static_dir: GET on the WebSocket path serves index.html
   http_handler* admin_http = nullptr;       // requests on the admin listener
   connect_handler* connect_hook = nullptr;  // $connect, consulted before an upgrade is accepted
   authenticator* auth = nullptr;            // JWT / REQUEST authorizer, before $connect
