@@ -14,7 +14,7 @@ const container = (service) => `${project}_${service}_1`;
 const CHANNEL = 'news.stack';
 
 async function connections(node) {
-  const text = await fetch(`${adminUrl(node)}/metrics`, { headers: KEY }).then((r) => r.text());
+  const text = await fetch(`${adminUrl(node)}/metrics`).then((r) => r.text());
   return Number(/^herald_connections (\d+)/m.exec(text)[1]);
 }
 

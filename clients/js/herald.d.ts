@@ -136,6 +136,8 @@ export declare class HeraldClient {
   publish(channel: string, data: unknown): Promise<{ type: 'published'; channel: string; offset?: number; epoch?: string }>;
   presence(channel: string): Promise<Record<string, unknown>>;
   position(channel: string): { offset?: number; epoch?: string } | undefined;
+  /** Drops the connection and reconnects at once, resuming every subscription. */
+  reconnect(): void;
   close(code?: number, reason?: string): void;
 }
 

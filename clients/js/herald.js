@@ -180,11 +180,7 @@ export class HeraldClient {
     const info = { code, reason, status: this.handshakeStatus };
     if (this.state === State.closed) return;
     // Requests in flight are lost with the connection (subscriptions are replayed on open).
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(new HeraldError('disconnected', `connection closed (${code}) before the reply`));
-    }
-    this.pending.clear();
+    this.rejectPending(new HeraldError('disconnected', `connection closed (${code}) before the reply`));
     if (!this.everOpened && (info.status === 401 || info.status === 403)) {
       return this.finish(code, `handshake refused with ${info.status}`, info);
     }
@@ -220,11 +216,7 @@ export class HeraldClient {
     this.clearTimers();
     this.setState(State.closed, { ...info, code, reason });
     const error = new HeraldError('closed', `connection closed: ${code} ${reason ?? ''}`.trim(), { code, reason });
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(error);
-    }
-    this.pending.clear();
+    this.rejectPending(error);
     for (const sub of this.subscriptions.values()) {
       for (const w of sub.waiters.splice(0)) w.reject(error);
     }
@@ -239,6 +231,30 @@ export class HeraldClient {
     const ws = this.ws;
     this.ws = null;
     this.finish(code, reason || 'closed by the client');
+    try {
+      ws?.close(code, reason);
+    } catch {
+      // already closing
+    }
+  }
+
+  /**
+   * Drops the current connection and reconnects at once, resuming every subscription (after a
+   * network change, or to try resume by hand). The old socket is abandoned, not waited for.
+   */
+  reconnect() {
+    if (this.state === State.closed) return;
+    this.abandon(4000, 'client reconnect');
+    this.attempt = 0;
+    this.scheduleReconnect({ code: 4000, reason: 'client reconnect' });
+  }
+
+  // Forgets the current socket (its late events are ignored) and closes it.
+  abandon(code, reason) {
+    const ws = this.ws;
+    this.ws = null;
+    this.disarmHeartbeat();
+    this.rejectPending(new HeraldError('disconnected', `connection dropped (${reason}) before the reply`));
     try {
       ws?.close(code, reason);
     } catch {
@@ -262,13 +278,7 @@ export class HeraldClient {
         if (ws !== this.ws || Date.now() - this.lastFrameAt < hb.timeout) return;
         // Dead: no answer. Abandon the socket (its close may take minutes) and reconnect now.
         this.stats.heartbeatTimeouts++;
-        this.ws = null;
-        try {
-          ws.close(4000, 'heartbeat timeout');
-        } catch {
-          // ignore
-        }
-        this.disarmHeartbeat();
+        this.abandon(4000, 'heartbeat timeout');
         this.scheduleReconnect({ code: 1006, reason: 'heartbeat timeout' });
       }, hb.timeout);
     }, Math.max(50, Math.min(hb.interval, hb.timeout) / 2));
@@ -291,6 +301,14 @@ export class HeraldClient {
     this.disarmHeartbeat();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+  }
+
+  rejectPending(error) {
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(error);
+    }
+    this.pending.clear();
   }
 
   // ---- frames ----

@@ -123,7 +123,12 @@ describe('three nodes, one Redis', () => {
     });
     // Herald's /v1 too.
     const [c2, id2] = await a.withConnectionId(() => connect(a.url));
-    const one = await (await fetch(`${b.adminUrl}/v1/connections/${id2}`)).json();
+    // The directory entry is written to Redis just after the open (within a millisecond or so).
+    let one;
+    await eventually(async () => {
+      one = await (await fetch(`${b.adminUrl}/v1/connections/${id2}`)).json();
+      return one.node !== undefined;
+    });
     assert.equal(one.node, 'node-a');
     assert.deepEqual(await publish(b, { connection: id2, data: 'direct' }), { recipients: 1, forwarded: true });
     assert.deepEqual(await c2.nextJson(), { type: 'message', data: 'direct' });

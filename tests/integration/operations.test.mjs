@@ -34,7 +34,7 @@ describe('graceful drain', () => {
       node_id: 'drain-a',
       backplane: 'redis',
       redis: { url: redis.url },
-      shutdown: { accept_delay: '600ms', close_window: '1200ms', drain_timeout: '5s' },
+      shutdown: { accept_delay: '1500ms', close_window: '1500ms', drain_timeout: '6s' },
       integrations: { backend: { type: 'http', url: backend.url } },
       routes: { $disconnect: { integration: 'backend' }, $default: { integration: 'echo' } },
     });
@@ -58,24 +58,27 @@ describe('graceful drain', () => {
     const late = await connect(h.url);
     late.closed.then(() => closedAt.push(Date.now()));
     assert.equal(await metric(h, 'herald_draining'), 1);
-    assert.ok(Date.now() - t0 < 600, 'the late connection was accepted within accept_delay');
 
     const infos = await Promise.all([...clients, late].map((c) => c.closed));
     for (const { code, reason } of infos) {
       assert.equal(code, 1001);
       assert.equal(reason, 'server draining; reconnect');
     }
-    // Nothing closed before accept_delay; closes spread over the window, not in one burst.
-    const offsets = closedAt.map((t) => t - t0).sort((x, y) => x - y);
-    assert.ok(offsets[0] >= 550, `first close after accept_delay (${offsets[0]} ms)`);
+    // Nothing closed before the drain began (accept_delay after the signal, by the node's own
+    // log); closes spread over the window, not in one burst.
+    const stopping = Date.parse(h.events('server.stopping')[0].ts);
+    const draining = Date.parse(h.events('server.draining')[0].ts);
+    assert.ok(draining - stopping >= 1450, `listener kept for accept_delay (${draining - stopping} ms)`);
+    const offsets = closedAt.map((t) => t - draining).sort((x, y) => x - y);
+    assert.ok(offsets[0] >= -20, `first close after the drain began (${offsets[0]} ms)`);
     const span = offsets.at(-1) - offsets[0];
-    assert.ok(span >= 600, `closes spread over the window (span ${span} ms)`);
-    const firstHalf = offsets.filter((o) => o < 600 + 600).length;
+    assert.ok(span >= 750, `closes spread over the window (span ${span} ms)`);
+    const firstHalf = offsets.filter((o) => o < 750).length;
     assert.ok(firstHalf > 5 && firstHalf < n + 1 - 5, `closes in the first half of the window: ${firstHalf}`);
 
     const { code } = await h.waitExit();
     assert.equal(code, 0);
-    assert.ok(Date.now() - t0 < 5000, 'exited before drain_timeout');
+    assert.ok(Date.now() - t0 < 6000, 'exited before drain_timeout');
     for (const id of ids) assert.equal(backend.events('DISCONNECT', id).length, 1, `$disconnect for ${id}`);
     assert.equal(redis.cli('--scan', '--pattern', 'herald:conn:*'), '', 'directory entries removed');
     assert.equal(redis.cli('EXISTS', 'herald:node:drain-a:alive'), '0', 'liveness key removed');
@@ -89,7 +92,8 @@ describe('graceful drain', () => {
     const held = await connect(h.url);
     h.proc.kill('SIGTERM');
     await h.waitForLog((l) => l.event === 'server.draining');
-    await assert.rejects(connect(h.url, { timeoutMs: 1000 }), /ECONNREFUSED/);
+    // Refused, or reset if it raced into the backlog as the listener closed.
+    await assert.rejects(connect(h.url, { timeoutMs: 1000 }), /ECONNREFUSED|ECONNRESET/);
     assert.equal((await held.closed).code, 1001);
     assert.equal((await h.waitExit()).code, 0);
   });

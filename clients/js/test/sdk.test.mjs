@@ -3,13 +3,13 @@
 // finding a dead link, a draining node, and the close codes after which it must not reconnect.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, State, HeraldError } from '../herald.js';
 import { startHerald, freePort } from '../../../tests/integration/lib/herald.mjs';
 import { eventually } from '../../../tests/integration/lib/backend.mjs';
+import { Link } from '../../../tests/integration/lib/link.mjs';
 
 const require = createRequire(new URL('../../../tests/integration/package.json', import.meta.url));
 const NodeWs = require('ws');
@@ -30,54 +30,6 @@ function history(extra = {}) {
 
 const publish = (h, channel, data) =>
   fetch(`${h.adminUrl}/v1/publish`, { method: 'POST', body: JSON.stringify({ channel, data }) }).then((r) => r.json());
-
-// A TCP hop between the SDK and Herald that a test can cut (like a network drop) or freeze
-// (packets vanish, sockets stay open: only a heartbeat notices).
-class Link {
-  static async start(targetPort) {
-    const link = new Link();
-    link.targetPort = targetPort;
-    link.sockets = new Set();
-    link.frozen = false;
-    link.server = net.createServer((client) => {
-      const upstream = net.connect(link.targetPort, '127.0.0.1');
-      const pair = { client, upstream };
-      link.sockets.add(pair);
-      const forward = (from, to) => from.on('data', (d) => {
-        if (!link.frozen && !pair.frozen) to.write(d);
-      });
-      forward(client, upstream);
-      forward(upstream, client);
-      const end = () => {
-        client.destroy();
-        upstream.destroy();
-        link.sockets.delete(pair);
-      };
-      client.on('close', end).on('error', end);
-      upstream.on('close', end).on('error', end);
-    });
-    await new Promise((r) => link.server.listen(0, '127.0.0.1', r));
-    link.url = `ws://127.0.0.1:${link.server.address().port}/`;
-    return link;
-  }
-
-  cut() {
-    for (const { client, upstream } of this.sockets) {
-      client.destroy();
-      upstream.destroy();
-    }
-  }
-
-  // Existing connections stop carrying bytes; new ones work.
-  freezeExisting() {
-    for (const pair of this.sockets) pair.frozen = true;
-  }
-
-  close() {
-    this.cut();
-    return new Promise((r) => this.server.close(r));
-  }
-}
 
 function collector() {
   const got = [];
@@ -141,6 +93,19 @@ describe('SDK basics', () => {
     await fetch(`${h.adminUrl}/v1/publish`, { method: 'POST', body: JSON.stringify({ connection: id, data: { hi: 1 } }) });
     await eventually(() => messages.length === 1);
     assert.deepEqual(messages[0].data.data, { hi: 1 });
+    client.close();
+  });
+
+  test('reconnect() drops the socket and resumes at once', async () => {
+    const client = connect(h.url, { WebSocket: WebSocketImpl });
+    const { got, handler } = collector();
+    await client.subscribe('feed.manual', handler);
+    await publish(h, 'feed.manual', 'a');
+    await eventually(() => got.length === 1);
+    client.reconnect();
+    await publish(h, 'feed.manual', 'b');
+    await eventually(() => client.stats.reconnects === 1 && got.length === 2);
+    assert.deepEqual(got.map((m) => m.data), ['a', 'b']);
     client.close();
   });
 
