@@ -1,0 +1,597 @@
+// herald-bench: a WebSocket load generator for Herald and for the baseline gateway (any server
+// that speaks the same small protocol: {"action":"subscribe","channel":C} answered by a frame,
+// publications delivered as {"type":"message","channel":C,"data":{...}}, PUBLISH
+// herald:channel:C through Redis, POST /v1/publish over HTTP, and an echo route).
+//
+// Scenarios (one per run; bench/run drives them against both servers):
+//   connect   N connections, `--in-flight` handshakes at once: connections/s, failures
+//   idle      N idle connections: server RSS per connection (/proc/PID/status VmRSS deltas)
+//   fanout    N subscribers, a burst of `--messages` publications: deliveries/s, latency
+//   latency   N subscribers, `--rate` publications/s for `--duration` s: latency percentiles
+//   echo      N connections in ping-pong with the echo route: round trips/s
+//
+// Clients run on one thread (the server gets the other core); several loopback source
+// addresses (127.0.0.1..127.0.0.S) let N exceed one address's ephemeral ports. Every payload
+// carries its send time (steady clock, shared by all processes on Linux), so latency includes
+// the last recipient of a fan-out. Output: a table, or one JSON object with --json.
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <hiredis/hiredis.h>
+
+#include "herald/ws/frame.hpp"
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
+      .count();
+}
+
+struct options {
+  std::string scenario;
+  std::string host = "127.0.0.1";
+  unsigned short port = 8080;
+  unsigned short http_port = 8081;  // POST /v1/publish
+  std::string redis_host = "127.0.0.1";
+  unsigned short redis_port = 6379;
+  std::string publish_via = "redis";  // redis | http
+  std::string channel = "bench";
+  std::string label = "server";
+  int connections = 1000;
+  int in_flight = 500;
+  int sources = 8;
+  int messages = 300;
+  int size = 100;
+  double rate = 1000;
+  double duration = 5;
+  int pid = 0;
+  bool json = false;
+  std::string before_publish;  // shell command run once subscribed (bench/callgrind zeroes counters)
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::cerr << "herald-bench: " << why << "\n"
+            << "usage: herald-bench SCENARIO [--port P] [--http-port P] [--redis-port P]\n"
+               "  [--connections N] [--in-flight N] [--sources S] [--messages M] [--size B]\n"
+               "  [--rate R] [--duration S] [--publish-via redis|http] [--pid PID]\n"
+               "  [--label NAME] [--before-publish CMD] [--json]\n"
+               "scenarios: connect idle fanout latency echo\n";
+  std::exit(2);
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  if (argc < 2) usage("no scenario");
+  o.scenario = argv[1];
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(a + " needs a value");
+      return argv[++i];
+    };
+    const auto number = [&]() {
+      const std::string v = value();
+      try {
+        return std::stod(v);
+      } catch (...) {
+        usage(a + ": not a number: " + v);
+      }
+    };
+    if (a == "--json") o.json = true;
+    else if (a == "--host") o.host = value();
+    else if (a == "--port") o.port = static_cast<unsigned short>(number());
+    else if (a == "--http-port") o.http_port = static_cast<unsigned short>(number());
+    else if (a == "--redis-port") o.redis_port = static_cast<unsigned short>(number());
+    else if (a == "--publish-via") o.publish_via = value();
+    else if (a == "--channel") o.channel = value();
+    else if (a == "--label") o.label = value();
+    else if (a == "--connections") o.connections = static_cast<int>(number());
+    else if (a == "--in-flight") o.in_flight = static_cast<int>(number());
+    else if (a == "--sources") o.sources = static_cast<int>(number());
+    else if (a == "--messages") o.messages = static_cast<int>(number());
+    else if (a == "--size") o.size = static_cast<int>(number());
+    else if (a == "--rate") o.rate = number();
+    else if (a == "--duration") o.duration = number();
+    else if (a == "--pid") o.pid = static_cast<int>(number());
+    else if (a == "--before-publish") o.before_publish = value();
+    else usage("unknown option " + a);
+  }
+  if (o.publish_via != "redis" && o.publish_via != "http") usage("--publish-via: redis or http");
+  if (o.connections < 1 || o.sources < 1 || o.sources > 250 || o.in_flight < 1)
+    usage("bad --connections/--sources/--in-flight");
+  return o;
+}
+
+long rss_kib(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// Latency samples in microseconds.
+struct latencies {
+  std::vector<std::uint32_t> us;
+  void add(std::int64_t ns) {
+    us.push_back(static_cast<std::uint32_t>(std::clamp<std::int64_t>(ns / 1000, 0, 4'000'000'000)));
+  }
+  double pct(double p) {
+    if (us.empty()) return 0;
+    const std::size_t k = std::min(us.size() - 1, static_cast<std::size_t>(p / 100.0 * us.size()));
+    std::nth_element(us.begin(), us.begin() + static_cast<std::ptrdiff_t>(k), us.end());
+    return us[k] / 1000.0;
+  }
+  double max() const { return us.empty() ? 0 : *std::max_element(us.begin(), us.end()) / 1000.0; }
+};
+
+struct stats {
+  int connected = 0;
+  int failed = 0;
+  int subscribed = 0;
+  std::uint64_t deliveries = 0;
+  std::uint64_t echoes = 0;
+  std::int64_t last_delivery_ns = 0;
+  latencies lat;
+};
+
+// The payload every publication carries: its send time and padding up to --size bytes.
+std::string make_data(std::int64_t t, int size) {
+  std::string s = "{\"t\":" + std::to_string(t) + ",\"p\":\"";
+  const int pad = std::max(0, size - static_cast<int>(s.size()) - 2);
+  s.append(static_cast<std::size_t>(pad), 'x');
+  s += "\"}";
+  return s;
+}
+
+// The send time inside a delivered frame.
+std::optional<std::int64_t> sent_at(std::string_view frame) {
+  const auto k = frame.find("\"t\":");
+  if (k == std::string_view::npos) return std::nullopt;
+  std::int64_t t = 0;
+  const char* b = frame.data() + k + 4;
+  const auto [p, ec] = std::from_chars(b, frame.data() + frame.size(), t);
+  if (ec != std::errc()) return std::nullopt;
+  return t;
+}
+
+class client : public std::enable_shared_from_this<client>, herald::ws::frame_handler {
+ public:
+  client(asio::io_context& ioc, stats& s, const options& o, int index)
+      : socket_(ioc), stats_(s), opt_(o), index_(index), decoder_(limits()) {}
+
+  // Connects (from source address 127.0.0.(1 + index % sources)), upgrades, then calls `ready`.
+  void start(tcp::endpoint server, std::function<void(bool)> ready) {
+    ready_ = std::move(ready);
+    error_code ec;
+    socket_.open(tcp::v4(), ec);
+    if (!ec) {
+      const auto src = asio::ip::make_address_v4(0x7f000001u + static_cast<unsigned>(index_ % opt_.sources));
+      socket_.bind(tcp::endpoint(src, 0), ec);
+    }
+    if (ec) return done(false);
+    socket_.async_connect(server, [self = shared_from_this()](error_code connect_ec) {
+      if (connect_ec) return self->done(false);
+      self->socket_.set_option(tcp::no_delay(true));
+      self->handshake();
+    });
+  }
+
+  void send_text(const std::string& text) {
+    auto frame = std::make_shared<std::string>();
+    std::array<std::uint8_t, herald::ws::max_header_bytes> h{};
+    const std::array<std::uint8_t, 4> key{0x12, 0x34, 0x56, 0x78};
+    const auto n = herald::ws::encode_masked_header(h.data(), herald::ws::opcode::text,
+                                                    text.size(), key);
+    frame->assign(reinterpret_cast<const char*>(h.data()), n);
+    frame->append(text);
+    herald::ws::apply_mask(frame->data() + n, text.size(), key);
+    asio::async_write(socket_, asio::buffer(*frame),
+                      [frame, self = shared_from_this()](error_code, std::size_t) {});
+  }
+
+  void subscribe() {
+    send_text(R"({"action":"subscribe","channel":")" + opt_.channel + R"("})");
+  }
+
+  void ping_pong() {
+    echo_mode_ = true;
+    send_text(make_data(now_ns(), opt_.size));
+  }
+
+  void close() {
+    error_code ec;
+    socket_.close(ec);
+  }
+
+ private:
+  static herald::ws::decoder_limits limits() {
+    herald::ws::decoder_limits l;
+    l.require_masked = false;  // server frames are not masked
+    l.max_frame_bytes = l.max_message_bytes = 1 << 20;
+    return l;
+  }
+
+  void handshake() {
+    request_ = "GET / HTTP/1.1\r\nHost: " + opt_.host + ":" + std::to_string(opt_.port) +
+               "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    asio::async_write(socket_, asio::buffer(request_),
+                      [self = shared_from_this()](error_code ec, std::size_t) {
+                        if (ec) return self->done(false);
+                        self->read_response();
+                      });
+  }
+
+  void read_response() {
+    socket_.async_read_some(
+        asio::buffer(buf_), [self = shared_from_this()](error_code ec, std::size_t n) {
+          if (ec) return self->done(false);
+          self->response_.append(self->buf_.data(), n);
+          const auto end = self->response_.find("\r\n\r\n");
+          if (end == std::string::npos) {
+            if (self->response_.size() > 8192) return self->done(false);
+            return self->read_response();
+          }
+          if (self->response_.compare(0, 12, "HTTP/1.1 101") != 0) return self->done(false);
+          std::string rest = self->response_.substr(end + 4);
+          self->response_.clear();
+          self->response_.shrink_to_fit();
+          self->request_.clear();
+          self->request_.shrink_to_fit();
+          self->done(true);
+          if (!rest.empty()) self->decoder_.feed(std::span<char>(rest.data(), rest.size()), *self);
+          self->read();
+        });
+  }
+
+  void done(bool ok) {
+    if (!ready_) return;
+    auto r = std::move(ready_);
+    ready_ = nullptr;
+    r(ok);
+  }
+
+  void read() {
+    socket_.async_read_some(asio::buffer(buf_),
+                            [self = shared_from_this()](error_code ec, std::size_t n) {
+                              if (ec) return;
+                              self->decoder_.feed(std::span<char>(self->buf_.data(), n), *self);
+                              self->read();
+                            });
+  }
+
+  bool on_message(herald::ws::opcode, std::string_view payload) override {
+    if (echo_mode_) {
+      if (auto t = sent_at(payload)) stats_.lat.add(now_ns() - *t);
+      ++stats_.echoes;
+      send_text(make_data(now_ns(), opt_.size));
+      return true;
+    }
+    if (payload.find("\"subscribed\"") != std::string_view::npos) {
+      ++stats_.subscribed;
+      return true;
+    }
+    if (auto t = sent_at(payload)) {
+      const auto now = now_ns();
+      stats_.lat.add(now - *t);
+      ++stats_.deliveries;
+      stats_.last_delivery_ns = now;
+    }
+    return true;
+  }
+  bool on_ping(std::string_view payload) override {
+    // Answer pings (keepalive) with a masked pong.
+    std::string p(payload);
+    auto frame = std::make_shared<std::string>();
+    std::array<std::uint8_t, herald::ws::max_header_bytes> h{};
+    const std::array<std::uint8_t, 4> key{1, 2, 3, 4};
+    const auto n = herald::ws::encode_masked_header(h.data(), herald::ws::opcode::pong, p.size(), key);
+    frame->assign(reinterpret_cast<const char*>(h.data()), n);
+    frame->append(p);
+    herald::ws::apply_mask(frame->data() + n, p.size(), key);
+    asio::async_write(socket_, asio::buffer(*frame),
+                      [frame, self = shared_from_this()](error_code, std::size_t) {});
+    return true;
+  }
+  bool on_pong(std::string_view) override { return true; }
+  bool on_close(std::uint16_t, std::string_view) override { return false; }
+
+  tcp::socket socket_;
+  stats& stats_;
+  const options& opt_;
+  int index_;
+  herald::ws::decoder decoder_;
+  std::array<char, 4096> buf_{};
+  std::string request_;
+  std::string response_;
+  std::function<void(bool)> ready_;
+  bool echo_mode_ = false;
+};
+
+// Opens o.connections clients with at most o.in_flight handshakes at once.
+struct fleet {
+  asio::io_context ioc{1};
+  stats st;
+  std::vector<std::shared_ptr<client>> clients;
+  double connect_seconds = 0;
+
+  void open(const options& o) {
+    const tcp::endpoint server(asio::ip::make_address(o.host), o.port);
+    int next = 0;
+    int pending = 0;
+    const auto t0 = clock_type::now();
+    std::function<void()> launch = [&] {
+      while (pending < o.in_flight && next < o.connections) {
+        auto c = std::make_shared<client>(ioc, st, o, next++);
+        clients.push_back(c);
+        ++pending;
+        c->start(server, [&](bool ok) {
+          --pending;
+          ok ? ++st.connected : ++st.failed;
+          launch();
+        });
+      }
+    };
+    launch();
+    while (st.connected + st.failed < o.connections) ioc.run_one();
+    connect_seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+  }
+
+  // Runs the loop until `pred` or `timeout`.
+  template <class Pred>
+  bool run_until(Pred pred, double timeout_s) {
+    const auto deadline = clock_type::now() + std::chrono::duration<double>(timeout_s);
+    while (!pred()) {
+      if (clock_type::now() > deadline) return false;
+      ioc.run_one_for(std::chrono::milliseconds(50));
+    }
+    return true;
+  }
+
+  void subscribe_all(double timeout_s = 60) {
+    for (auto& c : clients)
+      c->subscribe();
+    run_until([&] { return st.subscribed >= st.connected; }, timeout_s);
+  }
+};
+
+// ---- publishers (on their own thread) ----
+
+class redis_publisher {
+ public:
+  explicit redis_publisher(const options& o) : opt_(o) {
+    ctx_ = redisConnect(o.redis_host.c_str(), o.redis_port);
+    if (!ctx_ || ctx_->err) throw std::runtime_error("redis: cannot connect");
+    key_ = "herald:channel:" + o.channel;
+  }
+  ~redis_publisher() { redisFree(ctx_); }
+  // Pipelined: append `n` PUBLISH commands, then read the replies.
+  void burst(int n) {
+    for (int i = 0; i < n; ++i) {
+      const std::string data = make_data(now_ns(), opt_.size);
+      redisAppendCommand(ctx_, "PUBLISH %b %b", key_.data(), key_.size(), data.data(), data.size());
+    }
+    for (int i = 0; i < n; ++i) {
+      void* reply = nullptr;
+      if (redisGetReply(ctx_, &reply) != REDIS_OK) throw std::runtime_error("redis: publish failed");
+      freeReplyObject(reply);
+    }
+  }
+
+ private:
+  const options& opt_;
+  redisContext* ctx_ = nullptr;
+  std::string key_;
+};
+
+class http_publisher {
+ public:
+  explicit http_publisher(const options& o) : opt_(o), socket_(ioc_) {
+    socket_.connect(tcp::endpoint(asio::ip::make_address(o.host), o.http_port));
+    socket_.set_option(tcp::no_delay(true));
+  }
+  void burst(int n) {
+    for (int i = 0; i < n; ++i)
+      publish_one();
+  }
+
+ private:
+  void publish_one() {
+    const std::string body =
+        R"({"channel":")" + opt_.channel + R"(","data":)" + make_data(now_ns(), opt_.size) + "}";
+    const std::string req = "POST /v1/publish HTTP/1.1\r\nHost: bench\r\nContent-Type: "
+                            "application/json\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body;
+    asio::write(socket_, asio::buffer(req));
+    // Read one response (headers + Content-Length body).
+    for (;;) {
+      const auto end = pending_.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        std::size_t length = 0;
+        std::string head = pending_.substr(0, end);
+        for (char& c : head)
+          c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        const auto cl = head.find("\r\ncontent-length:");
+        if (cl != std::string::npos) length = std::stoul(head.substr(cl + 17));
+        if (pending_.size() >= end + 4 + length) {
+          if (pending_.compare(0, 10, "HTTP/1.1 2") != 0)
+            throw std::runtime_error("http publish: " + pending_.substr(0, pending_.find('\r')));
+          pending_.erase(0, end + 4 + length);
+          return;
+        }
+      }
+      char buf[4096];
+      const auto got = socket_.read_some(asio::buffer(buf));
+      pending_.append(buf, got);
+    }
+  }
+
+  const options& opt_;
+  asio::io_context ioc_;
+  tcp::socket socket_;
+  std::string pending_;
+};
+
+struct publisher {
+  explicit publisher(const options& o) {
+    if (o.publish_via == "redis") redis = std::make_unique<redis_publisher>(o);
+    else http = std::make_unique<http_publisher>(o);
+  }
+  void burst(int n) { redis ? redis->burst(n) : http->burst(n); }
+  std::unique_ptr<redis_publisher> redis;
+  std::unique_ptr<http_publisher> http;
+};
+
+// ---- output ----
+
+struct report {
+  std::vector<std::pair<std::string, std::string>> fields;  // name, JSON value
+  void add(const std::string& k, double v, int decimals = 1) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.*f", decimals, v);
+    fields.emplace_back(k, b);
+  }
+  void add(const std::string& k, const std::string& v) { fields.emplace_back(k, "\"" + v + "\""); }
+  void print(bool json) const {
+    if (json) {
+      std::cout << "{";
+      for (std::size_t i = 0; i < fields.size(); ++i)
+        std::cout << (i ? "," : "") << "\"" << fields[i].first << "\":" << fields[i].second;
+      std::cout << "}\n";
+    } else {
+      for (const auto& [k, v] : fields)
+        std::printf("%-28s %s\n", k.c_str(), v.c_str());
+    }
+  }
+};
+
+void add_latency(report& r, latencies& lat) {
+  r.add("latency_p50_ms", lat.pct(50), 3);
+  r.add("latency_p90_ms", lat.pct(90), 3);
+  r.add("latency_p99_ms", lat.pct(99), 3);
+  r.add("latency_max_ms", lat.max(), 3);
+}
+
+int run(const options& o) {
+  report r;
+  r.add("scenario", o.scenario);
+  r.add("server", o.label);
+  r.add("connections", o.connections, 0);
+  fleet f;
+  const long rss_before = o.pid ? rss_kib(o.pid) : -1;
+  f.open(o);
+  r.add("connected", f.st.connected, 0);
+  r.add("failed", f.st.failed, 0);
+  if (o.scenario == "connect") {
+    r.add("connect_seconds", f.connect_seconds, 3);
+    r.add("connections_per_s", f.st.connected / f.connect_seconds, 0);
+  } else if (o.scenario == "idle") {
+    if (!o.pid) usage("idle needs --pid of the server");
+    f.run_until([] { return false; }, 2.0);  // let the server settle (lazy frees, tick)
+    const long rss_after = rss_kib(o.pid);
+    r.add("rss_before_kib", static_cast<double>(rss_before), 0);
+    r.add("rss_after_kib", static_cast<double>(rss_after), 0);
+    r.add("bytes_per_connection",
+          static_cast<double>(rss_after - rss_before) * 1024.0 / std::max(1, f.st.connected), 0);
+  } else if (o.scenario == "fanout" || o.scenario == "latency") {
+    f.subscribe_all();
+    r.add("subscribed", f.st.subscribed, 0);
+    if (!o.before_publish.empty() && std::system(o.before_publish.c_str()) != 0)
+      throw std::runtime_error("--before-publish command failed");
+    const bool burst = o.scenario == "fanout";
+    const int count = burst ? o.messages : static_cast<int>(o.rate * o.duration);
+    const std::uint64_t expected = static_cast<std::uint64_t>(count) * f.st.subscribed;
+    std::exception_ptr failure;
+    std::int64_t first_send = 0;
+    std::thread pub([&] {
+      try {
+        publisher p(o);
+        first_send = now_ns();
+        if (burst) return p.burst(count);
+        // Paced: batches every millisecond or so to hold the rate.
+        const auto t0 = clock_type::now();
+        int sent = 0;
+        while (sent < count) {
+          const double elapsed = std::chrono::duration<double>(clock_type::now() - t0).count();
+          const int due = std::min(count, static_cast<int>(elapsed * o.rate) + 1);
+          if (due > sent) {
+            p.burst(due - sent);
+            sent = due;
+          } else {
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+          }
+        }
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    });
+    const bool all = f.run_until([&] { return f.st.deliveries >= expected; },
+                                 (burst ? 60.0 : o.duration + 30.0));
+    pub.join();
+    if (failure) std::rethrow_exception(failure);
+    const double seconds = static_cast<double>(f.st.last_delivery_ns - first_send) / 1e9;
+    r.add("publish_via", o.publish_via);
+    r.add("publications", count, 0);
+    r.add("deliveries", static_cast<double>(f.st.deliveries), 0);
+    r.add("deliveries_expected", static_cast<double>(expected), 0);
+    r.add("complete", all ? "yes" : "no");
+    r.add("seconds", seconds, 3);
+    r.add("deliveries_per_s", static_cast<double>(f.st.deliveries) / seconds, 0);
+    add_latency(r, f.st.lat);
+  } else if (o.scenario == "echo") {
+    for (auto& c : f.clients)
+      c->ping_pong();
+    const auto t0 = clock_type::now();
+    f.run_until([] { return false; }, o.duration);
+    const double seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+    r.add("round_trips", static_cast<double>(f.st.echoes), 0);
+    r.add("round_trips_per_s", static_cast<double>(f.st.echoes) / seconds, 0);
+    add_latency(r, f.st.lat);
+  } else {
+    usage("unknown scenario " + o.scenario);
+  }
+  for (auto& c : f.clients)
+    c->close();
+  r.print(o.json);
+  return f.st.failed == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(parse(argc, argv));
+  } catch (const std::exception& e) {
+    std::cerr << "herald-bench: " << e.what() << "\n";
+    return 1;
+  }
+}
