@@ -32,13 +32,13 @@
 #include <thread>
 #include <vector>
 
+#include <hiredis/hiredis.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <hiredis/hiredis.h>
 
 #include "herald/ws/frame.hpp"
 
@@ -73,7 +73,8 @@ struct options {
   double duration = 5;
   int pid = 0;
   bool json = false;
-  std::string before_publish;  // shell command run once subscribed (bench/callgrind zeroes counters)
+  std::string
+      before_publish;  // shell command run once subscribed (bench/callgrind zeroes counters)
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -104,24 +105,42 @@ options parse(int argc, char** argv) {
         usage(a + ": not a number: " + v);
       }
     };
-    if (a == "--json") o.json = true;
-    else if (a == "--host") o.host = value();
-    else if (a == "--port") o.port = static_cast<unsigned short>(number());
-    else if (a == "--http-port") o.http_port = static_cast<unsigned short>(number());
-    else if (a == "--redis-port") o.redis_port = static_cast<unsigned short>(number());
-    else if (a == "--publish-via") o.publish_via = value();
-    else if (a == "--channel") o.channel = value();
-    else if (a == "--label") o.label = value();
-    else if (a == "--connections") o.connections = static_cast<int>(number());
-    else if (a == "--in-flight") o.in_flight = static_cast<int>(number());
-    else if (a == "--sources") o.sources = static_cast<int>(number());
-    else if (a == "--messages") o.messages = static_cast<int>(number());
-    else if (a == "--size") o.size = static_cast<int>(number());
-    else if (a == "--rate") o.rate = number();
-    else if (a == "--duration") o.duration = number();
-    else if (a == "--pid") o.pid = static_cast<int>(number());
-    else if (a == "--before-publish") o.before_publish = value();
-    else usage("unknown option " + a);
+    if (a == "--json")
+      o.json = true;
+    else if (a == "--host")
+      o.host = value();
+    else if (a == "--port")
+      o.port = static_cast<unsigned short>(number());
+    else if (a == "--http-port")
+      o.http_port = static_cast<unsigned short>(number());
+    else if (a == "--redis-port")
+      o.redis_port = static_cast<unsigned short>(number());
+    else if (a == "--publish-via")
+      o.publish_via = value();
+    else if (a == "--channel")
+      o.channel = value();
+    else if (a == "--label")
+      o.label = value();
+    else if (a == "--connections")
+      o.connections = static_cast<int>(number());
+    else if (a == "--in-flight")
+      o.in_flight = static_cast<int>(number());
+    else if (a == "--sources")
+      o.sources = static_cast<int>(number());
+    else if (a == "--messages")
+      o.messages = static_cast<int>(number());
+    else if (a == "--size")
+      o.size = static_cast<int>(number());
+    else if (a == "--rate")
+      o.rate = number();
+    else if (a == "--duration")
+      o.duration = number();
+    else if (a == "--pid")
+      o.pid = static_cast<int>(number());
+    else if (a == "--before-publish")
+      o.before_publish = value();
+    else
+      usage("unknown option " + a);
   }
   if (o.publish_via != "redis" && o.publish_via != "http") usage("--publish-via: redis or http");
   if (o.connections < 1 || o.sources < 1 || o.sources > 250 || o.in_flight < 1)
@@ -194,7 +213,8 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
     error_code ec;
     socket_.open(tcp::v4(), ec);
     if (!ec) {
-      const auto src = asio::ip::make_address_v4(0x7f000001u + static_cast<unsigned>(index_ % opt_.sources));
+      const auto src =
+          asio::ip::make_address_v4(0x7f000001u + static_cast<unsigned>(index_ % opt_.sources));
       socket_.bind(tcp::endpoint(src, 0), ec);
     }
     if (ec) return done(false);
@@ -205,22 +225,9 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
     });
   }
 
-  void send_text(const std::string& text) {
-    auto frame = std::make_shared<std::string>();
-    std::array<std::uint8_t, herald::ws::max_header_bytes> h{};
-    const std::array<std::uint8_t, 4> key{0x12, 0x34, 0x56, 0x78};
-    const auto n = herald::ws::encode_masked_header(h.data(), herald::ws::opcode::text,
-                                                    text.size(), key);
-    frame->assign(reinterpret_cast<const char*>(h.data()), n);
-    frame->append(text);
-    herald::ws::apply_mask(frame->data() + n, text.size(), key);
-    asio::async_write(socket_, asio::buffer(*frame),
-                      [frame, self = shared_from_this()](error_code, std::size_t) {});
-  }
+  void send_text(std::string_view text) { send_frame(herald::ws::opcode::text, text); }
 
-  void subscribe() {
-    send_text(R"({"action":"subscribe","channel":")" + opt_.channel + R"("})");
-  }
+  void subscribe() { send_text(R"({"action":"subscribe","channel":")" + opt_.channel + R"("})"); }
 
   void ping_pong() {
     echo_mode_ = true;
@@ -238,6 +245,33 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
     l.require_masked = false;  // server frames are not masked
     l.max_frame_bytes = l.max_message_bytes = 1 << 20;
     return l;
+  }
+
+  // Appends a masked frame to the output; one write at a time on the socket (a pong may come
+  // while a message is being written). At most a few frames wait: the scenarios send one
+  // message per connection at a time.
+  void send_frame(herald::ws::opcode op, std::string_view payload) {
+    std::array<std::uint8_t, herald::ws::max_header_bytes> h{};
+    const std::array<std::uint8_t, 4> key{0x12, 0x34, 0x56, 0x78};
+    const auto n = herald::ws::encode_masked_header(h.data(), op, payload.size(), key);
+    const std::size_t at = out_pending_.size();
+    out_pending_.append(reinterpret_cast<const char*>(h.data()), n);
+    out_pending_.append(payload);
+    herald::ws::apply_mask(out_pending_.data() + at + n, payload.size(), key);
+    write_pending();
+  }
+
+  void write_pending() {
+    if (writing_ || out_pending_.empty()) return;
+    writing_ = true;
+    out_writing_.swap(out_pending_);
+    asio::async_write(socket_, asio::buffer(out_writing_),
+                      [self = shared_from_this()](error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        self->out_writing_.clear();
+                        if (ec) return;
+                        self->write_pending();
+                      });
   }
 
   void handshake() {
@@ -309,17 +343,7 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
     return true;
   }
   bool on_ping(std::string_view payload) override {
-    // Answer pings (keepalive) with a masked pong.
-    std::string p(payload);
-    auto frame = std::make_shared<std::string>();
-    std::array<std::uint8_t, herald::ws::max_header_bytes> h{};
-    const std::array<std::uint8_t, 4> key{1, 2, 3, 4};
-    const auto n = herald::ws::encode_masked_header(h.data(), herald::ws::opcode::pong, p.size(), key);
-    frame->assign(reinterpret_cast<const char*>(h.data()), n);
-    frame->append(p);
-    herald::ws::apply_mask(frame->data() + n, p.size(), key);
-    asio::async_write(socket_, asio::buffer(*frame),
-                      [frame, self = shared_from_this()](error_code, std::size_t) {});
+    send_frame(herald::ws::opcode::pong, payload);  // keepalive
     return true;
   }
   bool on_pong(std::string_view) override { return true; }
@@ -335,6 +359,9 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
   std::string response_;
   std::function<void(bool)> ready_;
   bool echo_mode_ = false;
+  std::string out_pending_;
+  std::string out_writing_;
+  bool writing_ = false;
 };
 
 // Opens o.connections clients with at most o.in_flight handshakes at once.
@@ -362,7 +389,8 @@ struct fleet {
       }
     };
     launch();
-    while (st.connected + st.failed < o.connections) ioc.run_one();
+    while (st.connected + st.failed < o.connections)
+      ioc.run_one();
     connect_seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
   }
 
@@ -402,7 +430,8 @@ class redis_publisher {
     }
     for (int i = 0; i < n; ++i) {
       void* reply = nullptr;
-      if (redisGetReply(ctx_, &reply) != REDIS_OK) throw std::runtime_error("redis: publish failed");
+      if (redisGetReply(ctx_, &reply) != REDIS_OK)
+        throw std::runtime_error("redis: publish failed");
       freeReplyObject(reply);
     }
   }
@@ -428,9 +457,10 @@ class http_publisher {
   void publish_one() {
     const std::string body =
         R"({"channel":")" + opt_.channel + R"(","data":)" + make_data(now_ns(), opt_.size) + "}";
-    const std::string req = "POST /v1/publish HTTP/1.1\r\nHost: bench\r\nContent-Type: "
-                            "application/json\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\n\r\n" + body;
+    const std::string req =
+        "POST /v1/publish HTTP/1.1\r\nHost: bench\r\nContent-Type: "
+        "application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
     asio::write(socket_, asio::buffer(req));
     // Read one response (headers + Content-Length body).
     for (;;) {
@@ -463,8 +493,10 @@ class http_publisher {
 
 struct publisher {
   explicit publisher(const options& o) {
-    if (o.publish_via == "redis") redis = std::make_unique<redis_publisher>(o);
-    else http = std::make_unique<http_publisher>(o);
+    if (o.publish_via == "redis")
+      redis = std::make_unique<redis_publisher>(o);
+    else
+      http = std::make_unique<http_publisher>(o);
   }
   void burst(int n) { redis ? redis->burst(n) : http->burst(n); }
   std::unique_ptr<redis_publisher> redis;

@@ -3,57 +3,34 @@
 #include <array>
 #include <utility>
 
+#include "herald/event.hpp"
+
 namespace herald {
-namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
 
 std::optional<std::string> static_file_path(std::string_view url_path) {
   if (url_path.empty() || url_path.front() != '/') return std::nullopt;
-  std::string decoded;
-  decoded.reserve(url_path.size());
-  for (std::size_t i = 0; i < url_path.size(); ++i) {
-    char c = url_path[i];
-    if (c == '%') {
-      if (i + 2 >= url_path.size()) return std::nullopt;
-      const int hi = hex_value(url_path[i + 1]);
-      const int lo = hex_value(url_path[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      c = static_cast<char>(hi * 16 + lo);
-      i += 2;
-    }
+  auto decoded = url_decode_strict(url_path);
+  if (!decoded) return std::nullopt;
+  for (char c : *decoded) {
     const auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f || c == '\\') return std::nullopt;
-    decoded += c;
   }
-  // Check every segment between the slashes; the first character is the leading "/".
-  std::string out;
-  std::size_t start = 1;
-  for (;;) {
-    const std::size_t slash = decoded.find('/', start);
-    const std::string_view segment = std::string_view(decoded).substr(
-        start, slash == std::string::npos ? std::string::npos : slash - start);
-    if (slash == std::string::npos) {
-      if (segment.empty()) {
-        out += "index.html";  // "/" or ".../"
-      } else {
-        if (segment.front() == '.') return std::nullopt;
-        out += segment;
-      }
-      return out;
+  // Every segment between slashes must be a plain name: not empty (no "//"), and not starting
+  // with "." (no "..", no ".", no hidden files). Only the last one may be empty: a directory.
+  std::string out = decoded->substr(1);
+  for (std::size_t start = 0;;) {
+    const std::size_t slash = out.find('/', start);
+    const std::size_t end = slash == std::string::npos ? out.size() : slash;
+    if (end == start) {
+      if (slash != std::string::npos) return std::nullopt;  // an empty segment: "//"
+    } else if (out[start] == '.') {
+      return std::nullopt;
     }
-    if (segment.empty() || segment.front() == '.') return std::nullopt;
-    out += segment;
-    out += '/';
+    if (slash == std::string::npos) break;
     start = slash + 1;
   }
+  if (out.empty() || out.back() == '/') out += "index.html";
+  return out;
 }
 
 std::string_view static_content_type(std::string_view file_name) {

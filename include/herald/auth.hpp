@@ -58,6 +58,12 @@ struct auth_outcome {
   std::string user_id;  // empty: anonymous
   std::shared_ptr<const string_pairs> authorizer;
   system_time_ms expires_at = 0;  // auth.jwt.close_on_expiry: close the connection then
+
+  void refuse(int http_status, std::string why) {
+    accept = false;
+    status = http_status;
+    reason = std::move(why);
+  }
 };
 
 class authenticator {

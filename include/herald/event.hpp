@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -54,6 +55,8 @@ std::string clf_time(system_time_ms t);
 // Percent-decoding of one query-string component ('+' is a space unless `plus_is_space` is
 // false, as in paths). Invalid escapes stay as they are.
 std::string url_decode(std::string_view s, bool plus_is_space = true);
+// Percent-decoding where every '%' must start a valid escape ('+' stays '+'); nullopt if not.
+std::optional<std::string> url_decode_strict(std::string_view s);
 
 // The query string of a request target as decoded name/value pairs, in order.
 string_pairs query_pairs(std::string_view target);

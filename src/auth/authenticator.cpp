@@ -140,11 +140,7 @@ void authenticator::authenticate(const connection_info& info, const connect_requ
 void authenticator::check_jwt(const connection_info& info, const connect_request& request,
                               std::vector<std::string>& offered, auth_outcome& out) {
   const jwt_config& c = cfg_.auth.jwt;
-  const auto refuse = [&](std::string reason) {
-    out.accept = false;
-    out.status = 401;
-    out.reason = std::move(reason);
-  };
+  const auto refuse = [&out](std::string reason) { out.refuse(401, std::move(reason)); };
   const auto token = find_token(c, request, offered);
   if (!token) {
     if (c.required) refuse("missing token");
@@ -187,20 +183,11 @@ void authenticator::apply(const authorizer_answer& a, auth_outcome& out) {
       return;
     }
     case verdict::deny:
-      out.accept = false;
-      out.status = 403;
-      out.reason = "denied by the authorizer";
-      return;
+      return out.refuse(403, "denied by the authorizer");
     case verdict::unauthorized:
-      out.accept = false;
-      out.status = 401;
-      out.reason = "unauthorized by the authorizer";
-      return;
+      return out.refuse(401, "unauthorized by the authorizer");
     case verdict::error:
-      out.accept = false;
-      out.status = 500;
-      out.reason = "authorizer failed";
-      return;
+      return out.refuse(500, "authorizer failed");
   }
 }
 
@@ -243,9 +230,7 @@ void authenticator::call_authorizer(const connection_info& info, const connect_r
   for (const auto& source : ac.identity_sources) {
     const auto v = identity_value(source, request);
     if (!v) {
-      out.accept = false;
-      out.status = 401;
-      out.reason = "missing identity source " + source;
+      out.refuse(401, "missing identity source " + source);
       return done(std::move(out));
     }
     cache_key += *v;

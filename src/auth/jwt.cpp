@@ -79,25 +79,37 @@ unsigned algorithms_for(EVP_PKEY* pkey) {
   throw std::invalid_argument("only RSA and EC public keys are supported");
 }
 
-pkey_ptr rsa_from_jwk(const std::string& n, const std::string& e) {
-  bn_ptr bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()),
-                        static_cast<int>(n.size()), nullptr));
-  bn_ptr bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()),
-                        static_cast<int>(e.size()), nullptr));
+// A public key of `type` ("RSA", "EC") from the parameters `push` adds to a builder; null if
+// OpenSSL does not accept them.
+template <class Push>
+EVP_PKEY* public_key_from_params(const char* type, Push push) {
   OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
   OSSL_PARAM* params = nullptr;
   EVP_PKEY_CTX* ctx = nullptr;
   EVP_PKEY* pkey = nullptr;
-  if (bn_n && bn_e && bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n.get()) &&
-      OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e.get()) &&
-      (params = OSSL_PARAM_BLD_to_param(bld)) &&
-      (ctx = EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr)) &&
+  if (bld && push(bld) && (params = OSSL_PARAM_BLD_to_param(bld)) &&
+      (ctx = EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr)) &&
       EVP_PKEY_fromdata_init(ctx) == 1) {
     if (EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) pkey = nullptr;
   }
   EVP_PKEY_CTX_free(ctx);
   OSSL_PARAM_free(params);
   OSSL_PARAM_BLD_free(bld);
+  return pkey;
+}
+
+pkey_ptr rsa_from_jwk(const std::string& n, const std::string& e) {
+  bn_ptr bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()),
+                        static_cast<int>(n.size()), nullptr));
+  bn_ptr bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()),
+                        static_cast<int>(e.size()), nullptr));
+  EVP_PKEY* pkey = nullptr;
+  if (bn_n && bn_e) {
+    pkey = public_key_from_params("RSA", [&](OSSL_PARAM_BLD* bld) {
+      return OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n.get()) &&
+             OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e.get());
+    });
+  }
   if (!pkey) throw std::invalid_argument("unusable RSA key (n, e)");
   return own(pkey);
 }
@@ -108,20 +120,11 @@ pkey_ptr ec_from_jwk(const std::string& crv, const std::string& x, const std::st
   if (!group) throw std::invalid_argument("EC curve " + crv + " is not supported (P-256, P-384)");
   if (x.size() != coord || y.size() != coord) throw std::invalid_argument("bad EC coordinates");
   std::string point = "\x04" + x + y;
-  OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
-  OSSL_PARAM* params = nullptr;
-  EVP_PKEY_CTX* ctx = nullptr;
-  EVP_PKEY* pkey = nullptr;
-  if (bld && OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) &&
-      OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) &&
-      (params = OSSL_PARAM_BLD_to_param(bld)) &&
-      (ctx = EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr)) &&
-      EVP_PKEY_fromdata_init(ctx) == 1) {
-    if (EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) pkey = nullptr;
-  }
-  EVP_PKEY_CTX_free(ctx);
-  OSSL_PARAM_free(params);
-  OSSL_PARAM_BLD_free(bld);
+  EVP_PKEY* pkey = public_key_from_params("EC", [&](OSSL_PARAM_BLD* bld) {
+    return OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) &&
+           OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                            point.size());
+  });
   if (!pkey) throw std::invalid_argument("unusable EC key (a point not on the curve?)");
   // The point must be on the curve.
   EVP_PKEY_CTX* check = EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr);
