@@ -233,7 +233,7 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
   }
   if (!cfg.auth.authorizer.integration.empty()) used.push_back(cfg.auth.authorizer.integration);
   const worker_poster post = [&ctx](unsigned i, std::function<void()> fn) {
-    asio::post(ctx.workers[i]->context(), std::move(fn));
+    ctx.workers[i]->post(std::move(fn));
   };
   impl_->channels = std::make_unique<dispatcher>(cfg, impl_->registry, n, post);
   if (cfg.backplane == backplane_kind::redis) {

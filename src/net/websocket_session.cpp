@@ -2,10 +2,16 @@
 
 #include <array>
 #include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <type_traits>
 #include <vector>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -53,6 +59,7 @@ class websocket_session final : public websocket_session_base {
  public:
   static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
   static constexpr std::size_t tls_read_size = 16 * 1024;
+  static constexpr std::size_t max_iov = IOV_MAX < 1024 ? IOV_MAX : 1024;
 
   websocket_session(Stream&& stream, connection_info info, admission slot, worker& w,
                     server_context& ctx)
@@ -99,7 +106,7 @@ class websocket_session final : public websocket_session_base {
   send_result send(std::shared_ptr<const std::string> payload, bool binary) override {
     if (worker_.in_this_thread()) return enqueue_data(std::move(payload), binary);
     const bool saturated = saturated_.load(std::memory_order_relaxed);
-    asio::post(worker_.context(), [s = self(), payload = std::move(payload), binary]() mutable {
+    worker_.post([s = self(), payload = std::move(payload), binary]() mutable {
       s->enqueue_data(std::move(payload), binary);
     });
     if (!saturated) return send_result::queued;
@@ -108,9 +115,8 @@ class websocket_session final : public websocket_session_base {
   }
 
   void close(std::uint16_t code, std::string reason) override {
-    asio::post(worker_.context(), [s = self(), code, reason = std::move(reason)] {
-      s->start_close(code, reason, true);
-    });
+    worker_.post(
+        [s = self(), code, reason = std::move(reason)] { s->start_close(code, reason, true); });
   }
 
   void begin_request() override {
@@ -283,27 +289,41 @@ class websocket_session final : public websocket_session_base {
       stream_.async_read_some(asio::buffer(tls_in_.get(), tls_read_size),
                               [s = self()](error_code ec, std::size_t n) { s->on_read(ec, n); });
     } else {
-      // Wait for readability with no buffer: an idle connection holds no read memory.
-      stream_.async_wait(tcp::socket::wait_read,
-                         [s = self()](error_code ec) { s->on_readable(ec); });
+      // A read into a few bytes of the session (not async_wait, which costs an epoll_ctl
+      // call every time in Asio's reactor); whatever follows is read into the worker's
+      // shared buffer. An idle connection holds no other read memory.
+      stream_.async_read_some(asio::buffer(peek_),
+                              [s = self()](error_code ec, std::size_t n) { s->on_peek(ec, n); });
     }
   }
 
-  void on_readable(error_code ec) {
+  void on_peek(error_code ec, std::size_t n) {
     read_pending_ = false;
-    if (ec) return fail(ec, "wait");
+    if (ec) return fail(ec, "read");
     if (state_ == state::closed) return;
     if constexpr (!is_tls) {
       const auto buf = worker_.read_buffer();
+      std::memcpy(buf.data(), peek_.data(), n);
+      std::size_t have = n;
+      bool more = n == peek_.size();
       // A few reads at most, then yield to the other connections of this worker.
-      for (int round = 0; round < 4; ++round) {
+      for (int round = 0; more && round < 4; ++round) {
         error_code rec;
-        const std::size_t n = stream_.read_some(asio::buffer(buf.data(), buf.size()), rec);
+        const std::size_t got =
+            stream_.read_some(asio::buffer(buf.data() + have, buf.size() - have), rec);
         if (rec == asio::error::would_block || rec == asio::error::try_again) break;
-        if (rec) return fail(rec, "read");
-        if (!consume(buf.first(n))) return;
-        if (n < buf.size()) break;
+        if (rec) {
+          if (have > 0 && !consume(buf.first(have))) return;
+          return fail(rec, "read");
+        }
+        have += got;
+        more = have == buf.size();
+        if (more) {
+          if (!consume(buf.first(have))) return;
+          have = 0;
+        }
       }
+      if (have > 0 && !consume(buf.first(have))) return;
     }
     do_read();
   }
@@ -461,15 +481,61 @@ class websocket_session final : public websocket_session_base {
       asio::async_write(stream_, asio::buffer(tls_out_),
                         [s = self()](error_code ec, std::size_t n) { s->on_write(ec, n); });
     } else {
-      iov_.clear();
-      iov_.reserve(writing_.size() * 2);
-      for (const auto& f : writing_) {
-        iov_.emplace_back(f.header.data(), f.header_len);
-        if (!f.payload->empty()) iov_.emplace_back(f.payload->data(), f.payload->size());
-      }
-      asio::async_write(stream_, std::span<const asio::const_buffer>(iov_),
-                        [s = self()](error_code ec, std::size_t n) { s->on_write(ec, n); });
+      write_index_ = 0;
+      write_skip_ = 0;
+      batch_written_ = 0;
+      write_plain();
     }
+  }
+
+  // Plain sockets: gathered sendmsg calls straight from the batch (every header and shared
+  // payload one iovec, up to IOV_MAX per call; Asio's write path takes at most 64 buffers and
+  // allocates an operation per write). Runs until the batch is out or the socket is full; then
+  // waits for writability and goes on.
+  void write_plain() {
+    std::array<iovec, max_iov> iov;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+    const int fd = stream_.native_handle();
+    while (write_index_ < writing_.size()) {
+      std::size_t n = 0;
+      std::size_t skip = write_skip_;
+      for (std::size_t i = write_index_; i < writing_.size() && n + 2 <= iov.size(); ++i) {
+        const auto& f = writing_[i];
+        if (skip < f.header_len) {
+          iov[n++] = {const_cast<std::uint8_t*>(f.header.data()) + skip, f.header_len - skip};
+          skip = 0;
+        } else {
+          skip -= f.header_len;
+        }
+        const std::size_t len = f.payload->size();
+        if (skip < len) iov[n++] = {const_cast<char*>(f.payload->data()) + skip, len - skip};
+        skip = 0;
+      }
+      msghdr msg{};
+      msg.msg_iov = iov.data();
+      msg.msg_iovlen = n;
+      const ssize_t sent = ::sendmsg(fd, &msg, MSG_NOSIGNAL);  // a closed peer is EPIPE, no signal
+      if (sent < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          // The peer's window is full: wait, then go on from where we are.
+          stream_.async_wait(tcp::socket::wait_write, [s = self()](error_code ec) {
+            if (ec) return s->on_write(ec, 0);
+            if (s->state_ != state::closed) s->write_plain();
+          });
+          return;
+        }
+        return on_write(error_code(errno, boost::system::system_category()), 0);
+      }
+      auto left = static_cast<std::size_t>(sent);
+      batch_written_ += left;
+      left += write_skip_;
+      while (write_index_ < writing_.size() && left >= writing_[write_index_].size()) {
+        left -= writing_[write_index_].size();
+        ++write_index_;
+      }
+      write_skip_ = left;
+    }
+    on_write({}, batch_written_);
   }
 
   void on_write(error_code ec, std::size_t bytes) {
@@ -487,7 +553,6 @@ class websocket_session final : public websocket_session_base {
       // Idle again: give the memory back.
       std::vector<outbound>().swap(writing_);
       std::vector<outbound>().swap(queue_);
-      std::vector<asio::const_buffer>().swap(iov_);
       std::string().swap(tls_out_);
     }
     update_saturation();
@@ -557,10 +622,13 @@ class websocket_session final : public websocket_session_base {
 
   std::vector<outbound> queue_;    // waiting to be written
   std::vector<outbound> writing_;  // being written
-  std::vector<asio::const_buffer> iov_;
+  std::size_t write_index_ = 0;    // plain: first frame of writing_ not fully written
+  std::size_t write_skip_ = 0;     // ... and how many of its bytes are
+  std::size_t batch_written_ = 0;  // bytes of this batch written so far
   std::string tls_out_;
   std::unique_ptr<char[]> tls_in_;
-  std::size_t queue_bytes_ = 0;  // queue_ and writing_ together
+  std::array<char, 128> peek_{};  // plain: the first bytes of each read
+  std::size_t queue_bytes_ = 0;   // queue_ and writing_ together
   std::size_t batch_bytes_ = 0;
   std::atomic<bool> saturated_{false};  // read by other threads deciding 429s
   std::string stash_;                   // undecoded input held while paused

@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -46,6 +48,12 @@ class worker {
   steady_clock::time_point now() const { return now_; }
   system_time_ms now_ms() const { return now_ms_; }  // wall clock, same refresh
 
+  // Thread-safe: runs `fn` on this worker's thread, after everything posted here before it.
+  // Work posted from other threads waits in one mailbox and runs in batches, one loop turn per
+  // batch: publications that arrive while the worker is busy are delivered together and leave
+  // in one write per connection (see schedule_flush).
+  void post(std::function<void()> fn);
+
   // --- worker thread only ---
   void attach(websocket_session_base& s);
   void detach(websocket_session_base& s);
@@ -72,6 +80,7 @@ class worker {
   void schedule_tick();
   void on_tick();
   void flush_dirty();
+  void run_mailbox();
   void drain_step();
 
   unsigned index_;
@@ -87,6 +96,10 @@ class worker {
   std::size_t sessions_ = 0;
   std::vector<std::shared_ptr<websocket_session_base>> dirty_;
   bool flush_posted_ = false;
+  std::mutex mailbox_mutex_;
+  std::vector<std::function<void()>> mailbox_;        // guarded by mailbox_mutex_
+  bool mailbox_posted_ = false;                       // guarded by mailbox_mutex_
+  std::vector<std::function<void()>> mailbox_batch_;  // worker thread: the batch being run
   worker_metrics metrics_;
   struct drain_state {
     std::vector<std::weak_ptr<websocket_session_base>> order;  // shuffled
