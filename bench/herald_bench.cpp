@@ -72,17 +72,19 @@ struct options {
   double rate = 1000;
   double duration = 5;
   int pid = 0;
+  double hold = 2;  // idle: seconds to keep the connections open before measuring
   bool json = false;
   std::string
       before_publish;  // shell command run once subscribed (bench/callgrind zeroes counters)
+  std::string after_deliveries;  // ... and once everything arrived, before the clients close
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "herald-bench: " << why << "\n"
             << "usage: herald-bench SCENARIO [--port P] [--http-port P] [--redis-port P]\n"
                "  [--connections N] [--in-flight N] [--sources S] [--messages M] [--size B]\n"
-               "  [--rate R] [--duration S] [--publish-via redis|http] [--pid PID]\n"
-               "  [--label NAME] [--before-publish CMD] [--json]\n"
+               "  [--rate R] [--duration S] [--publish-via redis|http] [--pid PID] [--hold S]\n"
+               "  [--label NAME] [--before-publish CMD] [--after-deliveries CMD] [--json]\n"
                "scenarios: connect idle fanout latency echo\n";
   std::exit(2);
 }
@@ -137,8 +139,12 @@ options parse(int argc, char** argv) {
       o.duration = number();
     else if (a == "--pid")
       o.pid = static_cast<int>(number());
+    else if (a == "--hold")
+      o.hold = number();
     else if (a == "--before-publish")
       o.before_publish = value();
+    else if (a == "--after-deliveries")
+      o.after_deliveries = value();
     else
       usage("unknown option " + a);
   }
@@ -570,13 +576,20 @@ int run(const options& o) {
     r.add("connect_seconds", f.connect_seconds, 3);
     r.add("connections_per_s", f.st.connected / f.connect_seconds, 0);
   } else if (o.scenario == "idle") {
-    if (!o.pid) usage("idle needs --pid of the server");
-    f.run_until([] { return false; }, 2.0);  // let the server settle (lazy frees, tick)
-    const long rss_after = rss_kib(o.pid);
-    r.add("rss_before_kib", static_cast<double>(rss_before), 0);
-    r.add("rss_after_kib", static_cast<double>(rss_after), 0);
-    r.add("bytes_per_connection",
-          static_cast<double>(rss_after - rss_before) * 1024.0 / std::max(1, f.st.connected), 0);
+    // Without --pid only the holding: bench/scale runs several of these and reads the server's
+    // memory itself (one process cannot hold more descriptors than its limit).
+    if (o.pid) {
+      f.run_until([] { return false; }, o.hold);  // let the server settle (lazy frees, tick)
+      const long rss_after = rss_kib(o.pid);
+      r.add("rss_before_kib", static_cast<double>(rss_before), 0);
+      r.add("rss_after_kib", static_cast<double>(rss_after), 0);
+      r.add("bytes_per_connection",
+            static_cast<double>(rss_after - rss_before) * 1024.0 / std::max(1, f.st.connected), 0);
+    } else {
+      std::cerr << "herald-bench: " << f.st.connected << " connected, " << f.st.failed
+                << " failed; holding " << o.hold << " s\n";
+      f.run_until([] { return false; }, o.hold);
+    }
   } else if (o.scenario == "fanout" || o.scenario == "latency") {
     f.subscribe_all();
     r.add("subscribed", f.st.subscribed, 0);
@@ -613,6 +626,8 @@ int run(const options& o) {
                                  (burst ? 60.0 : o.duration + 30.0));
     pub.join();
     if (failure) std::rethrow_exception(failure);
+    if (!o.after_deliveries.empty() && std::system(o.after_deliveries.c_str()) != 0)
+      throw std::runtime_error("--after-deliveries command failed");
     const double seconds =
         f.st.deliveries ? static_cast<double>(f.st.last_delivery_ns - first_send) / 1e9 : 0.0;
     if (!all) incomplete = true;

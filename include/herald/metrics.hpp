@@ -87,6 +87,8 @@ struct worker_metrics {
   counter messages_out;
   counter bytes_in;
   counter bytes_out;
+  counter
+      socket_writes;  // write calls on client sockets: messages_out / socket_writes = coalescing
   counter protocol_errors;
   counter send_queue_dropped;          // messages discarded by the drop policy
   counter send_queue_overflow_closes;  // connections closed by the close policy

@@ -785,6 +785,9 @@ std::string admin_api::render_metrics() const {
                  &worker_metrics::bytes_in);
   counter_family("herald_sent_bytes_total", "Bytes written to WebSocket connections",
                  &worker_metrics::bytes_out);
+  counter_family("herald_socket_writes_total",
+                 "Write calls on WebSocket connections (messages sent / writes: frames per write)",
+                 &worker_metrics::socket_writes);
   counter_family("herald_protocol_errors_total", "Connections closed for violating RFC 6455",
                  &worker_metrics::protocol_errors);
   counter_family("herald_send_queue_dropped_total",

@@ -137,6 +137,7 @@ class websocket_session final : public websocket_session_base {
   void tick(steady_clock::time_point now) override {
     if (state_ == state::closed) return;
     const auto& c = ctx_.cfg.websocket;
+    if (!write_active_ && queue_.empty()) release_write_memory();
     if (write_active_ && now - write_started_ >= c.send_queue.write_timeout) {
       worker_.metrics().write_timeouts.add();
       return abort(cc::abnormal, "write timeout");
@@ -451,6 +452,13 @@ class websocket_session final : public websocket_session_base {
     });
   }
 
+  void release_write_memory() {
+    if (queue_.capacity() == 0 && writing_.capacity() == 0 && tls_out_.capacity() <= 15) return;
+    std::vector<outbound>().swap(writing_);
+    std::vector<outbound>().swap(queue_);
+    std::string().swap(tls_out_);
+  }
+
   void update_saturation() { saturated_.store(over_limits(0), std::memory_order_relaxed); }
 
   void request_flush() {
@@ -478,6 +486,7 @@ class websocket_session final : public websocket_session_base {
         tls_out_.append(reinterpret_cast<const char*>(f.header.data()), f.header_len);
         tls_out_.append(*f.payload);
       }
+      worker_.metrics().socket_writes.add();  // one TLS write of the whole batch
       asio::async_write(stream_, asio::buffer(tls_out_),
                         [s = self()](error_code ec, std::size_t n) { s->on_write(ec, n); });
     } else {
@@ -514,6 +523,7 @@ class websocket_session final : public websocket_session_base {
       msg.msg_iov = iov.data();
       msg.msg_iovlen = n;
       const ssize_t sent = ::sendmsg(fd, &msg, MSG_NOSIGNAL);  // a closed peer is EPIPE, no signal
+      worker_.metrics().socket_writes.add();
       if (sent < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -549,12 +559,8 @@ class websocket_session final : public websocket_session_base {
     m.messages_out.add(data_frames);
     queue_bytes_ -= batch_bytes_;
     writing_.clear();
-    if (queue_.empty()) {
-      // Idle again: give the memory back.
-      std::vector<outbound>().swap(writing_);
-      std::vector<outbound>().swap(queue_);
-      std::string().swap(tls_out_);
-    }
+    // The queues keep their capacity for the next batch of a busy connection; the tick gives
+    // it back once the connection has been idle for a tick (no queue memory while idle).
     update_saturation();
     if (batch_has_close_) {
       close_sent_ = true;

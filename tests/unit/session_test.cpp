@@ -2,9 +2,12 @@
 // and a hand-written client, so queue policies, read pausing and close paths are tested
 // deterministically.
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <functional>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -283,6 +286,92 @@ TEST_F(SessionTest, AnswersPingsWithTheirPayload) {
   ASSERT_TRUE(run_until([&] { return !frames_.pongs.empty(); }));
   EXPECT_EQ(frames_.pongs, (std::vector<std::string>{"are you there"}));
   EXPECT_TRUE(frames_.texts.empty());
+}
+
+TEST_F(SessionTest, WorkPostedFromOtherThreadsRunsInOrderAsOneBatch) {
+  start();
+  std::vector<int> ran;
+  std::thread other([&] {
+    for (int i = 0; i < 3; ++i)
+      w().post([&ran, i] { ran.push_back(i); });
+  });
+  other.join();
+  // One loop handler for the whole mailbox: the deliveries of a burst end in one flush.
+  EXPECT_EQ(w().context().run_one(), 1u);
+  EXPECT_EQ(ran, (std::vector<int>{0, 1, 2}));
+  // A task that throws is logged; the ones after it still run.
+  w().post([] { throw std::runtime_error("bug"); });
+  w().post([&ran] { ran.push_back(3); });
+  EXPECT_EQ(w().context().run_one(), 1u);
+  EXPECT_EQ(ran, (std::vector<int>{0, 1, 2, 3}));
+}
+
+TEST_F(SessionTest, LargeAndPipelinedFramesInOneWriteAreAllDecoded) {
+  start([](config& c) { c.websocket.max_message_bytes = c.websocket.max_frame_bytes = 1 << 20; });
+  // Three frames in one TCP write: shorter than, far longer than, and just over the first
+  // read of a session.
+  std::string wire;
+  const std::vector<std::string> payloads = {"short", std::string(300'000, 'L'),
+                                             std::string(129, 'm')};
+  for (const auto& p : payloads) {
+    std::uint8_t header[ws::max_header_bytes];
+    const std::array<std::uint8_t, 4> key{5, 6, 7, 8};
+    const std::size_t n = ws::encode_masked_header(header, ws::opcode::text, p.size(), key);
+    wire.append(reinterpret_cast<char*>(header), n);
+    std::string body = p;
+    ws::apply_mask(body.data(), body.size(), key);
+    wire += body;
+  }
+  std::thread writer([&] { asio::write(*client_, asio::buffer(wire)); });
+  ASSERT_TRUE(run_until([&] { return frames_.texts.size() == 3; }, 5000ms));
+  writer.join();
+  EXPECT_EQ(frames_.texts, payloads);
+}
+
+TEST_F(SessionTest, SendsFromOtherThreadsKeepTheirOrderAndLeaveInOneWrite) {
+  start();
+  // The worker is busy while another thread sends 500 messages: they wait in the worker's
+  // mailbox, run as one batch and leave in one write.
+  std::atomic<bool> sent{false};
+  asio::post(w().context(), [&] {
+    while (!sent.load())
+      std::this_thread::yield();
+  });
+  std::thread other([&] {
+    for (int i = 0; i < 500; ++i)
+      handler_.conn->send(std::make_shared<const std::string>("m" + std::to_string(i)));
+    sent = true;
+  });
+  const auto writes_before = w().metrics().socket_writes.value();
+  ASSERT_TRUE(run_until([&] { return frames_.texts.size() == 500; }));
+  other.join();
+  for (int i = 0; i < 500; ++i)
+    ASSERT_EQ(frames_.texts[static_cast<std::size_t>(i)], "m" + std::to_string(i));
+  EXPECT_EQ(w().metrics().socket_writes.value() - writes_before, 1u);
+  EXPECT_EQ(w().metrics().messages_out.value(), 500u);
+}
+
+TEST_F(SessionTest, ABacklogLargerThanTheSocketBuffersArrivesWhole) {
+  start([](config& c) {
+    c.websocket.send_queue.max_messages = 1000;
+    c.websocket.send_queue.max_bytes = 64 << 20;
+  });
+  // 400 x 64 KiB while the client reads nothing: writes stop at a full socket and resume
+  // where they stopped, in the middle of a frame.
+  std::vector<std::string> sent;
+  asio::post(w().context(), [&] {
+    for (int i = 0; i < 400; ++i) {
+      sent.push_back(std::string(64 * 1024, static_cast<char>('a' + i % 26)));
+      sent.back()[0] = static_cast<char>('0' + i % 10);
+      handler_.conn->send(std::make_shared<const std::string>(sent.back()));
+    }
+  });
+  for (int i = 0; i < 20; ++i)
+    w().context().run_for(5ms);  // write until the socket is full; nothing read yet
+  EXPECT_EQ(w().metrics().messages_out.value(), 0u);  // the batch is not out yet
+  ASSERT_TRUE(run_until([&] { return frames_.texts.size() == 400; }, 10000ms));
+  EXPECT_EQ(frames_.texts, sent);
+  EXPECT_TRUE(handler_.closes.empty());
 }
 
 }  // namespace
