@@ -4,8 +4,10 @@
 // herald:channel:C through Redis, POST /v1/publish over HTTP, and an echo route).
 //
 // Scenarios (one per run; bench/run drives them against both servers):
-//   connect   N connections, `--in-flight` handshakes at once: connections/s, failures
-//   idle      N idle connections: server RSS per connection (/proc/PID/status VmRSS deltas)
+//   connect   N connections, `--in-flight` handshakes at once (and at most `--connect-rate`
+//             started per second): connections/s, failures
+//   idle      N idle connections: server RSS per connection (/proc/PID/status VmRSS deltas);
+//             without --pid it only holds them for `--hold` s (bench/scale runs several)
 //   fanout    N subscribers, a burst of `--messages` publications: deliveries/s, latency
 //   latency   N subscribers, `--rate` publications/s for `--duration` s: latency percentiles
 //   echo      N connections in ping-pong with the echo route: round trips/s
@@ -66,6 +68,7 @@ struct options {
   std::string label = "server";
   int connections = 1000;
   int in_flight = 500;
+  double connect_rate = 0;  // connects started per second at most (0: unpaced)
   int sources = 8;
   int messages = 300;
   int size = 100;
@@ -80,12 +83,14 @@ struct options {
 };
 
 [[noreturn]] void usage(const std::string& why) {
-  std::cerr << "herald-bench: " << why << "\n"
-            << "usage: herald-bench SCENARIO [--port P] [--http-port P] [--redis-port P]\n"
-               "  [--connections N] [--in-flight N] [--sources S] [--messages M] [--size B]\n"
-               "  [--rate R] [--duration S] [--publish-via redis|http] [--pid PID] [--hold S]\n"
-               "  [--label NAME] [--before-publish CMD] [--after-deliveries CMD] [--json]\n"
-               "scenarios: connect idle fanout latency echo\n";
+  std::cerr
+      << "herald-bench: " << why << "\n"
+      << "usage: herald-bench SCENARIO [--port P] [--http-port P] [--redis-port P]\n"
+         "  [--connections N] [--in-flight N] [--connect-rate R] [--sources S] [--messages M]\n"
+         "  [--size B] [--rate R] [--duration S] [--publish-via redis|http] [--pid PID] [--hold "
+         "S]\n"
+         "  [--label NAME] [--before-publish CMD] [--after-deliveries CMD] [--json]\n"
+         "scenarios: connect idle fanout latency echo\n";
   std::exit(2);
 }
 
@@ -127,6 +132,8 @@ options parse(int argc, char** argv) {
       o.connections = static_cast<int>(number());
     else if (a == "--in-flight")
       o.in_flight = static_cast<int>(number());
+    else if (a == "--connect-rate")
+      o.connect_rate = number();
     else if (a == "--sources")
       o.sources = static_cast<int>(number());
     else if (a == "--messages")
@@ -404,8 +411,16 @@ struct fleet {
     int next = 0;
     int pending = 0;
     const auto t0 = clock_type::now();
+    // --connect-rate: no more than R connects started per second (0: as fast as the
+    // in-flight bound lets them go).
+    const auto allowed = [&] {
+      if (o.connect_rate <= 0) return o.connections;
+      const double s = std::chrono::duration<double>(clock_type::now() - t0).count();
+      return std::min(o.connections, 1 + static_cast<int>(s * o.connect_rate));
+    };
     std::function<void()> launch = [&] {
-      while (pending < o.in_flight && next < o.connections) {
+      const int limit = allowed();
+      while (pending < o.in_flight && next < limit) {
         auto c = std::make_shared<client>(ioc, st, o, next++);
         clients.push_back(c);
         ++pending;
@@ -417,8 +432,14 @@ struct fleet {
       }
     };
     launch();
-    while (st.connected + st.failed < o.connections)
-      ioc.run_one();
+    while (st.connected + st.failed < o.connections) {
+      if (o.connect_rate > 0) {
+        ioc.run_one_for(std::chrono::milliseconds(1));
+        launch();  // the clock may allow more now
+      } else {
+        ioc.run_one();
+      }
+    }
     connect_seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
   }
 

@@ -38,16 +38,38 @@ void listener::stop() {
 void listener::do_accept() {
   worker& target = ctx_.next_worker();
   // The new socket belongs to the target worker's io_context from the start.
-  acceptor_.async_accept(
-      target.context(), [self = shared_from_this(), &target](error_code ec, tcp::socket socket) {
-        if (!ec) {
-          asio::post(target.context(), [&target, &ctx = self->ctx_, role = self->role_,
-                                        socket = std::move(socket)]() mutable {
-            serve_connection(std::move(socket), role, target, ctx);
-          });
-        }
-        self->on_accept(ec);
-      });
+  acceptor_.async_accept(target.context(),
+                         [self = shared_from_this(), &target](error_code ec, tcp::socket socket) {
+                           if (!ec) {
+                             self->hand_over(target, std::move(socket));
+                             self->accept_backlog();
+                           }
+                           self->on_accept(ec);
+                         });
+}
+
+void listener::hand_over(worker& target, tcp::socket socket) {
+  // Through the worker's mailbox: the connections accepted in one go reach each worker as one
+  // batch (one wake-up), not one handler each.
+  // (A shared socket: the mailbox holds copyable std::functions.)
+  target.post([&target, &ctx = ctx_, role = role_,
+               socket = std::make_shared<tcp::socket>(std::move(socket))]() mutable {
+    serve_connection(std::move(*socket), role, target, ctx);
+  });
+}
+
+void listener::accept_backlog() {
+  // Under a connection storm many are already queued in the kernel: take them without waiting
+  // for another readiness event each.
+  error_code ec;
+  acceptor_.non_blocking(true, ec);
+  for (int i = 0; !ec && i < max_accepts_per_wakeup; ++i) {
+    worker& target = ctx_.next_worker();
+    tcp::socket socket(target.context());
+    acceptor_.accept(socket, ec);
+    if (ec) break;  // would_block: the queue is empty (other errors show on the next async one)
+    hand_over(target, std::move(socket));
+  }
 }
 
 void listener::on_accept(error_code ec) {

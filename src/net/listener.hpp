@@ -11,6 +11,7 @@
 namespace herald::net {
 
 struct server_context;
+class worker;
 
 class listener : public std::enable_shared_from_this<listener> {
  public:
@@ -26,6 +27,10 @@ class listener : public std::enable_shared_from_this<listener> {
  private:
   void do_accept();
   void on_accept(error_code ec);
+  void accept_backlog();
+  void hand_over(worker& target, tcp::socket socket);
+
+  static constexpr int max_accepts_per_wakeup = 64;
 
   asio::io_context& ioc_;
   tcp::acceptor acceptor_;
