@@ -4,11 +4,15 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { startHerald } from './lib/herald.mjs';
 import { startRedis } from './lib/redis.mjs';
 
 const run = promisify(execFile);
 const BENCH = process.env.HERALD_BENCH_BIN;
+const THREADING = process.env.HERALD_THREADING_BENCH_BIN;
 
 describe('herald-bench', { skip: !BENCH && 'HERALD_BENCH_BIN is not set' }, () => {
   let redis;
@@ -56,7 +60,42 @@ describe('herald-bench', { skip: !BENCH && 'HERALD_BENCH_BIN is not set' }, () =
     assert.ok(echo.round_trips > 10);
   });
 
+  test('connect pacing, holding without a pid, and the hooks around a fan-out', async () => {
+    // 40 connects at no more than 100 per second cannot take less than 0.39 s.
+    const paced = await bench('connect', '--connections', '40', '--connect-rate', '100');
+    assert.equal(paced.connected, 40);
+    assert.ok(paced.connect_seconds >= 0.39, `paced connects took ${paced.connect_seconds} s`);
+    const held = await bench('idle', '--connections', '30', '--hold', '0.3');
+    assert.equal(held.connected, 30);
+    assert.equal(held.failed, 0);
+    const dir = mkdtempSync(path.join(tmpdir(), 'herald-bench-'));
+    const before = path.join(dir, 'before');
+    const after = path.join(dir, 'after');
+    const r = await bench('fanout', '--connections', '10', '--messages', '5',
+      '--before-publish', `touch ${before}`, '--after-deliveries', `test -e ${before} && touch ${after}`);
+    assert.equal(r.deliveries, 50);
+    assert.ok(existsSync(after), 'the after-deliveries hook ran after the before-publish one');
+  });
+
   test('a server that is not there: failures counted, exit code 1', async () => {
     await assert.rejects(run(BENCH, ['connect', '--port', '1', '--connections', '3']), (e) => e.code === 1 && /"failed"|failed\s+3/.test(e.stdout));
+  });
+});
+
+describe('herald-threading-bench', { skip: !THREADING && 'HERALD_THREADING_BENCH_BIN is not set' }, () => {
+  test('both models deliver everything and report rates and latencies', async () => {
+    const { stdout } = await run(THREADING, ['--connections', '200', '--messages', '20', '--rounds', '2', '--json'],
+      { timeout: 60000 });
+    const rows = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(rows.map((r) => r.model), ['shard', 'strand', 'shard', 'strand']);
+    for (const r of rows) {
+      assert.equal(r.connections, 200);
+      assert.ok(r.burst_deliveries_per_s > 0 && r.burst_seconds > 0);
+      assert.ok(r.latency_p50_ms <= r.latency_p99_ms);
+    }
+  });
+
+  test('bad options are refused', async () => {
+    await assert.rejects(run(THREADING, ['--model', 'fibers']), (e) => e.code === 1 && /--model/.test(e.stderr));
   });
 });
