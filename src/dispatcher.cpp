@@ -1,5 +1,7 @@
 #include "herald/dispatcher.hpp"
 
+#include <bit>
+
 #include <nlohmann/json.hpp>
 
 #include "herald/log.hpp"
@@ -93,7 +95,7 @@ struct dispatcher::worker_state {
 
 dispatcher::dispatcher(const config& cfg, connection_registry& registry, unsigned workers,
                        worker_poster post)
-    : cfg_(cfg), registry_(registry), post_(std::move(post)) {
+    : cfg_(cfg), registry_(registry), post_(std::move(post)), channel_workers_(workers) {
   for (unsigned i = 0; i < workers; ++i)
     workers_.push_back(std::make_unique<worker_state>());
   local_ = make_local_backplane(cfg, *this, post_);
@@ -123,6 +125,7 @@ void dispatcher::on_close(connection& conn) {
       leave(w, conn, channel);
   }
   w.topics.remove(&conn, [&](const std::string& channel) {
+    channel_workers_.remove(channel, conn.info().worker);
     w.metrics.channels.add(-1);
     cluster_->channel_removed(channel);
   });
@@ -195,6 +198,7 @@ void dispatcher::subscribe(connection& conn, std::string_view channel, subscribe
   };
   if (!change.channel_edge) return go();
   // The first subscriber on this worker: the cluster must start sending the channel here.
+  channel_workers_.add(name, worker);
   w.metrics.channels.add(1);
   cluster_->channel_added(name, worker, std::move(go));
 }
@@ -295,6 +299,7 @@ void dispatcher::unsubscribe(connection& conn, std::string_view channel) {
   if (!change.changed) return;
   w.metrics.subscriptions.add(-1);
   if (!change.channel_edge) return;
+  channel_workers_.remove(channel, conn.info().worker);
   w.metrics.channels.add(-1);
   cluster_->channel_removed(std::string(channel));
 }
@@ -350,9 +355,19 @@ std::size_t dispatcher::deliver_local(worker_state& w,
   return n;
 }
 
-// One post per worker; the last one to finish reports the total.
+// One post per worker that has subscribers of the channel (every worker for a broadcast); the
+// last one to finish reports the total.
 void dispatcher::fan_out(std::shared_ptr<const publication> p,
                          std::function<void(std::size_t)> done) {
+  // Broadcasts, and nodes with more workers than the mask has bits, go to every worker.
+  const bool every = p->kind != target_kind::channel || workers_.size() > 64;
+  const std::uint64_t mask = every ? 0 : channel_workers_.of(p->target);
+  const auto targets =
+      every ? static_cast<unsigned>(workers_.size()) : static_cast<unsigned>(std::popcount(mask));
+  if (targets == 0) {
+    if (done) done(0);
+    return;
+  }
   struct gather {
     std::function<void(std::size_t)> done;
     std::atomic<std::size_t> recipients{0};
@@ -360,8 +375,9 @@ void dispatcher::fan_out(std::shared_ptr<const publication> p,
   };
   auto g = std::make_shared<gather>();
   g->done = std::move(done);
-  g->pending = static_cast<unsigned>(workers_.size());
+  g->pending = targets;
   for (unsigned i = 0; i < workers_.size(); ++i) {
+    if (!every && (mask >> i & 1) == 0) continue;
     post_(i, [this, g, p, i] {
       g->recipients.fetch_add(deliver_local(*workers_[i], p), std::memory_order_relaxed);
       if (g->pending.fetch_sub(1, std::memory_order_acq_rel) == 1 && g->done)

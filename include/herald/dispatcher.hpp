@@ -163,6 +163,7 @@ class dispatcher {
   std::unique_ptr<backplane> local_;
   backplane* cluster_ = nullptr;
   std::vector<std::unique_ptr<worker_state>> workers_;
+  channel_workers channel_workers_;  // where each channel has subscribers (any thread)
 };
 
 }  // namespace herald

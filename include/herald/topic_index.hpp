@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -124,6 +126,55 @@ class basic_topic_index {
   topic_map topics_;  // node-based: pointers to entries stay valid while the entry exists
   std::unordered_map<T*, std::vector<typename topic_map::value_type*>> by_sub_;
   std::size_t subscriptions_ = 0;
+};
+
+// Which workers have local subscribers of each channel, shared by all threads: a channel
+// publication is posted only to those workers, so a channel with one subscriber wakes one
+// worker instead of every one. Updated only when a worker's index gains a channel or loses it
+// (the `channel_edge` of a change), read once per publication. Workers are bits of a 64-bit
+// mask; with more than 64 workers every publication goes to every worker (`all`).
+class channel_workers {
+ public:
+  explicit channel_workers(unsigned workers)
+      : all_(workers >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << workers) - 1),
+        tracked_(workers <= 64) {}
+
+  void add(std::string_view channel, unsigned worker) {
+    if (!tracked_) return;
+    std::unique_lock lock(mutex_);
+    auto it = masks_.find(channel);
+    if (it == masks_.end()) it = masks_.emplace(std::string(channel), 0).first;
+    it->second |= std::uint64_t{1} << worker;
+  }
+
+  void remove(std::string_view channel, unsigned worker) {
+    if (!tracked_) return;
+    std::unique_lock lock(mutex_);
+    const auto it = masks_.find(channel);
+    if (it == masks_.end()) return;
+    it->second &= ~(std::uint64_t{1} << worker);
+    if (it->second == 0) masks_.erase(it);
+  }
+
+  // Bit i set: worker i has subscribers of `channel`.
+  std::uint64_t of(std::string_view channel) const {
+    if (!tracked_) return all_;
+    std::shared_lock lock(mutex_);
+    const auto it = masks_.find(channel);
+    return it == masks_.end() ? 0 : it->second;
+  }
+
+  std::uint64_t all() const { return all_; }
+
+ private:
+  struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  const std::uint64_t all_;
+  const bool tracked_;
+  mutable std::shared_mutex mutex_;
+  std::unordered_map<std::string, std::uint64_t, string_hash, std::equal_to<>> masks_;
 };
 
 }  // namespace herald

@@ -120,3 +120,54 @@ describe('channel rules', () => {
     for (const c of [a, b, admin]) c.ws.close();
   });
 });
+
+describe('fan-out across workers', () => {
+  let h;
+  before(async () => {
+    h = await startHerald({ threads: 2, channels: { default_access: 'open' } });
+  });
+  after(async () => {
+    await h.stop();
+  });
+
+  const metric = async (name) => {
+    const text = await (await fetch(`${h.adminUrl}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+    return Number(line.split(' ')[1]);
+  };
+  const publish = async (body) => {
+    const r = await fetch(`${h.adminUrl}/v1/publish`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    assert.equal(r.status, 202, await r.text());
+  };
+
+  test('a channel publication wakes only the workers that have its subscribers', async () => {
+    const c = await connect(h.url);
+    c.send({ action: 'subscribe', channel: 'lonely' });
+    assert.equal((await c.nextJson()).type, 'subscribed');
+    const start = await metric('herald_publications_total');
+    for (let i = 0; i < 5; i++) await publish({ channel: 'lonely', data: { i } });
+    for (let i = 0; i < 5; i++) assert.deepEqual((await c.nextJson()).data, { i });
+    // One subscriber, two workers: each publication was handled by one worker only.
+    assert.equal(await metric('herald_publications_total') - start, 5);
+    await publish({ channel: 'nobody-here', data: 1 });
+    assert.equal(await metric('herald_publications_total') - start, 5);
+    // A broadcast goes to every worker.
+    await publish({ broadcast: true, data: 'all' });
+    assert.equal((await c.nextJson()).data, 'all');
+    assert.equal(await metric('herald_publications_total') - start, 7);
+    // After the last subscriber leaves, the channel reaches no worker.
+    c.send({ action: 'unsubscribe', channel: 'lonely' });
+    await c.nextJson();
+    await publish({ channel: 'lonely', data: 'late' });
+    assert.equal(await metric('herald_publications_total') - start, 7);
+    await c.silentFor(100);
+    // Frames per write: every message sent took a write call at most.
+    assert.ok(await metric('herald_socket_writes_total') >= 1);
+    assert.ok(await metric('herald_socket_writes_total') <= await metric('herald_messages_sent_total') + 10);
+    c.close();
+  });
+});

@@ -111,5 +111,34 @@ TEST(TopicIndex, AgreesWithAReferenceModelUnderRandomOperations) {
   }
 }
 
+TEST(ChannelWorkers, TracksWhichWorkersHaveAChannel) {
+  channel_workers cw(4);
+  EXPECT_EQ(cw.all(), 0b1111u);
+  EXPECT_EQ(cw.of("news"), 0u);  // nobody: a publication is posted to no worker
+  cw.add("news", 0);
+  cw.add("news", 2);
+  cw.add("sport", 3);
+  EXPECT_EQ(cw.of("news"), 0b0101u);
+  EXPECT_EQ(cw.of(std::string_view("sport")), 0b1000u);
+  cw.remove("news", 0);
+  EXPECT_EQ(cw.of("news"), 0b0100u);
+  cw.remove("news", 2);
+  cw.remove("news", 2);  // twice: harmless
+  EXPECT_EQ(cw.of("news"), 0u);
+  cw.remove("unknown", 1);
+  EXPECT_EQ(cw.of("sport"), 0b1000u);
+}
+
+TEST(ChannelWorkers, SixtyFourWorkersAreTrackedAndMoreGoEverywhere) {
+  channel_workers sixty_four(64);
+  EXPECT_EQ(sixty_four.all(), ~std::uint64_t{0});
+  sixty_four.add("c", 63);
+  EXPECT_EQ(sixty_four.of("c"), std::uint64_t{1} << 63);
+  channel_workers many(100);
+  many.add("c", 99);  // not tracked: every worker gets every channel publication
+  EXPECT_EQ(many.of("c"), ~std::uint64_t{0});
+  EXPECT_EQ(many.of("other"), ~std::uint64_t{0});
+}
+
 }  // namespace
 }  // namespace herald
