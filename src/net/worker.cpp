@@ -36,7 +36,11 @@ worker::worker(unsigned index, server_context& ctx)
       tick_period_(tick_period_for(ctx.cfg)),
       now_(steady_clock::now()),
       now_ms_(herald::now_ms()),
-      read_buffer_(std::make_unique<char[]>(read_buffer_size)) {
+      read_buffer_(std::make_unique<char[]>(read_buffer_size)),
+      mailbox_(ioc_, [this](const std::exception& e) {
+        // A bug in one task; the rest of the batch still runs (as separate handlers would).
+        ctx_.log.critical("worker.exception", {{"worker", index_}, {"error", e.what()}});
+      }) {
   guard_.emplace(ioc_.get_executor());
   schedule_tick();
 }
@@ -71,36 +75,6 @@ void worker::schedule_flush(std::shared_ptr<websocket_session_base> s) {
   if (flush_posted_) return;
   flush_posted_ = true;
   asio::post(ioc_, [this] { flush_dirty(); });
-}
-
-void worker::post(std::function<void()> fn) {
-  bool schedule = false;
-  {
-    std::lock_guard lock(mailbox_mutex_);
-    mailbox_.push_back(std::move(fn));
-    schedule = !mailbox_posted_;
-    mailbox_posted_ = true;
-  }
-  // One loop handler per batch. Order is kept: whatever is posted later either joins a batch
-  // that has not started yet or schedules the next one.
-  if (schedule) asio::post(ioc_, [this] { run_mailbox(); });
-}
-
-void worker::run_mailbox() {
-  {
-    std::lock_guard lock(mailbox_mutex_);
-    mailbox_batch_.swap(mailbox_);
-    mailbox_posted_ = false;
-  }
-  for (auto& fn : mailbox_batch_) {
-    try {
-      fn();
-    } catch (const std::exception& e) {
-      // A bug in one task; the rest of the batch still runs (as separate handlers would).
-      ctx_.log.critical("worker.exception", {{"worker", index_}, {"error", e.what()}});
-    }
-  }
-  mailbox_batch_.clear();  // capacity kept: the next batch of this size allocates nothing
 }
 
 void worker::flush_dirty() {

@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -19,6 +18,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "herald/metrics.hpp"
+#include "mailbox.hpp"
 #include "net/net.hpp"
 #include "net/server_context.hpp"
 
@@ -52,7 +52,7 @@ class worker {
   // Work posted from other threads waits in one mailbox and runs in batches, one loop turn per
   // batch: publications that arrive while the worker is busy are delivered together and leave
   // in one write per connection (see schedule_flush).
-  void post(std::function<void()> fn);
+  void post(std::function<void()> fn) { mailbox_.post(std::move(fn)); }
 
   // --- worker thread only ---
   void attach(websocket_session_base& s);
@@ -80,7 +80,6 @@ class worker {
   void schedule_tick();
   void on_tick();
   void flush_dirty();
-  void run_mailbox();
   void drain_step();
 
   unsigned index_;
@@ -92,14 +91,11 @@ class worker {
   steady_clock::time_point now_;
   system_time_ms now_ms_ = 0;
   std::unique_ptr<char[]> read_buffer_;
+  mailbox mailbox_;  // work from other threads (after ioc_: destroyed before the loop)
   websocket_session_base* head_ = nullptr;  // intrusive list of this worker's sessions
   std::size_t sessions_ = 0;
   std::vector<std::shared_ptr<websocket_session_base>> dirty_;
   bool flush_posted_ = false;
-  std::mutex mailbox_mutex_;
-  std::vector<std::function<void()>> mailbox_;        // guarded by mailbox_mutex_
-  bool mailbox_posted_ = false;                       // guarded by mailbox_mutex_
-  std::vector<std::function<void()>> mailbox_batch_;  // worker thread: the batch being run
   worker_metrics metrics_;
   struct drain_state {
     std::vector<std::weak_ptr<websocket_session_base>> order;  // shuffled
