@@ -19,7 +19,6 @@
 #include "herald/event.hpp"
 #include "herald/ws/handshake.hpp"
 #include "herald/ws/utf8.hpp"
-#include "mailbox.hpp"
 #include "redis/redis_connection.hpp"
 #include "redis/redis_functions.hpp"
 
@@ -62,7 +61,7 @@ class redis_backplane final : public backplane {
   }
 
   ~redis_backplane() override {
-    inbox_.post([this] { shutdown_connections(); });
+    asio::post(ioc_, [this] { shutdown_connections(); });
     guard_.reset();
     if (thread_.joinable()) thread_.join();
   }
@@ -85,7 +84,7 @@ class redis_backplane final : public backplane {
   }
 
   void stop(std::function<void()> done) override {
-    inbox_.post([this, done = std::move(done)] {
+    asio::post(ioc_, [this, done = std::move(done)] {
       // Leave: this node's liveness key goes; connections removed themselves as they closed.
       if (cmd_ && cmd_->ready() &&
           cmd_->command({"DEL", alive_key(node_)}, [this, done](reply_view) {
@@ -126,7 +125,7 @@ class redis_backplane final : public backplane {
     if (!p.exclude.empty()) payload += R"(,"exclude":)" + json(p.exclude).dump();
     if (!p.event.empty()) payload += R"(,"event":)" + json(p.event).dump();
     payload += R"(,"data":)" + p.data_json + "}";
-    inbox_.post([this, channel = std::move(channel), payload = std::move(payload)] {
+    asio::post(ioc_, [this, channel = std::move(channel), payload = std::move(payload)] {
       const bool sent = cmd_->command({"PUBLISH", channel, payload}, [this](reply_view r) {
         if (!r || r->type == REDIS_REPLY_ERROR) failures_.fetch_add(1, std::memory_order_relaxed);
       });
@@ -139,7 +138,7 @@ class redis_backplane final : public backplane {
 
   void channel_added(const std::string& channel, unsigned worker,
                      std::function<void()> ready) override {
-    inbox_.post(
+    asio::post(ioc_, 
         [this, name = prefix_ + "channel:" + channel, worker, ready = std::move(ready)]() mutable {
           if (++refs_[name] == 1) want(name, true);
           if (state_of(name) == sub_state::subscribed || !sub_up_) {
@@ -151,36 +150,36 @@ class redis_backplane final : public backplane {
   }
 
   void channel_removed(const std::string& channel) override {
-    inbox_.post([this, name = prefix_ + "channel:" + channel] { release(name); });
+    asio::post(ioc_, [this, name = prefix_ + "channel:" + channel] { release(name); });
   }
 
   void user_added(const std::string& user) override {
-    inbox_.post([this, name = prefix_ + "user:" + user] {
+    asio::post(ioc_, [this, name = prefix_ + "user:" + user] {
       if (++refs_[name] == 1) want(name, true);
     });
   }
 
   void user_removed(const std::string& user) override {
-    inbox_.post([this, name = prefix_ + "user:" + user] { release(name); });
+    asio::post(ioc_, [this, name = prefix_ + "user:" + user] { release(name); });
   }
 
   // ---- directory ----
 
   void connection_opened(const herald::connection& c) override {
-    inbox_.post([this, fields = directory_fields(c)] {
+    asio::post(ioc_, [this, fields = directory_fields(c)] {
       if (cmd_->ready()) register_connection(fields);
     });
   }
 
   void connection_closed(const herald::connection& c) override {
-    inbox_.post([this, key = conn_key(std::string(c.id().view()))] {
+    asio::post(ioc_, [this, key = conn_key(std::string(c.id().view()))] {
       if (cmd_->ready()) cmd_->command({"DEL", key}, [](reply_view) {});
     });
   }
 
   void locate(const std::string& id,
               std::function<void(std::optional<remote_connection>)> done) override {
-    inbox_.post([this, id, done = std::move(done)] {
+    asio::post(ioc_, [this, id, done = std::move(done)] {
       const bool sent = cmd_->command({"HGETALL", conn_key(id)}, [this, id, done](reply_view r) {
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) return done(std::nullopt);
         remote_connection rc;
@@ -219,7 +218,7 @@ class redis_backplane final : public backplane {
 
   void send_remote(const remote_connection& where, std::shared_ptr<const std::string> payload,
                    bool binary, std::function<void(remote_result)> done) override {
-    inbox_.post([this, node = where.node, id = where.connection_id, payload, binary,
+    asio::post(ioc_, [this, node = where.node, id = where.connection_id, payload, binary,
                  done = std::move(done)] {
       const std::uint64_t rid = ++next_rid_;
       const json op = {
@@ -244,7 +243,7 @@ class redis_backplane final : public backplane {
 
   void close_remote(const remote_connection& where, std::uint16_t code,
                     std::string reason) override {
-    inbox_.post(
+    asio::post(ioc_, 
         [this, node = where.node, id = where.connection_id, code, reason = std::move(reason)] {
           const json op = {{"op", "close"}, {"connection", id}, {"code", code}, {"reason", reason}};
           cmd_->command({"PUBLISH", node_channel(node), op.dump()}, [](reply_view) {});
@@ -252,7 +251,7 @@ class redis_backplane final : public backplane {
   }
 
   void close_user(const std::string& user, std::uint16_t code, std::string reason) override {
-    inbox_.post([this, user, code, reason = std::move(reason)] {
+    asio::post(ioc_, [this, user, code, reason = std::move(reason)] {
       const json op = {{"op", "close_user"},
                        {"user", user},
                        {"code", code},
@@ -266,7 +265,7 @@ class redis_backplane final : public backplane {
 
   void publish_stored(const publication& p, const history_rule&,
                       std::function<void(stored_result)> done) override {
-    inbox_.post([this, channel = p.target, data = p.data_json, id = p.id, key = p.idempotency_key,
+    asio::post(ioc_, [this, channel = p.target, data = p.data_json, id = p.id, key = p.idempotency_key,
                  exclude = p.exclude, done = std::move(done)] {
       const auto fail = [this, &done](std::string why) {
         store_failures_.fetch_add(1, std::memory_order_relaxed);
@@ -297,7 +296,7 @@ class redis_backplane final : public backplane {
 
   void read_history(history_query q, const history_rule&, unsigned worker,
                     std::function<void(history_page)> done) override {
-    inbox_.post([this, q = std::move(q), worker, done = std::move(done)]() mutable {
+    asio::post(ioc_, [this, q = std::move(q), worker, done = std::move(done)]() mutable {
       read_page(q, [this, worker, channel = q.channel,
                     done = std::move(done)](history_page page) mutable {
         seed(channel, page);
@@ -312,7 +311,7 @@ class redis_backplane final : public backplane {
 
   void ack(const std::string& channel, std::uint64_t offset,
            std::function<void(std::optional<std::uint64_t>)> done) override {
-    inbox_.post([this, channel, offset, done = std::move(done)] {
+    asio::post(ioc_, [this, channel, offset, done = std::move(done)] {
       const bool sent = functions_loaded_ &&
                         cmd_->command({"FCALL", fn_.ack, "0", channel, std::to_string(offset)},
                                       [done](reply_view r) {
@@ -327,7 +326,7 @@ class redis_backplane final : public backplane {
   // ---- presence ----
 
   void presence_join(const std::string& channel, const herald::connection& c) override {
-    inbox_.post([this, channel, id = std::string(c.id().view()), user = c.info().user_id] {
+    asio::post(ioc_, [this, channel, id = std::string(c.id().view()), user = c.info().user_id] {
       auto& members = presence_local_[channel];
       members[id] = user;
       if (cmd_->ready()) register_presence(channel, id, user);
@@ -335,7 +334,7 @@ class redis_backplane final : public backplane {
   }
 
   void presence_leave(const std::string& channel, const herald::connection& c) override {
-    inbox_.post([this, channel, id = std::string(c.id().view())] {
+    asio::post(ioc_, [this, channel, id = std::string(c.id().view())] {
       const auto it = presence_local_.find(channel);
       if (it != presence_local_.end()) {
         it->second.erase(id);
@@ -347,7 +346,7 @@ class redis_backplane final : public backplane {
 
   void presence(const std::string& channel, std::size_t limit,
                 std::function<void(presence_result)> done) override {
-    inbox_.post([this, channel, limit, done = std::move(done)] {
+    asio::post(ioc_, [this, channel, limit, done = std::move(done)] {
       const bool sent = cmd_->command({"HGETALL", presence_key(channel)}, [this, channel, limit,
                                                                            done](reply_view r) {
         if (!r || r->type != REDIS_REPLY_ARRAY) {
@@ -406,7 +405,7 @@ class redis_backplane final : public backplane {
 
   void append_stream(std::string key, std::vector<std::pair<std::string, std::string>> fields,
                      std::size_t max_length, std::function<void(bool, std::string)> done) override {
-    inbox_.post([this, key = std::move(key), fields = std::move(fields), max_length,
+    asio::post(ioc_, [this, key = std::move(key), fields = std::move(fields), max_length,
                  done = std::move(done)] {
       std::vector<std::string> args{"XADD", key, "MAXLEN", "~", std::to_string(max_length), "*"};
       for (const auto& [k, v] : fields) {
@@ -745,7 +744,7 @@ class redis_backplane final : public backplane {
     dirty_.insert(name);
     if (!flush_posted_) {
       flush_posted_ = true;
-      inbox_.post([this] { flush_subscriptions(); });  // batched: one command per turn
+      asio::post(ioc_, [this] { flush_subscriptions(); });  // batched: one command per turn
     }
   }
 
@@ -1024,7 +1023,7 @@ class redis_backplane final : public backplane {
     // The send happens on the connection's worker, where the queue's answer is exact.
     post_(conn->info().worker, [this, conn, payload_ptr, binary, answer] {
       const send_result r = conn->send(payload_ptr, binary);
-      inbox_.post([r, answer] {
+      asio::post(ioc_, [r, answer] {
         answer(r == send_result::queued    ? "queued"
                : r == send_result::dropped ? "dropped"
                                            : "gone");
@@ -1164,11 +1163,6 @@ class redis_backplane final : public backplane {
   connection::options options_;
 
   asio::io_context ioc_;
-  // Every task for the Redis thread from other threads: one wake-up per batch (a connect storm
-  // posts a directory write per connection), in the order posted.
-  mailbox inbox_{ioc_, [this](const std::exception& e) {
-                   log_.critical("backplane.exception", {{"error", e.what()}});
-                 }};
   asio::executor_work_guard<asio::io_context::executor_type> guard_;
   std::thread thread_;
   std::shared_ptr<connection> cmd_;
