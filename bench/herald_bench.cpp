@@ -220,14 +220,12 @@ std::optional<std::int64_t> sent_at(std::string_view frame) {
   return std::nullopt;
 }
 
-// One read buffer for every client: they all run on one thread, and each read is decoded
-// before the next one starts.
-std::array<char, 256 * 1024> shared_read_buffer;
-
 class client : public std::enable_shared_from_this<client>, herald::ws::frame_handler {
  public:
-  client(asio::io_context& ioc, stats& s, const options& o, int index)
-      : socket_(ioc), stats_(s), opt_(o), index_(index), decoder_(limits()) {}
+  // `scratch`: one read buffer for every client of the fleet; they all run on one thread, and
+  // each read is decoded before the next one starts.
+  client(asio::io_context& ioc, stats& s, std::span<char> scratch, const options& o, int index)
+      : socket_(ioc), stats_(s), scratch_(scratch), opt_(o), index_(index), decoder_(limits()) {}
 
   // Connects (from source address 127.0.0.(1 + index % sources)), upgrades, then calls `ready`.
   void start(tcp::endpoint server, std::function<void(bool)> ready) {
@@ -351,10 +349,11 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
           self->decoder_.feed(std::span<char>(self->buf_.data(), n), *self);
           for (int round = 0; n == self->buf_.size() && round < 8; ++round) {
             error_code rec;
-            n = self->socket_.read_some(asio::buffer(shared_read_buffer), rec);
+            n = self->socket_.read_some(asio::buffer(self->scratch_.data(), self->scratch_.size()),
+                                        rec);
             if (rec) break;  // would_block: empty; a real error shows on the next read
-            self->decoder_.feed(std::span<char>(shared_read_buffer.data(), n), *self);
-            if (n < shared_read_buffer.size()) break;
+            self->decoder_.feed(self->scratch_.first(n), *self);
+            if (n < self->scratch_.size()) break;
           }
           self->read();
         });
@@ -385,6 +384,7 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
 
   tcp::socket socket_;
   stats& stats_;
+  std::span<char> scratch_;
   const options& opt_;
   int index_;
   herald::ws::decoder decoder_;
@@ -403,6 +403,7 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
 struct fleet {
   asio::io_context ioc{1};
   stats st;
+  std::vector<char> scratch = std::vector<char>(256 * 1024);  // the clients' shared read buffer
   std::vector<std::shared_ptr<client>> clients;
   double connect_seconds = 0;
 
@@ -421,7 +422,7 @@ struct fleet {
     std::function<void()> launch = [&] {
       const int limit = allowed();
       while (pending < o.in_flight && next < limit) {
-        auto c = std::make_shared<client>(ioc, st, o, next++);
+        auto c = std::make_shared<client>(ioc, st, std::span<char>(scratch), o, next++);
         clients.push_back(c);
         ++pending;
         c->start(server, [&](bool ok) {

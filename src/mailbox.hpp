@@ -5,6 +5,7 @@
 // either joins a batch that has not started yet or schedules the next one.
 #pragma once
 
+#include <cstddef>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -50,8 +51,12 @@ class mailbox {
         on_error_(e);
       }
     }
-    batch_.clear();  // capacity kept: the next batch of this size allocates nothing
+    batch_.clear();  // capacity kept: the next batch of this size allocates nothing...
+    // ... unless a storm made it large: then give it back rather than hold it for good.
+    if (batch_.capacity() > max_kept_capacity) std::vector<std::function<void()>>().swap(batch_);
   }
+
+  static constexpr std::size_t max_kept_capacity = 1024;
 
   boost::asio::io_context& ioc_;
   std::function<void(const std::exception&)> on_error_;

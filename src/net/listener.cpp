@@ -20,6 +20,8 @@ listener::listener(asio::io_context& ioc, const endpoint& where, listener_role r
   if (address.is_v6()) acceptor_.set_option(asio::ip::v6_only(false));
   acceptor_.bind(ep);
   acceptor_.listen(asio::socket_base::max_listen_connections);
+  // accept_backlog() takes queued connections with synchronous accepts that must not block.
+  acceptor_.non_blocking(true);
   local_ = acceptor_.local_endpoint();
 }
 
@@ -61,11 +63,10 @@ void listener::hand_over(worker& target, tcp::socket socket) {
 void listener::accept_backlog() {
   // Under a connection storm many are already queued in the kernel: take them without waiting
   // for another readiness event each.
-  error_code ec;
-  acceptor_.non_blocking(true, ec);
-  for (int i = 0; !ec && i < max_accepts_per_wakeup; ++i) {
+  for (int i = 0; i < max_accepts_per_wakeup; ++i) {
     worker& target = ctx_.next_worker();
     tcp::socket socket(target.context());
+    error_code ec;
     acceptor_.accept(socket, ec);
     if (ec) break;  // would_block: the queue is empty (other errors show on the next async one)
     hand_over(target, std::move(socket));

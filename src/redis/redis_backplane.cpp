@@ -138,15 +138,15 @@ class redis_backplane final : public backplane {
 
   void channel_added(const std::string& channel, unsigned worker,
                      std::function<void()> ready) override {
-    asio::post(ioc_, 
-        [this, name = prefix_ + "channel:" + channel, worker, ready = std::move(ready)]() mutable {
-          if (++refs_[name] == 1) want(name, true);
-          if (state_of(name) == sub_state::subscribed || !sub_up_) {
-            // Confirmed already, or Redis is away (resubscribed on return): nothing to wait for.
-            return post_(worker, std::move(ready));
-          }
-          waiters_[name].emplace_back(worker, std::move(ready));
-        });
+    asio::post(ioc_, [this, name = prefix_ + "channel:" + channel, worker,
+                      ready = std::move(ready)]() mutable {
+      if (++refs_[name] == 1) want(name, true);
+      if (state_of(name) == sub_state::subscribed || !sub_up_) {
+        // Confirmed already, or Redis is away (resubscribed on return): nothing to wait for.
+        return post_(worker, std::move(ready));
+      }
+      waiters_[name].emplace_back(worker, std::move(ready));
+    });
   }
 
   void channel_removed(const std::string& channel) override {
@@ -219,7 +219,7 @@ class redis_backplane final : public backplane {
   void send_remote(const remote_connection& where, std::shared_ptr<const std::string> payload,
                    bool binary, std::function<void(remote_result)> done) override {
     asio::post(ioc_, [this, node = where.node, id = where.connection_id, payload, binary,
-                 done = std::move(done)] {
+                      done = std::move(done)] {
       const std::uint64_t rid = ++next_rid_;
       const json op = {
           {"op", "send"},     {"connection", id},
@@ -243,11 +243,11 @@ class redis_backplane final : public backplane {
 
   void close_remote(const remote_connection& where, std::uint16_t code,
                     std::string reason) override {
-    asio::post(ioc_, 
-        [this, node = where.node, id = where.connection_id, code, reason = std::move(reason)] {
-          const json op = {{"op", "close"}, {"connection", id}, {"code", code}, {"reason", reason}};
-          cmd_->command({"PUBLISH", node_channel(node), op.dump()}, [](reply_view) {});
-        });
+    asio::post(ioc_, [this, node = where.node, id = where.connection_id, code,
+                      reason = std::move(reason)] {
+      const json op = {{"op", "close"}, {"connection", id}, {"code", code}, {"reason", reason}};
+      cmd_->command({"PUBLISH", node_channel(node), op.dump()}, [](reply_view) {});
+    });
   }
 
   void close_user(const std::string& user, std::uint16_t code, std::string reason) override {
@@ -265,8 +265,8 @@ class redis_backplane final : public backplane {
 
   void publish_stored(const publication& p, const history_rule&,
                       std::function<void(stored_result)> done) override {
-    asio::post(ioc_, [this, channel = p.target, data = p.data_json, id = p.id, key = p.idempotency_key,
-                 exclude = p.exclude, done = std::move(done)] {
+    asio::post(ioc_, [this, channel = p.target, data = p.data_json, id = p.id,
+                      key = p.idempotency_key, exclude = p.exclude, done = std::move(done)] {
       const auto fail = [this, &done](std::string why) {
         store_failures_.fetch_add(1, std::memory_order_relaxed);
         stored_result r;
@@ -406,7 +406,7 @@ class redis_backplane final : public backplane {
   void append_stream(std::string key, std::vector<std::pair<std::string, std::string>> fields,
                      std::size_t max_length, std::function<void(bool, std::string)> done) override {
     asio::post(ioc_, [this, key = std::move(key), fields = std::move(fields), max_length,
-                 done = std::move(done)] {
+                      done = std::move(done)] {
       std::vector<std::string> args{"XADD", key, "MAXLEN", "~", std::to_string(max_length), "*"};
       for (const auto& [k, v] : fields) {
         args.push_back(k);
