@@ -4,6 +4,7 @@
 
 #include "herald/auth.hpp"
 #include "herald/integration.hpp"
+#include "herald/json_input.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace herald;
@@ -11,9 +12,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const int statuses[] = {200, 201, 204, 401, 403, 404, 500, 302};
   const int status = statuses[data[0] % 8];
   const std::string body(reinterpret_cast<const char*>(data) + 1, size - 1);
-  interpret_http_answer(response_mode::lambda_proxy, status, {{"Content-Type", "x"}}, body);
-  interpret_http_answer(response_mode::http, status, {}, body);
+  interpret_http_answer(response_mode::lambda_proxy, status, {{"Content-Type", "x"}}, body,
+                        default_json_max_depth);
+  interpret_http_answer(response_mode::http, status, {}, body, default_json_max_depth);
   parse_authorizer_answer(status, body,
-                          "arn:aws:execute-api:local:000000000000:herald/default/$connect");
+                          "arn:aws:execute-api:local:000000000000:herald/default/$connect",
+                          default_json_max_depth);
   return 0;
 }

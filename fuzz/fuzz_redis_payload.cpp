@@ -1,11 +1,13 @@
 // Anything published on a Herald channel in Redis (other nodes, or backends using PUBLISH).
 #include <string>
 
+#include "herald/json_input.hpp"
 #include "redis/payload.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const auto in =
-      herald::redis::parse_payload(std::string_view(reinterpret_cast<const char*>(data), size));
-  if (in.data_json.empty()) __builtin_trap();  // always some JSON to deliver
+  const auto in = herald::redis::parse_payload(
+      std::string_view(reinterpret_cast<const char*>(data), size), herald::default_json_max_depth);
+  // Always some JSON to deliver, or a reason it was refused.
+  if (in.data_json.empty() == in.refused.empty()) __builtin_trap();
   return 0;
 }

@@ -1,6 +1,7 @@
 // Route selection over a client's message body, with the expressions users write.
 #include <string>
 
+#include "herald/json_input.hpp"
 #include "herald/route_selector.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -13,10 +14,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   };
   const std::string_view body(reinterpret_cast<const char*>(data), size);
   for (const auto& s : selectors)
-    s.select(body);
+    s.select(body, herald::default_json_max_depth);
   // The expression itself is configuration, but a bad one must fail cleanly, never crash.
   try {
-    route_selector(body).select(R"({"action":"x","a":{"b":[1,{"c":"d"}]}})");
+    route_selector(body).select(R"({"action":"x","a":{"b":[1,{"c":"d"}]}})", 8);
   } catch (const std::invalid_argument&) {
   }
   return 0;

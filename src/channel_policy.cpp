@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "herald/json_input.hpp"
 #include "herald/text.hpp"
 
 namespace herald {
@@ -56,7 +57,8 @@ std::vector<std::string> channel_policy::claimed_patterns(const connection_info&
     if (k != claim) continue;
     const std::string_view value = trim(v);
     if (!value.empty() && value.front() == '[') {
-      const auto arr = nlohmann::json::parse(value, nullptr, false);
+      // A list of patterns: one level deep; anything deeper is no list at all.
+      const auto arr = parse_json(value, 1);
       if (arr.is_array()) {
         for (const auto& item : arr) {
           if (item.is_string()) out.push_back(item.get<std::string>());

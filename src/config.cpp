@@ -14,6 +14,7 @@
 #include "config_schema.hpp"
 #include "herald/auth.hpp"
 #include "herald/cidr.hpp"
+#include "herald/json_input.hpp"
 #include "herald/redis_endpoint.hpp"
 #include "herald/route_selector.hpp"
 #include "herald/text.hpp"
@@ -230,11 +231,19 @@ config load_config(const config_sources& sources, std::vector<std::string>* warn
     const std::string origin = sources.file_path.empty() ? "config" : sources.file_path;
     const std::string text =
         sources.file_text.empty() ? read_file(sources.file_path) : sources.file_text;
-    json doc;
-    try {
-      doc = json::parse(text, nullptr, true, /*ignore_comments=*/true);
-    } catch (const json::parse_error& e) {
-      throw config_error("", origin + ": invalid JSON: " + describe_parse_error(e.what()));
+    json_status status = json_status::ok;
+    json doc = parse_json(text, default_json_max_depth, &status, /*ignore_comments=*/true);
+    if (status == json_status::too_deep) {
+      throw config_error("", origin + ": " + describe(status, default_json_max_depth));
+    }
+    if (status != json_status::ok) {
+      // Parsed again with exceptions only to say where the syntax error is (line, column).
+      try {
+        const json located = json::parse(text, nullptr, true, /*ignore_comments=*/true);
+      } catch (const json::parse_error& e) {
+        throw config_error("", origin + ": invalid JSON: " + describe_parse_error(e.what()));
+      }
+      throw config_error("", origin + ": invalid JSON");
     }
     if (!doc.is_object()) throw config_error("", origin + ": the top level must be a JSON object");
     apply.apply_object(cfg, doc, "", origin);

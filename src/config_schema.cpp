@@ -1,5 +1,7 @@
 #include "config_schema.hpp"
 
+#include "herald/json_input.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <limits>
@@ -77,7 +79,7 @@ std::vector<std::string> to_list(const std::string& key, const json& v, bool fro
   if (from_text && v.is_string()) {
     const std::string s = v.get<std::string>();
     if (!s.empty() && s.front() == '[') {
-      arr = json::parse(s, nullptr, false);
+      arr = parse_json(s, default_json_max_depth);
       if (arr.is_discarded()) bad(key, "a JSON array of strings or a comma-separated list", v);
     } else {
       arr = json::array();
@@ -246,7 +248,7 @@ option_def number_opt(std::string key, std::string desc, Acc acc, double min, do
 // the value is JSON text.
 json object_value(const std::string& key, const json& v, bool from_text) {
   if (from_text && v.is_string()) {
-    json parsed = json::parse(v.get<std::string>(), nullptr, false, true);
+    json parsed = parse_json(v.get<std::string>(), default_json_max_depth, nullptr, true);
     if (parsed.is_discarded()) bad(key, "a JSON object", v);
     return parsed;
   }
@@ -741,7 +743,10 @@ std::vector<option_def> option_table() {
                             [](auto& c) -> auto& { return c.tls.min_version; },
                             {{"1.2", tls_version::v1_2}, {"1.3", tls_version::v1_3}}),
       string_opt(
-          "tls.ciphers", "OpenSSL cipher list for TLS 1.2; empty = OpenSSL's default",
+          "tls.ciphers",
+          "OpenSSL cipher list for TLS 1.2; the default is Mozilla's intermediate list (forward "
+          "secrecy, AEAD only); empty = OpenSSL's default, which includes AES-CBC without "
+          "forward secrecy",
           [](auto& c) -> auto& { return c.tls.ciphers; }),
       string_opt(
           "tls.ciphersuites", "OpenSSL TLS 1.3 cipher suites; empty = OpenSSL's default",
@@ -954,6 +959,10 @@ std::vector<option_def> option_table() {
           "auth.jwt.close_on_expiry",
           "Close connections (4001 \"token expired\") when their token's exp passes",
           [](auto& c) -> auto& { return c.auth.jwt.close_on_expiry; }),
+      bool_opt(
+          "auth.jwt.require_exp",
+          "Refuse tokens without an exp claim (they would never expire); false accepts them",
+          [](auto& c) -> auto& { return c.auth.jwt.require_exp; }),
       string_opt(
           "auth.authorizer.integration",
           "An http integration called with an API Gateway REQUEST authorizer event before "
@@ -1128,6 +1137,13 @@ std::vector<option_def> option_table() {
           "On SIGTERM/SIGINT, total time (from the signal) allowed for the drain before exit; "
           "keep it below the orchestrator's grace period",
           [](auto& c) -> auto& { return c.shutdown.drain_timeout; }, zero, seconds(3600)),
+
+      count_opt(
+          "limits.json_max_depth",
+          "Deepest nesting of arrays and objects accepted in JSON from outside (client messages, "
+          "admin API bodies, backend and authorizer answers, tokens, Redis payloads); deeper is "
+          "refused as a bad request, never parsed further",
+          [](auto& c) -> auto& { return c.limits.json_max_depth; }, 2, max_json_max_depth),
   };
 }
 

@@ -62,6 +62,29 @@ publication publication::presence_event(std::string channel, std::string event,
   return p;
 }
 
+publication publication::resync(std::string channel, std::string epoch, std::uint64_t offset,
+                                std::string_view reason) {
+  publication p;
+  p.kind = target_kind::channel;
+  std::string frame = R"({"type":"resync","channel":")";
+  append_json_escaped(frame, display_channel(channel));
+  frame += '"';
+  if (!epoch.empty()) {  // none: the history is empty for now; the next publication starts one
+    frame += R"(,"epoch":")";
+    append_json_escaped(frame, epoch);
+    frame += '"';
+  }
+  frame += R"(,"offset":)" + std::to_string(offset) + R"(,"reason":")";
+  append_json_escaped(frame, reason);
+  frame += "\"}";
+  p.payload = std::make_shared<const std::string>(std::move(frame));
+  p.target = std::move(channel);
+  p.offset = offset;
+  p.epoch = std::move(epoch);
+  p.event = "resync";
+  return p;
+}
+
 namespace {
 
 std::string member_json(const connection& c) {
@@ -258,7 +281,9 @@ void dispatcher::catch_up(const std::shared_ptr<connection>& conn, const std::st
         auto held = std::move(cur.held);
         const bool overflow = cur.overflow;
         for (const auto& p : held) {
-          if (p->epoch == cur.epoch && p->offset <= cur.offset) {
+          if (p->event == "resync") {
+            w.metrics.resyncs.add();
+          } else if (p->epoch == cur.epoch && p->offset <= cur.offset) {
             w.metrics.duplicates_skipped.add();
             continue;
           }
@@ -319,8 +344,10 @@ std::size_t dispatcher::deliver_local(worker_state& w,
   };
   // No copy of the lists: send() on the owning thread only queues (a connection it decides to
   // close is finished later, from its own I/O handler), so the lists cannot change under us.
-  if (p.kind == target_kind::channel && p.offset != 0) {
-    // A history publication: each subscriber gets it once, in order, after its catch-up.
+  const bool resync = p.event == "resync";
+  if (p.kind == target_kind::channel && (p.offset != 0 || resync)) {
+    // A history publication: each subscriber gets it once, in order, after its catch-up. A
+    // resync moves each subscriber's position to where delivery goes on.
     const auto ch = w.cursors.find(p.target);
     for (auto* c : w.topics.subscribers(p.target)) {
       if (ch != w.cursors.end()) {
@@ -334,7 +361,9 @@ std::size_t dispatcher::deliver_local(worker_state& w,
             }
             continue;
           }
-          if (p.epoch == cur.epoch && p.offset <= cur.offset) {
+          if (resync) {
+            w.metrics.resyncs.add();
+          } else if (p.epoch == cur.epoch && p.offset <= cur.offset) {
             w.metrics.duplicates_skipped.add();
             continue;
           }
@@ -420,7 +449,8 @@ void dispatcher::publish(publication p, std::function<void(publish_outcome)> don
         if (c->id().view() == p.exclude) continue;
         n += c->send(p.payload, p.binary) == send_result::queued ? 1 : 0;
       }
-      return done(outcome(n, cluster_->forward(p)));
+      return cluster_->forward(
+          p, [done = std::move(done), n, outcome](bool forwarded) { done(outcome(n, forwarded)); });
     }
     case target_kind::channel:
       if (p.event.empty()) {
@@ -439,11 +469,30 @@ void dispatcher::publish(publication p, std::function<void(publish_outcome)> don
       }
       [[fallthrough]];
     case target_kind::broadcast: {
-      const bool forwarded = cluster_->forward(p);
-      fan_out(std::make_shared<const publication>(std::move(p)),
-              [done = std::move(done), forwarded, outcome](std::size_t n) {
-                done(outcome(n, forwarded));
-              });
+      // Answered once both are known: the local recipients, and whether Redis took it.
+      struct both {
+        std::function<void(publish_outcome)> done;
+        std::atomic<int> pending{2};
+        std::size_t recipients = 0;
+        bool forwarded = false;
+        void finish() {
+          if (pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+          publish_outcome o;
+          o.recipients = recipients;
+          o.forwarded = forwarded;
+          done(std::move(o));
+        }
+      };
+      auto b = std::make_shared<both>();
+      b->done = std::move(done);
+      cluster_->forward(p, [b](bool forwarded) {
+        b->forwarded = forwarded;
+        b->finish();
+      });
+      fan_out(std::make_shared<const publication>(std::move(p)), [b](std::size_t n) {
+        b->recipients = n;
+        b->finish();
+      });
       return;
     }
   }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "herald/integration.hpp"
+#include "herald/json_input.hpp"
 #include "herald/text.hpp"
 #include "herald/ws/handshake.hpp"
 
@@ -25,13 +26,17 @@ std::string_view find_header(const string_pairs& headers, std::string_view name)
 }
 
 integration_result interpret_http_answer(response_mode mode, int status, string_pairs headers,
-                                         std::string body) {
+                                         std::string body, std::size_t max_json_depth) {
   if (status >= 500) {
     return integration_result::failure("backend answered " + std::to_string(status));
   }
   integration_result r;
   if (mode == response_mode::lambda_proxy && status >= 200 && status < 300) {
-    const json doc = json::parse(body, nullptr, false);
+    json_status parsed = json_status::ok;
+    const json doc = parse_json(body, max_json_depth, &parsed);
+    if (parsed == json_status::too_deep)
+      return integration_result::failure("Lambda proxy response: " +
+                                         describe(parsed, max_json_depth));
     if (doc.is_object() && doc.contains("statusCode")) {
       // {statusCode, headers?, multiValueHeaders?, body?, isBase64Encoded?}, as a Lambda returns.
       const json& sc = doc["statusCode"];

@@ -14,7 +14,7 @@ class local_backplane final : public backplane {
   local_backplane(const config& cfg, dispatcher& channels, worker_poster post)
       : cfg_(cfg), channels_(channels), post_(std::move(post)), history_(cfg) {}
 
-  bool forward(const publication&) override { return false; }
+  void forward(const publication&, std::function<void(bool)> done) override { done(false); }
   void channel_added(const std::string&, unsigned, std::function<void()> ready) override {
     ready();
   }

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "herald/json_input.hpp"
+
 namespace herald {
 namespace {
 
@@ -119,9 +121,14 @@ route_selector::route_selector(std::string_view expression) : expression_(expres
   if (!literal.empty() || parts_.empty()) parts_.emplace_back(std::move(literal));
 }
 
-std::optional<std::string> route_selector::select(std::string_view body) const {
-  if (static_) return std::get<std::string>(parts_.front());
-  const json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
+std::optional<std::string> route_selector::select(std::string_view body,
+                                                  std::size_t max_depth) const {
+  if (static_) return static_key();
+  return select(parse_json(body, max_depth));
+}
+
+std::optional<std::string> route_selector::select(const json& doc) const {
+  if (static_) return static_key();
   if (doc.is_discarded()) return std::nullopt;
   std::string out;
   for (const auto& p : parts_) {

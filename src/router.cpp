@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "herald/history.hpp"
+#include "herald/json_input.hpp"
 #include "herald/ws/handshake.hpp"
 
 namespace herald {
@@ -98,21 +99,20 @@ static std::string request_id_json(const nlohmann::json& doc) {
   return {};
 }
 
-void router::heartbeat(connection& conn, std::string_view payload) {
-  const std::string id_json = request_id_json(nlohmann::json::parse(payload, nullptr, false));
+void router::heartbeat(connection& conn, const nlohmann::json& doc) {
+  const std::string id_json = request_id_json(doc);
   std::string frame = R"({"type":"heartbeat")";
   if (!id_json.empty()) frame += ",\"id\":" + id_json;
   frame += '}';
   conn.send(std::make_shared<const std::string>(std::move(frame)));
 }
 
-void router::channel_action(connection& conn, std::string_view payload, channel_verb verb) {
+void router::channel_action(connection& conn, const nlohmann::json& doc, channel_verb verb) {
   auto& m = *metrics_[conn.info().worker];
   m.channel_actions.add();
   const auto reply = [&conn](std::string frame) {
     conn.send(std::make_shared<const std::string>(std::move(frame)));
   };
-  const nlohmann::json doc = nlohmann::json::parse(payload, nullptr, false);
   const std::string id_json = request_id_json(doc);  // echoed so clients can match replies
   const auto channel = doc.is_object() ? doc.find("channel") : doc.end();
   if (!doc.is_object() || channel == doc.end() || !channel->is_string()) {
@@ -508,18 +508,55 @@ void router::on_open(const std::shared_ptr<connection>& conn) {
 
 void router::on_message(connection& conn, std::string_view payload, bool binary) {
   const connection_info& info = conn.info();
-  const auto key = binary ? std::nullopt : selector_.select(payload);
+  // The body is parsed once, with the nesting bounded (limits.json_max_depth), when Herald has
+  // to read it: to select the route, or for one of its own actions. A static selection
+  // expression never looks inside a message on its way to a backend.
+  nlohmann::json doc;
+  json_status parsed = json_status::invalid;
+  bool read = false;
+  const auto parse = [&] {
+    if (!read) doc = parse_json(payload, cfg_.limits.json_max_depth, &parsed);
+    read = true;
+    return parsed;
+  };
+  const auto too_deep = [&] {
+    metrics_[info.worker]->refused.add();
+    log_.info(
+        "message.refused",
+        {{"connectionId", info.id.view()}, {"reason", "too_deep"}, {"bytes", payload.size()}});
+    conn.send(std::make_shared<const std::string>(dispatcher::error_reply(
+        "bad_request",
+        "message nested deeper than " + std::to_string(cfg_.limits.json_max_depth) + " levels", "",
+        "")));
+  };
+  std::optional<std::string> key;
+  if (!binary) {
+    if (selector_.is_static()) {
+      key = selector_.static_key();
+    } else {
+      if (parse() == json_status::too_deep) return too_deep();
+      key = selector_.select(doc);
+    }
+  }
   if (key && !key->empty()) {
     const auto& ch = cfg_.channels;
-    if (*key == cfg_.websocket.heartbeat_action) return heartbeat(conn, payload);
-    if (*key == ch.subscribe_action) return channel_action(conn, payload, channel_verb::subscribe);
-    if (*key == ch.unsubscribe_action)
-      return channel_action(conn, payload, channel_verb::unsubscribe);
-    if (*key == ch.publish_action) return channel_action(conn, payload, channel_verb::publish);
-    if (*key == cfg_.inbox.ack_action && cfg_.inbox.enabled)
-      return channel_action(conn, payload, channel_verb::ack);
-    if (*key == cfg_.presence.action && !cfg_.presence.rules.empty())
-      return channel_action(conn, payload, channel_verb::presence);
+    const auto builtin = [&](auto&& handle) {
+      if (parse() == json_status::too_deep) return too_deep();
+      handle();
+    };
+    if (*key == cfg_.websocket.heartbeat_action) return builtin([&] { heartbeat(conn, doc); });
+    std::optional<channel_verb> verb;
+    if (*key == ch.subscribe_action)
+      verb = channel_verb::subscribe;
+    else if (*key == ch.unsubscribe_action)
+      verb = channel_verb::unsubscribe;
+    else if (*key == ch.publish_action)
+      verb = channel_verb::publish;
+    else if (*key == cfg_.inbox.ack_action && cfg_.inbox.enabled)
+      verb = channel_verb::ack;
+    else if (*key == cfg_.presence.action && !cfg_.presence.rules.empty())
+      verb = channel_verb::presence;
+    if (verb) return builtin([&] { channel_action(conn, doc, *verb); });
   }
   const std::string request_id = make_request_id();
   const route_entry* route = lookup(key);

@@ -1,5 +1,7 @@
 #include "herald/server.hpp"
 
+#include <sys/resource.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,6 +45,45 @@ std::string_view tls_mode_name(tls_mode m) {
       return "required";
   }
   return "off";
+}
+
+// Raises the soft descriptor limit to the hard one (as servers commonly do) and returns how many
+// WebSocket connections fit: websocket.max_connections, or fewer when the limit leaves less after
+// a reserve for everything else a node needs descriptors for (listeners, Redis, backend
+// connections, health checks, and the 503 answers to upgrades over the limit). Said at start-up.
+std::size_t descriptor_budget(const config& cfg, logger& log) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return cfg.websocket.max_connections;
+  const rlim_t before = rl.rlim_cur;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    // "unlimited" hard limits are capped by the kernel's nr_open; 1 Mi is what most allow.
+    raised.rlim_cur = rl.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  std::size_t reserve = 64;
+  for (const auto& ic : cfg.integrations) {
+    if (ic.kind == integration_kind::http) reserve += ic.max_concurrency;
+  }
+  const std::size_t limit = rl.rlim_cur == RLIM_INFINITY ? std::size_t{1} << 20 : rl.rlim_cur;
+  const std::size_t fits = limit > reserve + 1 ? limit - reserve : 1;
+  const std::size_t budget = std::min(cfg.websocket.max_connections, fits);
+  log.info("server.descriptors", {{"limit", limit},
+                                  {"raisedFrom", static_cast<std::uint64_t>(before)},
+                                  {"reserve", reserve},
+                                  {"maxConnections", budget}});
+  if (budget < cfg.websocket.max_connections) {
+    log.warn("server.descriptor_limit",
+             {{"limit", limit},
+              {"reserve", reserve},
+              {"maxConnections", budget},
+              {"configured", cfg.websocket.max_connections},
+              {"hint",
+               "websocket.max_connections is more than the descriptor limit (RLIMIT_NOFILE) "
+               "allows: upgrades beyond maxConnections are answered 503 with Retry-After; raise "
+               "the limit (ulimit -n, LimitNOFILE=, --ulimit nofile=) to hold more"}});
+  }
+  return budget;
 }
 
 unsigned worker_count(const config& cfg) {
@@ -211,6 +252,7 @@ struct server::impl {
 
 server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cfg, log)) {
   auto& ctx = impl_->ctx;
+  ctx.connection_limit = descriptor_budget(cfg, log);
   ctx.client_http = &impl_->client_health;
   ctx.serves_files = impl_->files != nullptr;
   if (cfg.tls.mode != tls_mode::off) ctx.tls = std::make_shared<tls_context>(cfg.tls);
@@ -246,7 +288,7 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
     const integration_config& ic = *find_integration(cfg, name);
     switch (ic.kind) {
       case integration_kind::http:
-        integrations[name] = make_http_integration(ic, contexts);
+        integrations[name] = make_http_integration(ic, contexts, cfg.limits.json_max_depth);
         break;
       case integration_kind::redis_stream:
         integrations[name] = make_stream_integration(ic, cfg.redis.key_prefix, *ctx.cluster, post);

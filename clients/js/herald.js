@@ -333,6 +333,18 @@ export class HeraldClient {
       if (m.type === 'message' && typeof m.channel === 'string' && this.subscriptions.has(m.channel)) {
         return this.deliver(this.subscriptions.get(m.channel), m);
       }
+      if (m.type === 'resync' && typeof m.channel === 'string' && this.subscriptions.has(m.channel)) {
+        // Pushed by Herald while connected: the channel's history was lost (Redis restarted
+        // without its data) and what this client missed cannot be told apart. Delivery goes on
+        // from the position the frame names; the application reloads its state.
+        const sub = this.subscriptions.get(m.channel);
+        const since = sub.offset;
+        sub.epoch = m.epoch;  // undefined when the history is empty for now: resumes from 0
+        sub.offset = m.offset;
+        this.emit('resync', { channel: m.channel, since, reply: m });
+        sub.options.onResync?.(m);
+        return;
+      }
       if ((m.type === 'join' || m.type === 'leave') && this.subscriptions.has(m.channel)) {
         this.subscriptions.get(m.channel).options.onPresence?.(m);
         return;

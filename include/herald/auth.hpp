@@ -48,7 +48,7 @@ struct authorizer_answer {
   std::string error;     // why an answer is unusable (for the log)
 };
 authorizer_answer parse_authorizer_answer(int status, std::string_view body,
-                                          std::string_view method_arn);
+                                          std::string_view method_arn, std::size_t max_json_depth);
 
 // The verdict on an upgrade.
 struct auth_outcome {

@@ -60,9 +60,10 @@ class backplane {
   // Leaves the cluster (directory entries, liveness key), then calls `done`.
   virtual void stop(std::function<void()> done) { done(); }
 
-  // Hands a publication this node has delivered locally to the other nodes. False when it
-  // could not be forwarded (the backplane is down, or there is none).
-  virtual bool forward(const publication& p) = 0;
+  // Hands a publication this node has delivered locally to the other nodes. `done(true)` once
+  // Redis has answered that it took it; `done(false)` when it could not be forwarded (the
+  // backplane is down or frozen, or there is none). `done` runs once, on any thread.
+  virtual void forward(const publication& p, std::function<void(bool)> done) = 0;
 
   // This node's interest, reported by worker threads on the first subscriber / last one gone.
   // `ready` runs on `worker` once cluster messages for the channel reach this node.

@@ -46,7 +46,12 @@ struct tls_config {
   std::string cert_file;
   std::string key_file;
   tls_version min_version = tls_version::v1_2;
-  std::string ciphers;       // TLS 1.2 cipher list; empty = OpenSSL's secure default
+  // TLS 1.2 cipher list: Mozilla's "intermediate" (forward secrecy and AEAD only); empty means
+  // OpenSSL's default, which still offers AES-CBC without forward secrecy (AES128-SHA).
+  std::string ciphers =
+      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+      "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+      "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
   std::string ciphersuites;  // TLS 1.3 suites; empty = OpenSSL's default
   duration handshake_timeout = std::chrono::seconds(10);
 };
@@ -259,6 +264,7 @@ struct jwt_config {
   duration leeway = std::chrono::seconds(30);
   std::string user_claim = "sub";  // the claim naming the user
   bool close_on_expiry = false;    // close (4001) when exp passes on an open connection
+  bool require_exp = true;         // a token without exp is refused (it would never expire)
   bool enabled() const { return !keys.empty() || !jwks_file.empty(); }
 };
 // A REQUEST authorizer (as API Gateway's Lambda REQUEST authorizer) called over HTTP before
@@ -283,6 +289,13 @@ struct shutdown_config {
   duration drain_timeout = std::chrono::seconds(8);
 };
 
+// Bounds on what Herald parses from outside, wherever it comes from.
+struct limits_config {
+  // Nesting of any JSON Herald did not produce itself (client frames, admin API bodies,
+  // backend and authorizer answers, tokens, Redis payloads): deeper is refused.
+  std::size_t json_max_depth = 64;
+};
+
 struct config {
   std::string node_id;  // empty: generated at start-up
   endpoint listen{"127.0.0.1", 8080};
@@ -294,6 +307,7 @@ struct config {
   websocket_config websocket;
   auth_config auth;
   shutdown_config shutdown;
+  limits_config limits;
   backplane_kind backplane = backplane_kind::local;
   redis_config redis;
   channels_config channels;

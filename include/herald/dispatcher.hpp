@@ -55,6 +55,10 @@ struct publication {
                             std::uint64_t offset, std::string epoch);
   // {"type":"join"|"leave","channel":...,"info":{...}}.
   static publication presence_event(std::string channel, std::string event, std::string info_json);
+  // {"type":"resync","channel":...,"epoch":...,"offset":N,"reason":...}: the channel's history
+  // was lost while this node could not follow it; delivery goes on after `offset` of `epoch`.
+  static publication resync(std::string channel, std::string epoch, std::uint64_t offset,
+                            std::string_view reason);
 };
 
 // What happened to a publication.
@@ -83,6 +87,7 @@ struct dispatcher_metrics {
   counter not_recovered;       // resumes answered recovered:false
   counter duplicates_skipped;  // publications a subscriber had already been sent
   counter recovery_overflows;  // subscribers closed because live traffic outran their catch-up
+  counter resyncs;             // resync frames sent to subscribers (history lost under them)
 };
 
 enum class subscribe_status { ok, invalid_channel, too_many, not_allowed };

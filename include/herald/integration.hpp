@@ -73,9 +73,10 @@ std::unique_ptr<integration> make_stream_integration(const integration_config& c
 
 // How a backend's HTTP answer becomes a result: in lambda_proxy mode a 2xx JSON body with
 // "statusCode" is a Lambda proxy result ({statusCode, headers, multiValueHeaders, body,
-// isBase64Encoded, principalId, context}); anything else is the answer as it is. 5xx fails.
+// isBase64Encoded, principalId, context}); anything else is the answer as it is. 5xx fails, as
+// does a Lambda proxy result nested deeper than `max_json_depth`.
 integration_result interpret_http_answer(response_mode mode, int status, string_pairs headers,
-                                         std::string body);
+                                         std::string body, std::size_t max_json_depth);
 
 // Case-insensitive lookup in a header list; empty when absent.
 std::string_view find_header(const string_pairs& headers, std::string_view name);

@@ -68,6 +68,8 @@ struct verify_options {
   std::vector<std::string> audience;   // empty: not checked; else one must be in "aud"
   std::chrono::seconds leeway{30};     // clock skew allowed for exp, nbf and iat
   std::size_t max_token_bytes = 8192;  // longer tokens are malformed
+  std::size_t max_json_depth = 64;     // header and claims nested deeper are malformed
+  bool require_exp = true;             // a token without "exp" never expires: refused
 };
 
 enum class error {
@@ -82,6 +84,7 @@ enum class error {
   bad_issuer,        // iss differs from the configured issuer
   bad_audience,      // aud names none of the configured audiences
   bad_claim,         // exp, nbf or iat is not a number
+  missing_exp,       // no "exp" claim, and verify_options::require_exp
 };
 std::string_view describe(error e);
 

@@ -18,6 +18,8 @@
 #include <variant>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace herald {
 
 class route_selector {
@@ -25,8 +27,14 @@ class route_selector {
   // Throws std::invalid_argument with a readable reason for a malformed expression.
   explicit route_selector(std::string_view expression);
 
-  // The route key for a message body, or nullopt when the body cannot be evaluated (not JSON).
-  std::optional<std::string> select(std::string_view body) const;
+  // The route key for a message body, or nullopt when the body cannot be evaluated (not JSON,
+  // or nested deeper than max_depth).
+  std::optional<std::string> select(std::string_view body, std::size_t max_depth) const;
+  // The route key for a body already parsed (with a depth bound: evaluation recurses into the
+  // arrays it prints), or nullopt when `body` is discarded (was not JSON).
+  std::optional<std::string> select(const nlohmann::json& body) const;
+  // The key of a static expression (is_static()).
+  const std::string& static_key() const { return std::get<std::string>(parts_.front()); }
 
   bool is_static() const { return static_; }
   const std::string& expression() const { return expression_; }

@@ -57,6 +57,7 @@ struct router_metrics {
   counter connects_rejected;
   counter channel_actions;
   counter channel_denied;
+  counter refused;  // messages nested deeper than limits.json_max_depth
   gauge inflight;
 };
 
@@ -107,8 +108,9 @@ class router final : public connection_handler, public connect_handler {
   enum class channel_verb { subscribe, unsubscribe, publish, ack, presence };
 
   const route_entry* lookup(const std::optional<std::string>& key) const;
-  void channel_action(connection& conn, std::string_view payload, channel_verb verb);
-  void heartbeat(connection& conn, std::string_view payload);
+  // `doc` is the message, parsed with the depth bound (discarded if it was not JSON).
+  void channel_action(connection& conn, const nlohmann::json& doc, channel_verb verb);
+  void heartbeat(connection& conn, const nlohmann::json& doc);
   // After the policy allowed it: subscribe, or publish `data_json`.
   void channel_go(const std::shared_ptr<connection>& conn, channel_verb verb,
                   const std::string& channel, const std::string& data_json,

@@ -3,6 +3,7 @@
 #include "herald/auth.hpp"
 #include "herald/channel_policy.hpp"
 #include "herald/integration.hpp"
+#include "herald/json_input.hpp"
 #include "herald/text.hpp"
 
 namespace herald {
@@ -82,7 +83,7 @@ string_pairs claims_context(const json& claims, std::string_view principal) {
 }
 
 authorizer_answer parse_authorizer_answer(int status, std::string_view body,
-                                          std::string_view method_arn) {
+                                          std::string_view method_arn, std::size_t max_json_depth) {
   using verdict = authorizer_answer::verdict;
   authorizer_answer a;
   if (status == 401) {
@@ -101,7 +102,12 @@ authorizer_answer parse_authorizer_answer(int status, std::string_view body,
     a.error = "authorizer result over 8 KiB";
     return a;
   }
-  const json doc = json::parse(body, nullptr, false);
+  json_status parsed = json_status::ok;
+  const json doc = parse_json(body, max_json_depth, &parsed);
+  if (parsed == json_status::too_deep) {
+    a.error = "authorizer result: " + describe(parsed, max_json_depth);
+    return a;
+  }
   if (!doc.is_object()) {
     a.error = "authorizer result is not a JSON object";
     return a;

@@ -102,6 +102,8 @@ authenticator::authenticator(const config& cfg, logger& log, integration* author
   verify_options_.audience = cfg.auth.jwt.audience;
   verify_options_.leeway = std::chrono::duration_cast<std::chrono::seconds>(cfg.auth.jwt.leeway);
   verify_options_.max_token_bytes = cfg.http.max_header_bytes;
+  verify_options_.max_json_depth = cfg.limits.json_max_depth;
+  verify_options_.require_exp = cfg.auth.jwt.require_exp;
   const std::string region =
       cfg.admin.sigv4.region.empty() ? std::string("local") : cfg.admin.sigv4.region;
   method_arn_ = "arn:aws:execute-api:" + region + ":000000000000:" + cfg.routing.api_id + "/" +
@@ -269,7 +271,7 @@ void authenticator::call_authorizer(const connection_info& info, const connect_r
         if (!r.ok) {
           a.error = r.error;
         } else {
-          a = parse_authorizer_answer(r.status, r.body, method_arn_);
+          a = parse_authorizer_answer(r.status, r.body, method_arn_, cfg_.limits.json_max_depth);
         }
         const auto elapsed =
             std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started);

@@ -15,6 +15,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "herald/json_input.hpp"
+
 namespace herald::jwt {
 namespace {
 
@@ -266,6 +268,8 @@ std::string_view describe(error e) {
       return "wrong audience";
     case error::bad_claim:
       return "invalid time claim";
+    case error::missing_exp:
+      return "token has no exp claim";
   }
   return "invalid token";
 }
@@ -347,7 +351,7 @@ void key_set::add_public_key_pem(std::string kid, algorithm alg, std::string_vie
 }
 
 std::size_t key_set::add_jwks(std::string_view json_text) {
-  const json doc = json::parse(json_text, nullptr, false);
+  const json doc = parse_json(json_text, default_json_max_depth);
   if (!doc.is_object() || !doc.contains("keys") || !doc["keys"].is_array())
     throw std::invalid_argument("not a JWKS document ({\"keys\": [...]})");
   std::size_t taken = 0;
@@ -414,7 +418,7 @@ result verify(std::string_view token, const key_set& keys, const verify_options&
       !base64url_decode(token.substr(dot2 + 1), sig)) {
     return r;
   }
-  const json header = json::parse(header_text, nullptr, false);
+  const json header = parse_json(header_text, options.max_json_depth);
   if (!header.is_object()) return r;
   const auto alg_it = header.find("alg");
   if (alg_it == header.end() || !alg_it->is_string()) return r;
@@ -454,13 +458,18 @@ result verify(std::string_view token, const key_set& keys, const verify_options&
     return r;
   }
 
-  json claims = json::parse(payload_text, nullptr, false);
+  json claims = parse_json(payload_text, options.max_json_depth);
   if (!claims.is_object()) return r;
   const std::int64_t leeway = options.leeway.count();
   bool bad = false;
   std::int64_t t = 0;
-  if (numeric_claim(claims, "exp", t, bad) && now > t + leeway) {
+  const bool has_exp = numeric_claim(claims, "exp", t, bad);
+  if (has_exp && now > t + leeway) {
     r.err = error::expired;
+    return r;
+  }
+  if (!has_exp && !bad && options.require_exp) {
+    r.err = error::missing_exp;
     return r;
   }
   if (numeric_claim(claims, "nbf", t, bad) && now + leeway < t) {

@@ -13,6 +13,7 @@
 #include "herald/backplane.hpp"
 #include "herald/event.hpp"
 #include "herald/history.hpp"
+#include "herald/json_input.hpp"
 #include "herald/prometheus.hpp"
 #include "herald/text.hpp"
 #include "herald/version.hpp"
@@ -307,7 +308,9 @@ void admin_api::channel_history(const http_request& req, std::string_view channe
   q.limit = limit.value_or(std::min<std::size_t>(100, ctx_.cfg.history.max_page));
   const std::string epoch = query_value(target, "epoch");
   ctx_.cluster->read_history(
-      q, *rule, 0, [done, q, epoch, shown = std::string(channel_text)](history_page page) {
+      q, *rule, 0,
+      [done, q, epoch, depth = ctx_.cfg.limits.json_max_depth,
+       shown = std::string(channel_text)](history_page page) {
         if (!page.ok)
           return done(herald_error(http::status::service_unavailable, "unavailable",
                                    "history unavailable: " + page.error));
@@ -317,7 +320,9 @@ void admin_api::channel_history(const http_request& req, std::string_view channe
           const auto& e = page.entries[i];
           json m = {{"offset", e.offset}, {"time", iso8601(e.time)}};
           if (!e.id.empty()) m["id"] = e.id;
-          m["data"] = json::parse(e.data_json, nullptr, false);
+          // Stored by Herald or by a backend's FCALL; never recursed over unbounded.
+          m["data"] = parse_json(e.data_json, depth);
+          if (m["data"].is_discarded()) m["data"] = e.data_json;  // shown as the text it is
           messages.push_back(std::move(m));
         }
         json body = {{"channel", shown},
@@ -462,7 +467,12 @@ void admin_api::aws_connection(http_request& req, std::string_view id_text,
 // ---- /v1/publish --------------------------------------------------------------------------
 
 void admin_api::publish(http_request& req, const http_responder& done) {
-  const json doc = json::parse(req.body(), nullptr, false);
+  json_status parsed = json_status::ok;
+  const json doc = parse_json(req.body(), ctx_.cfg.limits.json_max_depth, &parsed);
+  if (parsed == json_status::too_deep)
+    return done(herald_error(http::status::bad_request, "bad_request",
+                             "the body is " + describe(parsed, ctx_.cfg.limits.json_max_depth) +
+                                 " (limits.json_max_depth)"));
   if (doc.is_discarded())
     return done(
         herald_error(http::status::bad_request, "bad_request", "the body is not valid JSON"));
@@ -771,6 +781,11 @@ std::string admin_api::render_metrics() const {
       n += w->metrics().handshakes_rejected[i].value();
     p.sample("herald_handshakes_rejected_total", {{"reason", reject_reason_names[i]}}, n);
   }
+  p.family("herald_connections_shed_total", "counter",
+           "Connections answered 503 at accept and closed because the process was out of file "
+           "descriptors");
+  p.sample("herald_connections_shed_total", {{"reason", "descriptors"}},
+           ctx_.shed_no_descriptors.load(std::memory_order_relaxed));
   counter_family("herald_token_expiry_closes_total",
                  "Connections closed (4001) because their token expired",
                  &worker_metrics::token_expiry_closes);
@@ -808,9 +823,10 @@ std::string admin_api::render_metrics() const {
                  &worker_metrics::http_requests);
 
   // Routes.
-  std::uint64_t forbidden = 0, rejected = 0, channel_actions = 0;
+  std::uint64_t forbidden = 0, rejected = 0, channel_actions = 0, refused = 0;
   std::int64_t inflight = 0;
   for (unsigned w = 0; w < app_.workers(); ++w) {
+    refused += app_.metrics(w).refused.value();
     forbidden += app_.metrics(w).forbidden.value();
     rejected += app_.metrics(w).connects_rejected.value();
     channel_actions += app_.metrics(w).channel_actions.value();
@@ -855,6 +871,9 @@ std::string admin_api::render_metrics() const {
     p.sample("herald_integration_duration_seconds_sum", {{"route", key}}, r.sum);
     p.sample("herald_integration_duration_seconds_count", {{"route", key}}, cumulative);
   }
+  p.family("herald_messages_refused_total", "counter",
+           "Client messages refused with a bad_request error frame, by reason");
+  p.sample("herald_messages_refused_total", {{"reason", "too_deep"}}, refused);
   p.family("herald_routes_forbidden_total", "counter",
            "Messages that matched no route with no $default");
   p.sample("herald_routes_forbidden_total", {}, forbidden);
@@ -869,7 +888,8 @@ std::string admin_api::render_metrics() const {
   // Channels.
   std::int64_t channels = 0, subscriptions = 0;
   std::uint64_t deliveries = 0, publications = 0;
-  std::uint64_t replayed = 0, resumed = 0, not_recovered = 0, skipped = 0, overflows = 0;
+  std::uint64_t replayed = 0, resumed = 0, not_recovered = 0, skipped = 0, overflows = 0,
+                resyncs = 0;
   for (unsigned w = 0; w < channels_.workers(); ++w) {
     const auto& m = channels_.metrics(w);
     channels += m.channels.value();
@@ -881,6 +901,7 @@ std::string admin_api::render_metrics() const {
     not_recovered += m.not_recovered.value();
     skipped += m.duplicates_skipped.value();
     overflows += m.recovery_overflows.value();
+    resyncs += m.resyncs.value();
   }
   p.family("herald_channels", "gauge",
            "Channels with subscribers on this node (summed over workers)");
@@ -904,6 +925,9 @@ std::string admin_api::render_metrics() const {
   p.family("herald_history_recovery_overflows_total", "counter",
            "Subscribers closed (1013) because live traffic outran their catch-up");
   p.sample("herald_history_recovery_overflows_total", {}, overflows);
+  p.family("herald_history_resyncs_sent_total", "counter",
+           "resync frames sent to subscribers: the channel's history was lost under them");
+  p.sample("herald_history_resyncs_sent_total", {}, resyncs);
 
   // Admin API.
   static constexpr std::array<std::string_view, static_cast<std::size_t>(api::count)> api_names{

@@ -13,8 +13,9 @@ using nlohmann::json;
 
 class http_integration final : public integration {
  public:
-  http_integration(const integration_config& cfg, const std::vector<asio::io_context*>& workers)
-      : cfg_(cfg) {
+  http_integration(const integration_config& cfg, const std::vector<asio::io_context*>& workers,
+                   std::size_t max_json_depth)
+      : cfg_(cfg), max_json_depth_(max_json_depth) {
     auto url = parse_url(cfg.url);
     if (!url)
       throw config_error("integrations." + cfg.name + ".url", "cannot parse \"" + cfg.url + "\"");
@@ -53,27 +54,26 @@ class http_integration final : public integration {
     headers.emplace_back("X-Herald-Request-Id", std::string(inv.request_id));
     clients_[inv.worker]->post(
         std::string(inv.event), std::move(headers),
-        [mode = cfg_.mode, done = std::move(done)](std::string_view error, client_response res) {
+        [mode = cfg_.mode, depth = max_json_depth_, done = std::move(done)](std::string_view error,
+                                                                            client_response res) {
           if (!error.empty()) return done(integration_result::failure(std::string(error)));
-          done(interpret_response(mode, std::move(res)));
+          done(interpret_http_answer(mode, static_cast<int>(res.status), std::move(res.headers),
+                                     std::move(res.body), depth));
         });
   }
 
  private:
   const integration_config cfg_;
+  const std::size_t max_json_depth_;
   std::vector<std::shared_ptr<http_client>> clients_;
 };
 
 }  // namespace
 
-integration_result interpret_response(response_mode mode, client_response&& res) {
-  return interpret_http_answer(mode, static_cast<int>(res.status), std::move(res.headers),
-                               std::move(res.body));
-}
-
 std::unique_ptr<integration> make_http_integration(const integration_config& cfg,
-                                                   const std::vector<asio::io_context*>& workers) {
-  return std::make_unique<http_integration>(cfg, workers);
+                                                   const std::vector<asio::io_context*>& workers,
+                                                   std::size_t max_json_depth) {
+  return std::make_unique<http_integration>(cfg, workers, max_json_depth);
 }
 
 }  // namespace herald::net

@@ -10,12 +10,10 @@
 
 namespace herald::net {
 
-// One keep-alive pool per worker; `workers[i]` is worker i's io_context.
+// One keep-alive pool per worker; `workers[i]` is worker i's io_context. Answers are read by
+// interpret_http_answer with JSON nested at most `max_json_depth` levels.
 std::unique_ptr<integration> make_http_integration(const integration_config& cfg,
-                                                   const std::vector<asio::io_context*>& workers);
-
-// How a backend's answer becomes an integration result (exposed for tests).
-struct client_response;
-integration_result interpret_response(response_mode mode, client_response&& res);
+                                                   const std::vector<asio::io_context*>& workers,
+                                                   std::size_t max_json_depth);
 
 }  // namespace herald::net

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -178,6 +179,12 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     if (req[http::field::host].empty()) {
       return reject(http::status::bad_request, "bad_request", "missing Host header");
     }
+    // RFC 6455 §11.3.1, §11.3.5: each may appear once; a request with two is not a handshake.
+    if (req.count(http::field::sec_websocket_key) > 1 ||
+        req.count(http::field::sec_websocket_version) > 1) {
+      return reject(http::status::bad_request, "bad_request",
+                    "Sec-WebSocket-Key and Sec-WebSocket-Version must appear once");
+    }
     if (req[http::field::sec_websocket_version] != "13") {
       auto res = json_error(http::status::upgrade_required, "unsupported_version",
                             "only WebSocket version 13 is supported");
@@ -223,12 +230,16 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     }
     // The place is held from now on (during $connect too), so concurrent handshakes cannot
     // overshoot the limit; it is released when the connection finishes or the upgrade fails.
-    slot_ = ctx_.admit(cfg.websocket.max_connections);
+    slot_ = ctx_.admit(ctx_.connection_limit);
     if (!slot_) {
       worker_.metrics().reject(reject_reason::connection_limit);
-      ctx_.log.warn("connection.rejected",
-                    {{"reason", "max_connections"}, {"sourceIp", source_ip}});
-      return reject(http::status::service_unavailable, "unavailable", "connection limit reached");
+      ctx_.log.warn("connection.rejected", {{"reason", "max_connections"},
+                                            {"limit", ctx_.connection_limit},
+                                            {"sourceIp", source_ip}});
+      auto res = json_error(http::status::service_unavailable, "unavailable",
+                            "connection limit reached; retry later or on another node");
+      res.set(http::field::retry_after, "1");
+      return write(std::move(res), 11, false, false);
     }
     if (ip_hold) slot_->attach(std::move(ip_hold));
 
@@ -455,17 +466,20 @@ class tls_handshake : public std::enable_shared_from_this<tls_handshake> {
   steady_clock::time_point accepted_at_;
 };
 
-// tls.mode=auto: look at the first bytes to tell a TLS ClientHello from plain HTTP.
+// Looks at the first bytes to tell a TLS ClientHello from plain HTTP. tls.mode=auto serves both;
+// tls.mode=required answers plain HTTP with a 400 that says why (as nginx does), then closes,
+// instead of dropping the connection without a word.
 class tls_detector : public std::enable_shared_from_this<tls_detector> {
  public:
   tls_detector(tcp::socket socket, listener_role role, worker& w, server_context& ctx,
-               steady_clock::time_point accepted_at)
+               steady_clock::time_point accepted_at, bool plain_allowed)
       : socket_(std::move(socket)),
         role_(role),
         worker_(w),
         ctx_(ctx),
         timer_(w.context()),
-        accepted_at_(accepted_at) {}
+        accepted_at_(accepted_at),
+        plain_allowed_(plain_allowed) {}
 
   void run() {
     timer_.expires_after(ctx_.cfg.tls.handshake_timeout);
@@ -487,6 +501,27 @@ class tls_detector : public std::enable_shared_from_this<tls_detector> {
       std::make_shared<tls_handshake>(std::move(socket_), std::move(buffer_), role_, worker_, ctx_,
                                       accepted_at_)
           ->run();
+    } else if (!plain_allowed_) {
+      static constexpr std::string_view body =
+          R"({"error":"tls_required","message":"this port speaks TLS only: use https:// or wss://"})";
+      static const std::string answer =
+          "HTTP/1.1 400 Bad Request\r\nServer: herald\r\nContent-Type: application/json\r\n"
+          "Connection: close\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+      ctx_.log.debug("tls.plain_http_refused", {});
+      timer_.expires_after(ctx_.cfg.tls.handshake_timeout);
+      timer_.async_wait([self = shared_from_this()](error_code wait_ec) {
+        if (wait_ec) return;
+        error_code ignored;
+        self->socket_.close(ignored);
+      });
+      asio::async_write(socket_, asio::buffer(answer),
+                        [self = shared_from_this()](error_code, std::size_t) {
+                          self->timer_.cancel();
+                          error_code ignored;
+                          self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
+                          self->socket_.close(ignored);
+                        });
     } else {
       std::make_shared<http_session<plain_stream>>(std::move(socket_), std::move(buffer_), role_,
                                                    worker_, ctx_, accepted_at_)
@@ -501,6 +536,7 @@ class tls_detector : public std::enable_shared_from_this<tls_detector> {
   server_context& ctx_;
   asio::steady_timer timer_;
   steady_clock::time_point accepted_at_;
+  bool plain_allowed_;
 };
 
 }  // namespace
@@ -517,12 +553,10 @@ void serve_connection(tcp::socket socket, listener_role role, worker& w, server_
           ->run();
       break;
     case tls_mode::auto_detect:
-      std::make_shared<tls_detector>(std::move(socket), role, w, ctx, accepted_at)->run();
+      std::make_shared<tls_detector>(std::move(socket), role, w, ctx, accepted_at, true)->run();
       break;
     case tls_mode::required:
-      std::make_shared<tls_handshake>(std::move(socket), beast::flat_buffer(), role, w, ctx,
-                                      accepted_at)
-          ->run();
+      std::make_shared<tls_detector>(std::move(socket), role, w, ctx, accepted_at, false)->run();
       break;
   }
 }

@@ -1,5 +1,9 @@
 #include "net/listener.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/socket_base.hpp>
@@ -23,6 +27,11 @@ listener::listener(asio::io_context& ioc, const endpoint& where, listener_role r
   // accept_backlog() takes queued connections with synchronous accepts that must not block.
   acceptor_.non_blocking(true);
   local_ = acceptor_.local_endpoint();
+  spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+listener::~listener() {
+  if (spare_fd_ >= 0) ::close(spare_fd_);
 }
 
 void listener::start() {
@@ -73,21 +82,62 @@ void listener::accept_backlog() {
   }
 }
 
+void listener::shed() {
+  static constexpr std::string_view answer =
+      "HTTP/1.1 503 Service Unavailable\r\nServer: herald\r\nRetry-After: 1\r\n"
+      "Content-Type: application/json\r\nContent-Length: 72\r\nConnection: close\r\n\r\n"
+      R"({"error":"unavailable","message":"out of file descriptors; retry later"})";
+  static_assert(answer.size() - answer.find("\r\n\r\n") - 4 == 72);
+  std::uint64_t n = 0;
+  while (spare_fd_ >= 0 && n < max_accepts_per_wakeup) {
+    ::close(spare_fd_);
+    spare_fd_ = -1;
+    const int fd =
+        ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      // Best effort, never blocking: the answer fits any socket buffer.
+      (void)::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::close(fd);
+      ++n;
+    }
+    spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) break;  // the backlog is empty (or something else is wrong: the caller waits)
+  }
+  ctx_.shed_no_descriptors.fetch_add(n, std::memory_order_relaxed);
+  shed_since_log_ += n;
+  // One line per interval, not one per failed accept.
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_shed_log_ >= std::chrono::seconds(10)) {
+    ctx_.log.error("listener.out_of_descriptors",
+                   {{"address", local_.address().to_string()},
+                    {"port", local_.port()},
+                    {"answered503", shed_since_log_},
+                    {"hint",
+                     "raise the descriptor limit (RLIMIT_NOFILE) or lower "
+                     "websocket.max_connections; see docs/operations.md"}});
+    last_shed_log_ = now;
+    shed_since_log_ = 0;
+  }
+}
+
 void listener::on_accept(error_code ec) {
   if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-  if (ec) {
+  const bool out_of_descriptors =
+      ec == asio::error::no_descriptors || ec.value() == ENFILE;  // per process, or system-wide
+  if (out_of_descriptors) {
+    shed();
+  } else if (ec) {
     ctx_.log.error("listener.accept_failed", {{"address", local_.address().to_string()},
                                               {"port", local_.port()},
                                               {"error", ec.message()}});
-    // Out of file descriptors (or similar): pause instead of spinning on the error.
-    if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
-        ec == asio::error::no_memory) {
-      backoff_.expires_after(std::chrono::milliseconds(100));
-      backoff_.async_wait([self = shared_from_this()](error_code wait_ec) {
-        if (!wait_ec) self->do_accept();
-      });
-      return;
-    }
+  }
+  // Out of descriptors or memory: pause instead of spinning on the error.
+  if (out_of_descriptors || ec == asio::error::no_buffer_space || ec == asio::error::no_memory) {
+    backoff_.expires_after(std::chrono::milliseconds(100));
+    backoff_.async_wait([self = shared_from_this()](error_code wait_ec) {
+      if (!wait_ec) self->do_accept();
+    });
+    return;
   }
   do_accept();
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -84,6 +85,11 @@ struct server_context {
   std::atomic<bool> draining{false};        // shutting down: /readyz says 503
   std::atomic<bool> closing{false};         // drain under way: refuse upgrades, close new sessions
   std::atomic<std::size_t> admitted{0};     // upgrades admitted and not yet finished
+  // WebSocket connections this node takes: websocket.max_connections, lowered to what the
+  // descriptor limit allows after a reserve (health checks, Redis, backends, the 503 answers).
+  std::size_t connection_limit = 0;
+  // Connections answered 503 at accept because the process was out of descriptors anyway.
+  std::atomic<std::uint64_t> shed_no_descriptors{0};
 
   // Reserves a place for a new connection, or nothing when the node is full.
   std::optional<admission> admit(std::size_t limit) {

@@ -24,7 +24,7 @@ duration tick_period_for(const config& cfg) {
 }  // namespace
 
 server_context::server_context(const config& c, logger& l, connection_registry& r)
-    : cfg(c), log(l), registry(r) {}
+    : cfg(c), log(l), registry(r), connection_limit(c.websocket.max_connections) {}
 
 server_context::~server_context() = default;
 

@@ -2,13 +2,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include "herald/json_input.hpp"
+
 namespace herald::redis {
 
 using nlohmann::json;
 
-incoming parse_payload(std::string_view payload) {
+incoming parse_payload(std::string_view payload, std::size_t max_depth) {
   incoming in;
-  const json doc = json::parse(payload, nullptr, false);
+  json_status status = json_status::ok;
+  const json doc = parse_json(payload, max_depth, &status);
+  if (status == json_status::too_deep) {
+    in.refused = "too_deep";
+    return in;
+  }
   if (doc.is_discarded()) {
     // Not JSON: the text itself is the data (invalid UTF-8 replaced, as JSON must be valid).
     in.data_json = json(std::string(payload)).dump(-1, ' ', false, json::error_handler_t::replace);

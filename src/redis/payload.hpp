@@ -2,6 +2,7 @@
 // backends using PUBLISH directly). Socket-free, so tests and fuzzers drive it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -13,6 +14,9 @@ namespace herald::redis {
 // is the data
 // itself (JSON if it parses, else a string).
 struct incoming {
+  // Set when the payload is refused (counted, not delivered): "too_deep" for JSON nested
+  // deeper than the limit. Everything else is then empty.
+  std::string refused;
   std::string data_json;
   std::string id;
   std::string exclude;
@@ -21,6 +25,6 @@ struct incoming {
   std::string epoch;
   std::string event;  // presence: "join" / "leave"
 };
-incoming parse_payload(std::string_view payload);
+incoming parse_payload(std::string_view payload, std::size_t max_depth);
 
 }  // namespace herald::redis

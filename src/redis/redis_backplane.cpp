@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "herald/event.hpp"
+#include "herald/json_input.hpp"
 #include "herald/ws/handshake.hpp"
 #include "herald/ws/utf8.hpp"
 #include "redis/redis_connection.hpp"
@@ -47,7 +48,7 @@ class redis_backplane final : public backplane {
         node_(cfg.node_id),
         prefix_(cfg.redis.key_prefix + ":"),
         fn_(names_for(cfg.redis.key_prefix)),
-        library_(function_library(cfg.redis.key_prefix)),
+        library_(function_library(cfg)),
         settings_(history_settings(cfg)),
         guard_(ioc_.get_executor()),
         probe_timer_(ioc_),
@@ -100,10 +101,10 @@ class redis_backplane final : public backplane {
 
   // ---- publications ----
 
-  bool forward(const publication& p) override {
+  void forward(const publication& p, std::function<void(bool)> done) override {
     if (!cmd_up_.load(std::memory_order_relaxed)) {
       not_forwarded_.fetch_add(1, std::memory_order_relaxed);
-      return false;
+      return done(false);
     }
     std::string channel;
     switch (p.kind) {
@@ -117,7 +118,7 @@ class redis_backplane final : public backplane {
         channel = prefix_ + "broadcast";
         break;
       case target_kind::connection:
-        return false;  // sent to the node that holds it instead
+        return done(false);  // sent to the node that holds it instead
     }
     // Our own envelope: the data, its id, whom to skip, and who we are (we delivered already).
     std::string payload = R"({"origin":)" + json(node_).dump();
@@ -125,13 +126,21 @@ class redis_backplane final : public backplane {
     if (!p.exclude.empty()) payload += R"(,"exclude":)" + json(p.exclude).dump();
     if (!p.event.empty()) payload += R"(,"event":)" + json(p.event).dump();
     payload += R"(,"data":)" + p.data_json + "}";
-    asio::post(ioc_, [this, channel = std::move(channel), payload = std::move(payload)] {
-      const bool sent = cmd_->command({"PUBLISH", channel, payload}, [this](reply_view r) {
-        if (!r || r->type == REDIS_REPLY_ERROR) failures_.fetch_add(1, std::memory_order_relaxed);
+    // Forwarded means Redis answered the PUBLISH: a frozen Redis takes the bytes into its socket
+    // buffer and answers nothing, until the command timeout drops the connection.
+    asio::post(ioc_, [this, channel = std::move(channel), payload = std::move(payload),
+                      done = std::move(done)]() mutable {
+      auto shared = std::make_shared<std::function<void(bool)>>(std::move(done));
+      const bool sent = cmd_->command({"PUBLISH", channel, payload}, [this, shared](reply_view r) {
+        const bool ok = r && r->type == REDIS_REPLY_INTEGER;
+        (ok ? published_ : failures_).fetch_add(1, std::memory_order_relaxed);
+        (*shared)(ok);
       });
-      (sent ? published_ : failures_).fetch_add(1, std::memory_order_relaxed);
+      if (!sent) {
+        not_forwarded_.fetch_add(1, std::memory_order_relaxed);
+        (*shared)(false);
+      }
     });
-    return true;
   }
 
   // ---- interest ----
@@ -203,13 +212,24 @@ class redis_backplane final : public backplane {
             rc.subprotocol = v;
         }
         if (rc.node.empty()) return done(std::nullopt);
-        // A connection whose node stopped refreshing its liveness key is gone.
+        // A connection whose node is not alive is gone. Alive: its liveness key is there (it
+        // expires redis.node_ttl after a crash) and it listens on its node channel, which Redis
+        // drops the moment the node's process dies, as a POST finds out (PUBLISH answers 0).
+        // Both are pipelined; replies come in order, so the second callback decides.
+        auto has_key = std::make_shared<bool>(false);
         const bool asked =
-            cmd_->command({"EXISTS", alive_key(rc.node)}, [rc, done](reply_view alive) {
-              if (alive && alive->type == REDIS_REPLY_INTEGER && alive->integer == 1)
-                return done(rc);
-              done(std::nullopt);
-            });
+            cmd_->command({"EXISTS", alive_key(rc.node)},
+                          [has_key](reply_view a) {
+                            *has_key = a && a->type == REDIS_REPLY_INTEGER && a->integer == 1;
+                          }) &&
+            cmd_->command(
+                {"PUBSUB", "NUMSUB", node_channel(rc.node)}, [rc, done, has_key](reply_view n) {
+                  const bool listening = n && n->type == REDIS_REPLY_ARRAY && n->elements == 2 &&
+                                         n->element[1]->type == REDIS_REPLY_INTEGER &&
+                                         n->element[1]->integer >= 1;
+                  if (*has_key && listening) return done(rc);
+                  done(std::nullopt);
+                });
         if (!asked) done(std::nullopt);
       });
       if (!sent) done(std::nullopt);
@@ -263,10 +283,12 @@ class redis_backplane final : public backplane {
 
   // ---- durable delivery ----
 
-  void publish_stored(const publication& p, const history_rule&,
+  void publish_stored(const publication& p, const history_rule& rule,
                       std::function<void(stored_result)> done) override {
     asio::post(ioc_, [this, channel = p.target, data = p.data_json, id = p.id,
-                      key = p.idempotency_key, exclude = p.exclude, done = std::move(done)] {
+                      key = p.idempotency_key, exclude = p.exclude,
+                      size = std::to_string(rule.size), ttl = std::to_string(rule.ttl.count()),
+                      done = std::move(done)] {
       const auto fail = [this, &done](std::string why) {
         store_failures_.fetch_add(1, std::memory_order_relaxed);
         stored_result r;
@@ -275,12 +297,22 @@ class redis_backplane final : public backplane {
       };
       if (!functions_loaded_) return fail("Redis unavailable");
       const bool sent = cmd_->command(
-          {"FCALL", fn_.publish, "0", channel, data, id, key, exclude, node_},
+          {"FCALL", fn_.publish, "0", channel, data, id, key, exclude, node_, size, ttl},
           [this, done](reply_view r) {
             stored_result out;
             if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
               store_failures_.fetch_add(1, std::memory_order_relaxed);
               out.error = r && r->type == REDIS_REPLY_ERROR ? reply_text(r) : "Redis unavailable";
+              return done(std::move(out));
+            }
+            if (r->element[0]->integer <= 0) {
+              // Published but not stored: a library that does not take size and ttl (an older
+              // Herald loaded it) and found no settings. Never reported as stored.
+              store_failures_.fetch_add(1, std::memory_order_relaxed);
+              out.error =
+                  "not stored: the Redis function library does not keep this channel's "
+                  "history (a node with another configuration loaded it)";
+              log_.error("history.not_stored", {{"error", out.error}});
               return done(std::move(out));
             }
             out.ok = true;
@@ -359,7 +391,7 @@ class redis_backplane final : public backplane {
         auto members = std::make_shared<std::vector<presence_member>>();
         std::vector<std::string> nodes;
         for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
-          const json v = json::parse(reply_text(r->element[i + 1]), nullptr, false);
+          const json v = parse_json(reply_text(r->element[i + 1]), cfg_.limits.json_max_depth);
           if (!v.is_object()) continue;
           presence_member m{reply_text(r->element[i]), v.value("user", ""), v.value("node", "")};
           if (std::find(nodes.begin(), nodes.end(), m.node) == nodes.end()) nodes.push_back(m.node);
@@ -458,6 +490,11 @@ class redis_backplane final : public backplane {
     out.sample("herald_backplane_publish_failures_total", {}, failures_.load());
     out.family("herald_backplane_received_total", "counter", "Publications received from Redis");
     out.sample("herald_backplane_received_total", {}, received_.load());
+    out.family("herald_backplane_dropped_total", "counter",
+               "Publications from Redis not delivered: larger than websocket.max_message_bytes, "
+               "or nested deeper than limits.json_max_depth");
+    out.sample("herald_backplane_dropped_total", {{"reason", "too_large"}}, dropped_large_.load());
+    out.sample("herald_backplane_dropped_total", {{"reason", "too_deep"}}, dropped_deep_.load());
     out.family("herald_backplane_probe_failures_total", "counter",
                "Pub/sub probes that did not come back in time");
     out.sample("herald_backplane_probe_failures_total", {}, probe_failures_.load());
@@ -482,6 +519,14 @@ class redis_backplane final : public backplane {
     out.family("herald_history_lost_total", "counter",
                "Publications missed on pub/sub and no longer in the history");
     out.sample("herald_history_lost_total", {}, lost_.load());
+    out.family("herald_history_epoch_changes_total", "counter",
+               "Times this node found a channel's history replaced by a new epoch (lost or "
+               "expired) while following it, and read the new one from its start");
+    out.sample("herald_history_epoch_changes_total", {}, epoch_changes_.load());
+    out.family("herald_history_resyncs_total", "counter",
+               "Epoch changes after this node had been away: the channel's subscribers here were "
+               "told to resync (old publications may be lost)");
+    out.sample("herald_history_resyncs_total", {}, resyncs_.load());
     out.family("herald_history_duplicates_total", "counter",
                "History publications received twice (dropped)");
     out.sample("herald_history_duplicates_total", {}, dup_received_.load());
@@ -498,9 +543,14 @@ class redis_backplane final : public backplane {
   // Where this node is in a history channel.
   struct stream_state {
     std::string epoch;
-    std::uint64_t last = 0;  // the newest offset handed to the workers
+    std::uint64_t last = 0;   // the newest offset of `epoch` handed to the workers (0: none yet)
+    bool positioned = false;  // epoch and last say where this node is; else take what comes
     bool filling = false;
     bool needs_fill = false;  // the subscriber connection was lost: read what was missed
+    // The subscription was lost since the position was last confirmed: if the channel's
+    // history turns out to have been replaced meanwhile (a new epoch), publications of the old
+    // one may have been missed and cannot be read back any more.
+    bool interrupted = false;
     std::map<std::uint64_t, publication> held;  // arrived during a fill, by offset
   };
   static constexpr std::size_t kMaxHeld = 10000;
@@ -537,8 +587,10 @@ class redis_backplane final : public backplane {
       done(std::move(page));
     };
     if (!functions_loaded_) return fail("Redis unavailable");
+    const history_rule* rule = find_history_rule(cfg_, q.channel);
     const bool sent = cmd_->command(
-        {"FCALL", fn_.history, "0", q.channel, since, std::to_string(q.limit)},
+        {"FCALL", fn_.history, "0", q.channel, since, std::to_string(q.limit),
+         rule ? std::to_string(rule->ttl.count()) : std::string()},
         [done](reply_view r) {
           history_page page;
           if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4) {
@@ -604,6 +656,7 @@ class redis_backplane final : public backplane {
       functions_loaded_ = true;  // commands run in order: FCALLs sent after this find them
       load_functions();
       cmd_->command({"SET", prefix_ + "history:settings", settings_}, [](reply_view) {});
+      check_eviction_policy();
       for (const auto& [channel, members] : presence_local_) {
         for (const auto& [id, user] : members)
           register_presence(channel, id, user);
@@ -630,9 +683,12 @@ class redis_backplane final : public backplane {
       states_.clear();
       subscribed_count_ = 0;
       probe_outstanding_ = false;
+      probe_confirmed_ = false;
       // What was published while we were away is read back from the history on return.
-      for (auto& [channel, s] : streams_)
+      for (auto& [channel, s] : streams_) {
         s.needs_fill = true;
+        s.interrupted = s.interrupted || s.positioned;
+      }
       // Waiting subscribers are told to go ahead: they are resubscribed when Redis returns.
       for (auto& [name, list] : waiters_) {
         for (auto& [worker, fn] : list)
@@ -663,6 +719,23 @@ class redis_backplane final : public backplane {
     });
   }
 
+  // History keys carry TTLs, so every eviction policy but noeviction may delete them under
+  // memory pressure (volatile-* ones first of all): said once per connect, as a warning. Managed
+  // Redis services that refuse CONFIG are not second-guessed.
+  void check_eviction_policy() {
+    if (cfg_.history.rules.empty() && !cfg_.inbox.enabled) return;
+    cmd_->command({"CONFIG", "GET", "maxmemory-policy"}, [this](reply_view r) {
+      if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return;
+      const std::string policy = reply_text(r->element[1]);
+      if (policy == "noeviction") return;
+      log_.warn("backplane.eviction_policy",
+                {{"maxmemory_policy", policy},
+                 {"hint",
+                  "history and inbox keys can be evicted under memory pressure (a silent gap "
+                  "for clients): run Redis with maxmemory-policy noeviction"}});
+    });
+  }
+
   // FUNCTION LOAD, retried while Redis answers errors such as LOADING after a restart.
   void load_functions() {
     cmd_->command({"FUNCTION", "LOAD", "REPLACE", library_}, [this](reply_view r) {
@@ -690,6 +763,12 @@ class redis_backplane final : public backplane {
     } else {
       for (const auto& c : fixed_) {
         if (state_of(c) != sub_state::subscribed) reason = "Redis backplane: subscribing";
+      }
+      if (reason.empty() && !probe_confirmed_) {
+        // Connected and subscribed is not yet delivering: one of our own publications must
+        // come back through pub/sub first (after every reconnect of the subscriber).
+        reason = "Redis backplane: waiting for the pub/sub probe";
+        if (!probe_outstanding_) asio::post(ioc_, [this] { probe(); });
       }
       if (probe_failed_) reason = "Redis backplane: pub/sub probe did not come back";
     }
@@ -824,7 +903,14 @@ class redis_backplane final : public backplane {
     } else {
       return;
     }
-    incoming in = parse_payload(payload);
+    // What no client may receive is dropped here, counted: data larger than a client may send
+    // (backends can PUBLISH anything), or nested deeper than limits.json_max_depth. A payload
+    // far over the limit is not even parsed; the envelope's own fields are small.
+    const std::size_t limit = cfg_.websocket.max_message_bytes;
+    if (payload.size() > limit + 64 * 1024) return drop(channel, "too_large", payload);
+    incoming in = parse_payload(payload, cfg_.limits.json_max_depth);
+    if (!in.refused.empty()) return drop(channel, in.refused, payload);
+    if (in.data_json.size() > limit) return drop(channel, "too_large", payload);
     if (in.offset != 0 && p.kind == target_kind::channel) {
       // A history publication (ours too: stored ones are delivered from here, in order).
       received_.fetch_add(1, std::memory_order_relaxed);
@@ -847,6 +933,22 @@ class redis_backplane final : public backplane {
     channels_.deliver_from_cluster(std::move(built));
   }
 
+  // A publication from Redis that is not delivered. Logged at most once a second (a backend
+  // looping on a bad payload must not flood the log); the counters say how many.
+  void drop(const std::string& channel, const std::string& reason, std::string_view payload) {
+    (reason == "too_large" ? dropped_large_ : dropped_deep_)
+        .fetch_add(1, std::memory_order_relaxed);
+    const auto now = steady_clock::now();
+    if (now - last_drop_log_ < std::chrono::seconds(1)) return;
+    last_drop_log_ = now;
+    log_.warn("backplane.dropped",
+              {{"channel", channel},
+               {"reason", reason},
+               {"bytes", payload.size()},
+               {"limit", reason == "too_large" ? cfg_.websocket.max_message_bytes
+                                               : cfg_.limits.json_max_depth}});
+  }
+
   // ---- history order and gap fill ----
   //
   // Per channel, this node hands history publications to its workers in offset order, once
@@ -866,13 +968,27 @@ class redis_backplane final : public backplane {
     accept(s, std::move(p));
   }
 
-  // Hands `p` over unless it is old; a jump forward starts a fill.
+  // Hands `p` over unless it is old; a jump forward, or an epoch we did not expect, starts a fill.
   void accept(stream_state& s, publication p) {
-    if (p.epoch != s.epoch || s.last == 0) {
-      // The first one we see, or the history restarted (a new epoch): take it as it is.
+    if (!s.positioned) {
+      // The first one this node sees of the channel: where it stands from now on.
+      s.positioned = true;
       s.epoch = p.epoch;
       s.last = p.offset;
       return channels_.deliver_from_cluster(std::move(p));
+    }
+    if (p.epoch != s.epoch) {
+      if (!s.interrupted && p.offset == 1) {
+        // A new life of the history (it expired, or was deleted), seen from its very first
+        // publication while subscribed throughout: nothing can have been missed.
+        s.epoch = p.epoch;
+        s.last = 1;
+        return channels_.deliver_from_cluster(std::move(p));
+      }
+      // Anything else is read from the history: the fill sees the new epoch and decides.
+      const std::string channel = p.target;
+      s.held.emplace(p.offset, std::move(p));
+      return start_fill(channel);
     }
     if (p.offset <= s.last) {
       dup_received_.fetch_add(1, std::memory_order_relaxed);
@@ -896,7 +1012,8 @@ class redis_backplane final : public backplane {
     const std::string name = prefix_ + "channel:" + channel;
     if (!refs_.count(name)) return;
     auto& s = streams_[channel];
-    if (s.last != 0) return;
+    if (s.positioned) return;
+    s.positioned = true;
     s.epoch = page.epoch;
     s.last = page.top;
     if (state_of(name) != sub_state::subscribed) s.needs_fill = true;
@@ -918,8 +1035,9 @@ class redis_backplane final : public backplane {
       s.needs_fill = true;  // once this one is done, read on
       return;
     }
-    if (s.last == 0) {  // nothing delivered yet: nothing can have been missed
+    if (!s.positioned) {  // nothing delivered yet: nothing can have been missed
       s.needs_fill = false;
+      s.interrupted = false;
       return finish_fill(s);
     }
     s.filling = true;
@@ -942,17 +1060,18 @@ class redis_backplane final : public backplane {
         retry_fill_later(channel);
         return;
       }
+      if (page.epoch != st.epoch) return epoch_changed(channel, st, page);
       std::size_t n = 0;
-      if (page.epoch == st.epoch) {
-        for (auto& e : page.entries) {
-          if (e.offset <= st.last) continue;
-          if (e.offset != st.last + 1) lost_.fetch_add(e.offset - st.last - 1);
-          st.last = e.offset;
-          ++n;
-          channels_.deliver_from_cluster(publication::stored(channel, std::move(e.data_json),
-                                                             std::move(e.id), e.offset, st.epoch));
-        }
+      for (auto& e : page.entries) {
+        if (e.offset <= st.last) continue;
+        if (e.offset != st.last + 1) lost_.fetch_add(e.offset - st.last - 1);
+        st.last = e.offset;
+        ++n;
+        channels_.deliver_from_cluster(publication::stored(channel, std::move(e.data_json),
+                                                           std::move(e.id), e.offset, st.epoch));
       }
+      // The history is the one we followed, and we have all of it up to here.
+      st.interrupted = false;
       recovered_.fetch_add(n, std::memory_order_relaxed);
       if (n) log_.info("backplane.gap_filled", {{"channel", channel}, {"recovered", n}});
       finish_fill(st);
@@ -962,17 +1081,59 @@ class redis_backplane final : public backplane {
     });
   }
 
+  // The fill found another history than the one this node followed (Redis lost its data, or
+  // the channel's history expired or was deleted, and publishing went on in a new epoch). The
+  // new epoch is read from its start, so connected clients miss none of it. If this node was
+  // away meanwhile, publications of the old epoch may have been lost with it, and no one can
+  // tell which: its subscribers are told to resync first. Both are counted.
+  void epoch_changed(const std::string& channel, stream_state& st, const history_page& page) {
+    epoch_changes_.fetch_add(1, std::memory_order_relaxed);
+    const bool may_have_lost = st.interrupted;
+    log_.warn("backplane.history_replaced", {{"channel", channel},
+                                             {"epoch", st.epoch},
+                                             {"last", st.last},
+                                             {"new_epoch", page.epoch},
+                                             {"newest", page.top},
+                                             {"resync", may_have_lost}});
+    if (may_have_lost) {
+      resyncs_.fetch_add(1, std::memory_order_relaxed);
+      channels_.deliver_from_cluster(publication::resync(
+          channel, page.epoch, 0,
+          "the channel's history was lost while this node could not follow it; messages "
+          "published before it may be missing"));
+    }
+    st.interrupted = false;
+    st.epoch = page.epoch;
+    st.last = 0;
+    // Held publications of the old epoch are older than anything of the new one.
+    for (auto it = st.held.begin(); it != st.held.end();) {
+      if (it->second.epoch != page.epoch) {
+        it = st.held.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (page.epoch.empty()) {
+      // No history at all now: the next publication starts the new epoch; take it as it comes.
+      st.positioned = false;
+      return finish_fill(st);
+    }
+    st.positioned = true;
+    start_fill(channel);  // from offset 0 of the new epoch
+  }
+
   // Hands over what was held, in order, counting what could not be recovered.
   void finish_fill(stream_state& s) {
     auto held = std::move(s.held);
     s.held.clear();
     for (auto& [offset, p] : held) {
-      if (p.epoch == s.epoch && s.last != 0 && offset > s.last + 1)
+      if (p.epoch == s.epoch && s.positioned && offset > s.last + 1)
         lost_.fetch_add(offset - s.last - 1, std::memory_order_relaxed);
-      if (p.epoch == s.epoch && s.last != 0 && offset <= s.last) {
+      if (p.epoch == s.epoch && s.positioned && offset <= s.last) {
         dup_received_.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
+      s.positioned = true;
       s.epoch = p.epoch;
       s.last = offset;
       channels_.deliver_from_cluster(std::move(p));
@@ -981,14 +1142,15 @@ class redis_backplane final : public backplane {
 
   // Requests addressed to this node.
   void on_node_op(std::string_view payload) {
-    const json op = json::parse(payload, nullptr, false);
+    const json op = parse_json(payload, cfg_.limits.json_max_depth);
     if (!op.is_object()) return;
     const std::string kind = op.value("op", "");
     if (kind == "probe") {
       if (op.value("nonce", std::uint64_t{0}) == probe_nonce_ && probe_outstanding_) {
         probe_outstanding_ = false;
-        if (probe_failed_) {
+        if (probe_failed_ || !probe_confirmed_) {
           probe_failed_ = false;
+          probe_confirmed_ = true;
           update_status();
         }
       }
@@ -1032,7 +1194,7 @@ class redis_backplane final : public backplane {
   }
 
   void on_control(std::string_view payload) {
-    const json op = json::parse(payload, nullptr, false);
+    const json op = parse_json(payload, cfg_.limits.json_max_depth);
     if (!op.is_object() || op.value("origin", "") == node_) return;
     if (op.value("op", "") == "close_user") {
       for (const auto& c : registry_.find_user(op.value("user", ""))) {
@@ -1142,7 +1304,11 @@ class redis_backplane final : public backplane {
       }
       return;
     }
-    if (probe_outstanding_ || !cmd_->ready() || !sub_up_) return;
+    // Only once our node channel is confirmed: a probe published before that cannot come back,
+    // and would fail the subscriber connection that is still subscribing.
+    if (probe_outstanding_ || !cmd_->ready() || !sub_up_ ||
+        state_of(node_channel(node_)) != sub_state::subscribed)
+      return;
     probe_outstanding_ = true;
     probe_sent_ = now;
     const json op = {{"op", "probe"}, {"nonce", ++probe_nonce_}};
@@ -1188,12 +1354,14 @@ class redis_backplane final : public backplane {
   std::uint64_t next_rid_ = 0;
   std::uint64_t probe_nonce_ = 0;
   steady_clock::time_point probe_sent_;
+  steady_clock::time_point last_drop_log_;
   unsigned attempts_cmd_ = 0;
   unsigned attempts_sub_ = 0;
   bool sub_up_ = false;
   bool flush_posted_ = false;
   bool probe_outstanding_ = false;
   bool probe_failed_ = false;
+  bool probe_confirmed_ = false;  // a probe came back since the subscriber (re)connected
   bool stopped_ = false;
 
   // Read by other threads.
@@ -1204,7 +1372,8 @@ class redis_backplane final : public backplane {
   std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0}, published_{0}, not_forwarded_{0},
       failures_{0}, received_{0}, probe_failures_{0}, stored_{0}, stored_duplicates_{0},
       store_failures_{0}, gap_fills_{0}, recovered_{0}, lost_{0}, dup_received_{0},
-      stream_appends_{0}, stream_failures_{0};
+      stream_appends_{0}, stream_failures_{0}, dropped_large_{0}, dropped_deep_{0},
+      epoch_changes_{0}, resyncs_{0};
   std::atomic<std::int64_t> subscribed_count_{0};
   mutable std::mutex status_mutex_;
   backplane_status status_;

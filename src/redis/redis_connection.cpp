@@ -189,7 +189,7 @@ void connection::on_push_reply(redisAsyncContext*, void* reply, void* privdata) 
 // ---- commands ----
 
 void connection::handshake() {
-  // AUTH and SELECT, one after the other, then ready.
+  // AUTH and SELECT (or a PING), one after the other, then ready.
   std::vector<std::vector<std::string>> steps;
   const auto& ep = opts_.endpoint;
   if (!ep.password.empty()) {
@@ -198,6 +198,9 @@ void connection::handshake() {
                         : std::vector<std::string>{"AUTH", ep.username, ep.password});
   }
   if (ep.db != 0) steps.push_back({"SELECT", std::to_string(ep.db)});
+  // Ready means Redis answered: a stopped (SIGSTOP) or wedged server still completes the TCP
+  // handshake in the kernel, and would otherwise count as connected.
+  if (steps.empty()) steps.push_back({"PING"});
   auto run = std::make_shared<std::function<void(std::size_t)>>();
   *run = [this, steps, weak_run = std::weak_ptr<std::function<void(std::size_t)>>(run),
           gen = generation_](std::size_t i) {

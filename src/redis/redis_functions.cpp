@@ -26,33 +26,58 @@ namespace {
 
 constexpr const char* kLibrary = R"LUA(
 local P = __PREFIX__
-local function settings()
-  local raw = redis.call('GET', P .. 'history:settings')
-  if not raw then return nil end
-  return cjson.decode(raw)
-end
-local function rule_for(s, channel)
-  if not s then return nil end
-  for _, r in ipairs(s.rules) do
+-- The settings of the Herald node that loaded this library: which channels keep history
+-- ({lua pattern, size, ttl ms}, first match wins) and the limits every node applies. They live
+-- in the code, not in a key: FLUSHALL, eviction or a DEL cannot switch history off.
+local S = __SETTINGS__
+local function rule_for(channel)
+  for _, r in ipairs(S.rules) do
     if string.find(channel, r[1]) then return r end
   end
   return nil
+end
+-- Nesting of a decoded JSON value (a scalar is 0), stopping as soon as it passes `limit`.
+local function depth(v, limit)
+  if type(v) ~= 'table' then return 0 end
+  if limit <= 0 then return 1 end
+  local deepest = 0
+  for _, x in pairs(v) do
+    local d = depth(x, limit - 1)
+    if d > deepest then
+      deepest = d
+      if deepest >= limit then break end
+    end
+  end
+  return deepest + 1
 end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- FCALL publish 0 channel data [id] [idempotency-key] [exclude] [origin]
+-- FCALL publish 0 channel data [id] [idempotency-key] [exclude] [origin] [size] [ttl-ms]
+-- (Herald passes the channel's size and ttl from its own configuration; backends need not.)
 local function publish(keys, args)
   local channel, data = args[1], args[2]
   if channel == nil or channel == '' or data == nil then
     return redis.error_reply('ERR usage: FCALL ' .. __PUBLISH__ .. ' 0 <channel> <data> [id] [idempotency-key]')
   end
   local id, key, exclude, origin = args[3] or '', args[4] or '', args[5] or '', args[6] or ''
-  -- The data is JSON; anything else is sent as a JSON string.
-  if not pcall(cjson.decode, data) then data = cjson.encode(data) end
-  local s = settings()
+  -- The data is JSON; anything else is sent as a JSON string. Nothing a client could not
+  -- receive is stored: too large (websocket.max_message_bytes) or too deep (limits.json_max_depth).
+  local ok, value = pcall(cjson.decode, data)
+  local too_deep = 'ERR data nested deeper than ' .. S.max_depth .. ' levels (limits.json_max_depth)'
+  if not ok and string.find(tostring(value), 'nested', 1, true) then
+    return redis.error_reply(too_deep)  -- deeper than cjson itself decodes
+  end
+  if not ok then
+    data = cjson.encode(data)
+  elseif depth(value, S.max_depth) > S.max_depth then
+    return redis.error_reply(too_deep)
+  end
+  if #data > S.max_bytes then
+    return redis.error_reply('ERR data is ' .. #data .. ' bytes, over the limit of ' .. S.max_bytes .. ' (websocket.max_message_bytes)')
+  end
   local ikey = P .. 'idem:' .. channel .. ':' .. key
   if key ~= '' then
     local prev = redis.call('GET', ikey)
@@ -62,7 +87,13 @@ local function publish(keys, args)
     end
   end
   local offset, epoch = 0, ''
-  local r = rule_for(s, channel)
+  local r = rule_for(channel)
+  if args[7] and args[7] ~= '' then
+    r = {'', tonumber(args[7]), tonumber(args[8] or '')}
+    if not r[2] or not r[3] or r[2] < 1 or r[3] < 1 then
+      return redis.error_reply('ERR size and ttl must be positive numbers')
+    end
+  end
   if r then
     local stream, meta = P .. 'history:' .. channel, P .. 'history-meta:' .. channel
     epoch = redis.call('HGET', meta, 'epoch')
@@ -85,12 +116,12 @@ local function publish(keys, args)
   env = env .. ',"data":' .. data .. '}'
   redis.call('PUBLISH', P .. 'channel:' .. channel, env)
   if key ~= '' then
-    redis.call('SET', ikey, offset .. ' ' .. epoch, 'PX', (s and s.idem) or 600000)
+    redis.call('SET', ikey, offset .. ' ' .. epoch, 'PX', S.idem)
   end
   return {offset, epoch, 0}
 end
 
--- FCALL history 0 channel since|''|'ack' limit
+-- FCALL history 0 channel since|''|'ack' limit [ttl-ms]
 local function history(keys, args)
   local channel, since, limit = args[1], args[2] or '', tonumber(args[3] or '100')
   if channel == nil or limit == nil then
@@ -108,9 +139,13 @@ local function history(keys, args)
   end
   local out = {m[1], top, acked, from}
   if since == '' or from >= top then return out end
-  local r = rule_for(settings(), channel)
+  local ttl = tonumber(args[4] or '')
+  if not ttl then
+    local r = rule_for(channel)
+    if r then ttl = r[3] end
+  end
   local oldest = 0
-  if r then oldest = now_ms() - r[3] end
+  if ttl then oldest = now_ms() - ttl end
   local entries = redis.call('XRANGE', P .. 'history:' .. channel, (from + 1) .. '-0', '+',
                              'COUNT', limit + 1)
   for _, e in ipairs(entries) do
@@ -168,11 +203,29 @@ void replace_all(std::string& text, const std::string& what, const std::string& 
     text.replace(pos, what.size(), with);
 }
 
+// The settings as a Lua table literal (see S in the library).
+std::string settings_literal(const config& cfg) {
+  std::string out = "{rules = {";
+  const auto add = [&out](const history_rule& r) {
+    out += "{" + lua_string(glob_to_lua_pattern(r.pattern)) + ", " + std::to_string(r.size) + ", " +
+           std::to_string(r.ttl.count()) + "}, ";
+  };
+  if (cfg.inbox.enabled) add(cfg.inbox.rule);
+  for (const auto& r : cfg.history.rules)
+    add(r);
+  out += "}, idem = " + std::to_string(cfg.history.idempotency_ttl.count()) +
+         ", max_bytes = " + std::to_string(cfg.websocket.max_message_bytes) +
+         ", max_depth = " + std::to_string(cfg.limits.json_max_depth) + "}";
+  return out;
+}
+
 }  // namespace
 
-std::string function_library(const std::string& key_prefix) {
+std::string function_library(const config& cfg) {
+  const std::string& key_prefix = cfg.redis.key_prefix;
   const function_names n = names_for(key_prefix);
   std::string code = "#!lua name=" + n.library + "\n" + kLibrary;
+  replace_all(code, "__SETTINGS__", settings_literal(cfg));
   replace_all(code, "__PREFIX__", lua_string(key_prefix + ":"));
   replace_all(code, "__PUBLISH__", lua_string(n.publish));
   replace_all(code, "__HISTORY__", lua_string(n.history));

@@ -2,13 +2,17 @@
 // publication in a channel's history and publishing it happen atomically, for Herald and for
 // backends alike (documented in docs/redis.md):
 //
-//   FCALL herald_publish 0 <channel> <data> [id] [idempotency-key]   -> [offset, epoch, duplicate]
-//   FCALL herald_history 0 <channel> <since|""|"ack"> <limit>
+//   FCALL herald_publish 0 <channel> <data> [id] [idempotency-key] [exclude] [origin]
+//                          [size] [ttl-ms]                        -> [offset, epoch, duplicate]
+//   FCALL herald_history 0 <channel> <since|""|"ack"> <limit> [ttl-ms]
 //                                  -> [epoch, top, acked, from, (offset, time, id, data)...]
 //   FCALL herald_ack 0 <channel> <offset>                          -> acknowledged offset
 //
-// The settings (which channels keep history, how much, how long) are written by Herald to
-// <prefix>:history:settings, so a backend needs to know none of them.
+// The settings (which channels keep history, how much, how long; the size and depth limits)
+// are part of the library's code, so a backend needs to know none of them and nothing that
+// empties the keyspace (FLUSHALL, eviction, DEL) can switch history off. Herald passes size and
+// ttl with each of its own calls as well. It also writes them to <prefix>:history:settings for
+// libraries loaded by older Herald versions during a rolling upgrade.
 #pragma once
 
 #include <string>
@@ -29,8 +33,8 @@ struct function_names {
 // Redis do not replace each other's library.
 function_names names_for(const std::string& key_prefix);
 
-// The library's Lua source for FUNCTION LOAD.
-std::string function_library(const std::string& key_prefix);
+// The library's Lua source for FUNCTION LOAD, with cfg's settings and key prefix in it.
+std::string function_library(const config& cfg);
 
 // The JSON Herald writes to <prefix>:history:settings: [pattern (Lua), size, ttl ms] rules,
 // first match wins (the inbox first), and the idempotency key lifetime.

@@ -55,8 +55,12 @@ std::string sign_with(EVP_PKEY* k, const EVP_MD* md, const std::string& input) {
 }
 
 // A signed token: HS* with `secret`, RS256 with the test RSA key, ES256 with the EC key.
-std::string make_token(const json& header, const json& payload,
-                       const std::string& secret = kSecret) {
+// Claims without "exp" get one an hour after kNow (tokens without exp are refused by default),
+// unless `add_exp` is false.
+std::string make_token(const json& header, json payload, const std::string& secret = kSecret,
+                       bool add_exp = true) {
+  if (add_exp && payload.is_object() && !payload.contains("exp"))
+    payload["exp"] = 1'800'000'000 + 3600;
   const std::string input =
       jwt::base64url_encode(header.dump()) + "." + jwt::base64url_encode(payload.dump());
   const std::string alg = header.value("alg", "none");
@@ -129,6 +133,30 @@ TEST(Jwt, TimeClaimsWithLeeway) {
   EXPECT_EQ(verify_err(t({{"nbf", kNow + 60}}), o), jwt::error::not_yet_valid);
   EXPECT_EQ(verify_err(t({{"iat", kNow + 60}}), o), jwt::error::issued_in_future);
   EXPECT_EQ(verify_err(t({{"exp", "tomorrow"}}), o), jwt::error::bad_claim);
+}
+
+// A token without exp would never expire: refused unless auth.jwt.require_exp is false.
+TEST(Jwt, MissingExpIsRefusedByDefault) {
+  const std::string t = make_token({{"alg", "HS256"}}, {{"sub", "u"}}, kSecret, false);
+  EXPECT_EQ(verify_err(t), jwt::error::missing_exp);
+  EXPECT_EQ(jwt::describe(jwt::error::missing_exp), "token has no exp claim");
+  jwt::verify_options lenient;
+  lenient.require_exp = false;
+  EXPECT_EQ(verify_err(t, lenient), jwt::error::none);
+}
+
+// Header and claims are parsed with the depth bound: a deep claim is a malformed token.
+TEST(Jwt, DeepClaimsAreMalformed) {
+  json deep = json::array();
+  for (int i = 0; i < 100; ++i)
+    deep = json::array({deep});
+  EXPECT_EQ(verify_err(make_token({{"alg", "HS256"}}, {{"sub", "u"}, {"x", deep}})),
+            jwt::error::malformed);
+  json shallow = json::array();
+  for (int i = 0; i < 10; ++i)
+    shallow = json::array({shallow});
+  EXPECT_EQ(verify_err(make_token({{"alg", "HS256"}}, {{"sub", "u"}, {"x", shallow}})),
+            jwt::error::none);
 }
 
 TEST(Jwt, IssuerAndAudience) {
@@ -283,27 +311,33 @@ TEST(Auth, AuthorizerAnswers) {
         {"context", {{"tier", "gold"}, {"n", 1}, {"ok", true}}}}
         .dump();
   };
-  auto a = parse_authorizer_answer(200, allow(arn), arn);
+  auto a = parse_authorizer_answer(200, allow(arn), arn, 64);
   EXPECT_EQ(a.what, v::allow);
   EXPECT_EQ(a.principal_id, "user-7");
   EXPECT_EQ(a.context, (string_pairs{{"n", "1"}, {"ok", "true"}, {"tier", "gold"}}));
-  EXPECT_EQ(parse_authorizer_answer(200, allow("arn:aws:execute-api:*"), arn).what, v::allow);
-  EXPECT_EQ(parse_authorizer_answer(200, allow("arn:aws:execute-api:x:1:other/*"), arn).what,
+  EXPECT_EQ(parse_authorizer_answer(200, allow("arn:aws:execute-api:*"), arn, 64).what, v::allow);
+  EXPECT_EQ(parse_authorizer_answer(200, allow("arn:aws:execute-api:x:1:other/*"), arn, 64).what,
             v::deny);
   const std::string deny = R"({"principalId":"u","policyDocument":{"Statement":[
       {"Action":"execute-api:Invoke","Effect":"Allow","Resource":"*"},
       {"Action":"execute-api:Invoke","Effect":"Deny","Resource":"*"}]}})";
-  EXPECT_EQ(parse_authorizer_answer(200, deny, arn).what, v::deny);
-  EXPECT_EQ(parse_authorizer_answer(401, "", arn).what, v::unauthorized);
-  EXPECT_EQ(parse_authorizer_answer(403, "", arn).what, v::deny);
-  EXPECT_EQ(parse_authorizer_answer(404, "", arn).what, v::error);
-  EXPECT_EQ(parse_authorizer_answer(200, "not json", arn).what, v::error);
-  EXPECT_EQ(parse_authorizer_answer(200, R"({"principalId":"u"})", arn).what, v::error);
+  EXPECT_EQ(parse_authorizer_answer(200, deny, arn, 64).what, v::deny);
+  EXPECT_EQ(parse_authorizer_answer(401, "", arn, 64).what, v::unauthorized);
+  EXPECT_EQ(parse_authorizer_answer(403, "", arn, 64).what, v::deny);
+  EXPECT_EQ(parse_authorizer_answer(404, "", arn, 64).what, v::error);
+  EXPECT_EQ(parse_authorizer_answer(200, "not json", arn, 64).what, v::error);
+  EXPECT_EQ(parse_authorizer_answer(200, R"({"principalId":"u"})", arn, 64).what, v::error);
   EXPECT_EQ(parse_authorizer_answer(
-                200, R"({"policyDocument":{"Statement":[]},"context":{"o":{"x":1}}})", arn)
+                200, R"({"policyDocument":{"Statement":[]},"context":{"o":{"x":1}}})", arn, 64)
                 .what,
             v::error);
-  EXPECT_EQ(parse_authorizer_answer(200, std::string(9000, ' '), arn).what, v::error);
+  EXPECT_EQ(parse_authorizer_answer(200, std::string(9000, ' '), arn, 64).what, v::error);
+  // Nested deeper than the bound: an unusable answer (a 500 at the handshake), not a crash.
+  const std::string deep =
+      R"({"principalId":"u","x":)" + std::string(4000, '[') + std::string(4000, ']') + "}";
+  a = parse_authorizer_answer(200, deep, arn, 64);
+  EXPECT_EQ(a.what, v::error);
+  EXPECT_EQ(a.error, "authorizer result: JSON nested deeper than 64 levels");
 }
 
 TEST(AuthConfig, BadKeysAndAuthorizersNameTheKey) {

@@ -152,9 +152,8 @@ class RedisFunctions : public ::testing::Test {
     ASSERT_TRUE(ctx_ && !ctx_->err);
     cfg_.history.rules = {{"orders.*", 3, std::chrono::hours(1)}};
     cfg_.inbox.enabled = true;
-    ASSERT_EQ(call({"FUNCTION", "LOAD", "REPLACE", redis::function_library("herald")})->type,
+    ASSERT_EQ(call({"FUNCTION", "LOAD", "REPLACE", redis::function_library(cfg_)})->type,
               REDIS_REPLY_STRING);
-    call({"SET", "herald:history:settings", redis::history_settings(cfg_)});
   }
   void TearDown() override {
     if (ctx_) redisFree(ctx_);
@@ -234,6 +233,43 @@ TEST_F(RedisFunctions, IdempotencyKeysAndANewEpochAfterLoss) {
   EXPECT_NE(std::string(c->element[1]->str), first);
 }
 
+// The settings live in the library: a keyspace emptied under Herald (FLUSHALL, eviction, a DEL)
+// does not switch history off, for Herald or for backends.
+TEST_F(RedisFunctions, SettingsSurviveFlushall) {
+  call({"FCALL", "herald_publish", "0", "orders.1", "1"});
+  ASSERT_EQ(call({"FLUSHALL"})->type, REDIS_REPLY_STATUS);
+  auto r = call({"FCALL", "herald_publish", "0", "orders.1", "2"});
+  ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+  EXPECT_EQ(r->element[0]->integer, 1);  // stored, in a new epoch
+  EXPECT_EQ(call({"XLEN", "herald:history:orders.1"})->integer, 1);
+  // Herald's own calls name size and ttl: stored even on a channel the library has no rule for.
+  r = call({"FCALL", "herald_publish", "0", "other", "3", "", "", "", "n1", "5", "60000"});
+  ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+  EXPECT_EQ(r->element[0]->integer, 1);
+  EXPECT_EQ(call({"PTTL", "herald:history:other"})->integer > 50000, true);
+  EXPECT_EQ(call({"FCALL", "herald_publish", "0", "other", "3", "", "", "", "n1", "x", "1"})->type,
+            REDIS_REPLY_ERROR);
+}
+
+// What no client could receive is not stored: larger than websocket.max_message_bytes, or
+// nested deeper than limits.json_max_depth (also deeper than cjson decodes).
+TEST_F(RedisFunctions, OversizedAndDeepDataAreRefused) {
+  const std::string big = "\"" + std::string(cfg_.websocket.max_message_bytes, 'x') + "\"";
+  auto r = call({"FCALL", "herald_publish", "0", "orders.1", big});
+  ASSERT_EQ(r->type, REDIS_REPLY_ERROR);
+  EXPECT_NE(std::string(r->str).find("websocket.max_message_bytes"), std::string::npos) << r->str;
+  for (const std::size_t d : {65UL, 2000UL}) {
+    r = call(
+        {"FCALL", "herald_publish", "0", "orders.1", std::string(d, '[') + std::string(d, ']')});
+    ASSERT_EQ(r->type, REDIS_REPLY_ERROR) << d;
+    EXPECT_NE(std::string(r->str).find("nested deeper than 64"), std::string::npos) << r->str;
+  }
+  r = call(
+      {"FCALL", "herald_publish", "0", "orders.1", std::string(64, '[') + std::string(64, ']')});
+  EXPECT_EQ(r->type, REDIS_REPLY_ARRAY);
+  EXPECT_EQ(call({"XLEN", "herald:history:orders.1"})->integer, 1);
+}
+
 TEST_F(RedisFunctions, InboxAcknowledgements) {
   for (int i = 0; i < 3; ++i)
     call({"FCALL", "herald_publish", "0", "$inbox:alice", "1"});
@@ -255,7 +291,9 @@ TEST(RedisFunctionNames, OtherPrefixesGetTheirOwnLibrary) {
   const auto n = redis::names_for("app:prod");
   EXPECT_EQ(n.library, "herald_app_prod");
   EXPECT_EQ(n.publish, "herald_publish_app_prod");
-  EXPECT_NE(redis::function_library("app:prod").find("'app:prod:'"), std::string::npos);
+  config cfg;
+  cfg.redis.key_prefix = "app:prod";
+  EXPECT_NE(redis::function_library(cfg).find("'app:prod:'"), std::string::npos);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "herald/json_input.hpp"
 #include "net/http_client.hpp"
 #include "net/http_integration.hpp"
 
@@ -32,12 +33,15 @@ TEST(Url, ParsesSchemesHostsPortsAndTargets) {
   }
 }
 
-client_response reply(unsigned status, std::string body, string_pairs headers = {}) {
-  client_response r;
-  r.status = status;
-  r.body = std::move(body);
-  r.headers = std::move(headers);
-  return r;
+struct reply {
+  int status;
+  std::string body;
+  string_pairs headers = {};
+};
+
+integration_result interpret_response(response_mode mode, reply r) {
+  return interpret_http_answer(mode, r.status, std::move(r.headers), std::move(r.body),
+                               default_json_max_depth);
 }
 
 TEST(HttpIntegration, LambdaProxyResultsAreUnwrapped) {
@@ -91,6 +95,19 @@ TEST(HttpIntegration, FailuresAreFailures) {
       interpret_response(response_mode::lambda_proxy,
                          reply(200, R"({"statusCode":200,"body":"%%%","isBase64Encoded":true})"))
           .ok);
+}
+
+// A Lambda proxy result nested too deep is a failed call, never recursed over.
+TEST(HttpIntegration, DeepLambdaResultsFail) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto r = interpret_response(response_mode::lambda_proxy,
+                              reply(200, R"({"statusCode":200,"body":)" + deep + "}"));
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.error.find("nested deeper than 64"), std::string::npos) << r.error;
+  // In http mode the body is passed on as bytes: nothing parses it.
+  r = interpret_response(response_mode::http, reply(200, deep));
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.body, deep);
 }
 
 }  // namespace

@@ -176,17 +176,31 @@ TEST_F(RedisConnectionTest, ConnectTimesOutAgainstABlackHole) {
   EXPECT_EQ(ev.ready, 0);
 }
 
-TEST_F(RedisConnectionTest, CommandTimesOutWhenNoReplyComes) {
+// A listener that accepts and never answers (a frozen Redis: the kernel completes the TCP
+// handshake for a stopped process) is never "ready": readiness takes Redis's own answer (PING).
+TEST_F(RedisConnectionTest, AListenerThatNeverAnswersIsNeverReady) {
   test::black_hole hole(false);
   events ev;
-  auto c = make("redis://127.0.0.1:" + std::to_string(hole.port()), ev, 1000ms, 150ms);
+  auto c = make("redis://127.0.0.1:" + std::to_string(hole.port()), ev, 200ms);
   c->start();
-  ASSERT_TRUE(run_until([&] { return ev.ready == 1; }));  // TCP completes; no AUTH needed
+  ASSERT_TRUE(run_until([&] { return !ev.lost.empty(); }));
+  EXPECT_EQ(ev.lost[0], "connect timeout");
+  EXPECT_EQ(ev.ready, 0);
+}
+
+TEST_F(RedisConnectionTest, CommandTimesOutWhenNoReplyComes) {
+  test::redis_server server;
+  events ev;
+  auto c = make(server.unix_url(), ev, 1000ms, 150ms);
+  c->start();
+  ASSERT_TRUE(run_until([&] { return ev.ready == 1; }));
+  server.signal(SIGSTOP);  // frozen: the connection stays, nothing is answered
   bool failed = false;
   ASSERT_TRUE(c->command({"PING"}, [&failed](reply_view r) { failed = (r == nullptr); }));
   ASSERT_TRUE(run_until([&] { return !ev.lost.empty(); }));
   EXPECT_EQ(ev.lost[0], "command timeout");
   EXPECT_TRUE(failed) << "the pending command gets a null reply";
+  server.signal(SIGCONT);
 }
 
 TEST_F(RedisConnectionTest, LosingTheServerFailsPendingCommandsAndRestartReconnects) {

@@ -7,45 +7,68 @@ namespace {
 
 TEST(RedisPayload, EnvelopesAndBareData) {
   auto in = parse_payload(
-      R"({"data":{"n":1},"id":"p-1","exclude":"AAAAAAAAAAAAAAAAAAAA","origin":"node-a"})");
+      R"({"data":{"n":1},"id":"p-1","exclude":"AAAAAAAAAAAAAAAAAAAA","origin":"node-a"})", 64);
   EXPECT_EQ(in.data_json, R"({"n":1})");
   EXPECT_EQ(in.id, "p-1");
   EXPECT_EQ(in.exclude, "AAAAAAAAAAAAAAAAAAAA");
   EXPECT_EQ(in.origin, "node-a");
   // Bare JSON is the data itself.
-  in = parse_payload(R"([1,2,3])");
+  in = parse_payload(R"([1,2,3])", 64);
   EXPECT_EQ(in.data_json, "[1,2,3]");
   EXPECT_TRUE(in.origin.empty());
   // An object with "data" and other fields is not an envelope: all of it is the data.
-  in = parse_payload(R"({"data":1,"user":"x"})");
+  in = parse_payload(R"({"data":1,"user":"x"})", 64);
   EXPECT_EQ(in.data_json, R"({"data":1,"user":"x"})");
   // Text that is not JSON becomes a JSON string.
-  in = parse_payload("hello \"world\"");
+  in = parse_payload("hello \"world\"", 64);
   EXPECT_EQ(in.data_json, R"("hello \"world\"")");
-  in = parse_payload(std::string("bad \xff utf8"));
+  in = parse_payload(std::string("bad \xff utf8"), 64);
   EXPECT_EQ(in.data_json, "\"bad \xEF\xBF\xBD utf8\"");
-  in = parse_payload("");
+  in = parse_payload("", 64);
   EXPECT_EQ(in.data_json, R"("")");
   // Non-string id/exclude/origin are ignored rather than trusted.
-  in = parse_payload(R"({"data":true,"origin":42})");
+  in = parse_payload(R"({"data":true,"origin":42})", 64);
   EXPECT_EQ(in.data_json, "true");
   EXPECT_TRUE(in.origin.empty());
 }
 
 TEST(RedisPayload, HistoryAndPresenceEnvelopes) {
-  auto in = parse_payload(R"({"origin":"","offset":17,"epoch":"e1","data":{"n":1}})");
+  auto in = parse_payload(R"({"origin":"","offset":17,"epoch":"e1","data":{"n":1}})", 64);
   EXPECT_EQ(in.offset, 17u);
   EXPECT_EQ(in.epoch, "e1");
   EXPECT_EQ(in.data_json, R"({"n":1})");
-  in = parse_payload(R"({"origin":"a","event":"join","data":{"connectionId":"x"}})");
+  in = parse_payload(R"({"origin":"a","event":"join","data":{"connectionId":"x"}})", 64);
   EXPECT_EQ(in.event, "join");
   EXPECT_EQ(in.offset, 0u);
   // Only known events; a negative or textual offset is no offset.
-  in = parse_payload(R"({"event":"explode","offset":-3,"data":1})");
+  in = parse_payload(R"({"event":"explode","offset":-3,"data":1})", 64);
   EXPECT_TRUE(in.event.empty());
   EXPECT_EQ(in.offset, 0u);
-  in = parse_payload(R"({"offset":"5","data":1})");
+  in = parse_payload(R"({"offset":"5","data":1})", 64);
   EXPECT_EQ(in.offset, 0u);
+}
+
+// Deeper than the bound: refused before anything recurses over it (dump would).
+TEST(RedisPayload, DeepPayloadsAreRefused) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto in = parse_payload(deep, 64);
+  EXPECT_EQ(in.refused, "too_deep");
+  EXPECT_TRUE(in.data_json.empty());
+  in = parse_payload(R"({"data":)" + deep + "}", 64);
+  EXPECT_EQ(in.refused, "too_deep");
+  // At the bound: delivered.
+  const std::string ok = std::string(64, '[') + std::string(64, ']');
+  in = parse_payload(ok, 64);
+  EXPECT_TRUE(in.refused.empty());
+  EXPECT_EQ(in.data_json, ok);
+  // Wide is fine: 50,000 members at depth 1.
+  std::string wide = "[";
+  for (int i = 0; i < 50000; ++i)
+    wide += i ? ",0" : "0";
+  wide += "]";
+  in = parse_payload(wide, 64);
+  EXPECT_TRUE(in.refused.empty());
+  EXPECT_EQ(in.data_json, wide);
 }
 
 }  // namespace

@@ -1,12 +1,13 @@
 #include <gtest/gtest.h>
 
+#include "herald/json_input.hpp"
 #include "herald/route_selector.hpp"
 
 namespace herald {
 namespace {
 
 std::optional<std::string> select(std::string_view expression, std::string_view body) {
-  return route_selector(expression).select(body);
+  return route_selector(expression).select(body, herald::default_json_max_depth);
 }
 
 // The table in API Gateway's developer guide (apigateway-websocket-api-selection-expressions),
@@ -78,10 +79,31 @@ TEST(RouteSelector, MalformedExpressionsAreRejected) {
 TEST(RouteSelector, SurvivesHostileBodies) {
   const route_selector s("$request.body.a.b[3].c");
   const std::string deep = std::string(10000, '[') + std::string(10000, ']');
-  EXPECT_EQ(s.select(deep), "");
-  EXPECT_EQ(s.select(std::string("{\"a\":\0}", 7)), std::nullopt);
-  EXPECT_EQ(s.select("{\"a\":\"\\ud800\"}"),
+  EXPECT_EQ(s.select(deep, default_json_max_depth), std::nullopt);  // too deep: not evaluated
+  EXPECT_EQ(s.select(std::string("{\"a\":\0}", 7), default_json_max_depth), std::nullopt);
+  EXPECT_EQ(s.select("{\"a\":\"\\ud800\"}", default_json_max_depth),
             std::nullopt);  // lone surrogate escape: not valid JSON text
+}
+
+// The crash of issue 22: an array-valued action nested 50,000 deep was printed recursively.
+TEST(RouteSelector, DeeplyNestedValuesAreRefusedNotPrinted) {
+  const route_selector s("$request.body.action");
+  for (const std::size_t depth : {63UL, 64UL, 65UL, 50000UL, 200000UL}) {
+    const std::string body =
+        "{\"action\":" + std::string(depth, '[') + std::string(depth, ']') + "}";
+    const auto key = s.select(body, default_json_max_depth);
+    if (depth + 1 <= default_json_max_depth) {
+      EXPECT_EQ(key, std::string(depth, '[') + std::string(depth, ']')) << depth;
+    } else {
+      EXPECT_EQ(key, std::nullopt) << depth;
+    }
+  }
+  // Objects as values are printed by nlohmann's dump(): bounded the same way.
+  std::string obj;
+  for (int i = 0; i < 100000; ++i)
+    obj += "{\"a\":";
+  obj += "1" + std::string(100000, '}');
+  EXPECT_EQ(s.select("{\"action\":" + obj + "}", default_json_max_depth), std::nullopt);
 }
 
 }  // namespace

@@ -161,11 +161,13 @@ export class Herald {
 }
 
 // Starts herald with TEST_DEFAULTS merged with `config`, waits until /readyz answers 200.
-export async function startHerald(config = {}, { args = [], env = {}, ready = true } = {}) {
+// `wrap` runs herald under another command, e.g. ['prlimit', '--nofile=300:300', '--'].
+export async function startHerald(config = {}, { args = [], env = {}, ready = true, wrap = [] } = {}) {
   const dir = tempDir();
   const file = join(dir, 'herald.json');
   writeFileSync(file, JSON.stringify(deepMerge(TEST_DEFAULTS, config), null, 2));
-  const proc = spawn(HERALD_BIN, ['--config', file, ...args], {
+  const command = [...wrap, HERALD_BIN, '--config', file, ...args];
+  const proc = spawn(command[0], command.slice(1), {
     env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });

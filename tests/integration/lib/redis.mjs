@@ -50,7 +50,25 @@ export class Redis {
   }
 
   async stop() {
+    if (this.proc?.signalCode === null && this.frozen) this.proc.kill('SIGCONT');
     await this.kill('SIGTERM');
+  }
+
+  // SIGSTOP: connections stay open and nothing is answered (a wedged server); thaw() ends it.
+  freeze() {
+    this.frozen = true;
+    this.proc.kill('SIGSTOP');
+  }
+
+  thaw() {
+    this.frozen = false;
+    this.proc.kill('SIGCONT');
+  }
+
+  // Starts again on the same port (empty unless persistence is on), after kill() or a crash.
+  async restart() {
+    await this.kill();
+    return this.start();
   }
 }
 

@@ -106,6 +106,11 @@ class redis_server {
     throw std::runtime_error("redis-server did not start");
   }
 
+  // SIGSTOP freezes the server: connections stay open, nothing is answered (SIGCONT thaws).
+  void signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+
   void kill() {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGKILL);
