@@ -2,15 +2,20 @@
 // HEALTHCHECK, a WebSocket echo, JSON logs, the non-root user, and the SIGTERM drain.
 import { WebSocket, podman, check, until } from './lib.mjs';
 
-const [clientPort, adminPort, name] = process.argv.slice(2);
+const [clientPort, adminPort, name, runAt] = process.argv.slice(2);
 
-await until(async () => (await fetch(`http://127.0.0.1:${clientPort}/readyz`)).status === 200, 'readiness');
-check(true, 'ready on the client listener');
+await until(async () => (await fetch(`http://127.0.0.1:${clientPort}/readyz`)).status === 200, 'readiness', 15000);
+const readyAfter = Date.now() - Number(runAt);
+const startLogs = podman('logs', name).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const t = (event) => Date.parse(startLogs.find((l) => l.event === event)?.ts);
+check(true, `ready on the client listener ${readyAfter} ms after podman run (server built to listening: ${t('server.started') - t('server.descriptors')} ms)`);
 const health = await fetch(`http://127.0.0.1:${adminPort}/healthz`).then((r) => r.json());
 check(health.status === 'ok', 'admin listener from HERALD_ADMIN_LISTEN answers /healthz');
 podman('healthcheck', 'run', name);
 check(true, 'the image HEALTHCHECK passes');
 check(podman('exec', name, 'id', '-u') === '10001', 'runs as the non-root user 10001');
+const consolePage = await fetch(`http://127.0.0.1:${adminPort}/console/`);
+check(consolePage.status === 200 && (await consolePage.text()).includes('Herald'), 'the admin console is served at /console/');
 
 const ws = new WebSocket(`ws://127.0.0.1:${clientPort}/`);
 const messages = [];

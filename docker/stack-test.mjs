@@ -73,6 +73,12 @@ for (const node of Object.keys(NODES)) {
   await until(async () => (await fetch(`${adminUrl(node)}/readyz`)).status === 200, `${node} ready`, 60000);
 }
 check(true, 'three Herald nodes ready (Redis backplane)');
+const nodeList = await until(async () => {
+  const r = await fetch(`${adminUrl('herald1')}/v1/nodes`, { headers: KEY });
+  const ids = (await r.json()).nodes.map((n) => n.nodeId).sort();
+  return ids.length === 3 ? ids : null;
+}, 'the cluster view lists every node', 20000);
+check(nodeList.join() === 'herald1,herald2,herald3', `GET /v1/nodes (the console's cluster view) lists ${nodeList.join(', ')}`);
 
 // HAProxy marks servers up a few seconds after they listen: connect until all three serve.
 const clients = [];

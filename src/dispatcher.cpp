@@ -1,6 +1,7 @@
 #include "herald/dispatcher.hpp"
 
 #include <bit>
+#include <mutex>
 
 #include <nlohmann/json.hpp>
 
@@ -327,6 +328,33 @@ void dispatcher::unsubscribe(connection& conn, std::string_view channel) {
   channel_workers_.remove(channel, conn.info().worker);
   w.metrics.channels.add(-1);
   cluster_->channel_removed(std::string(channel));
+}
+
+void dispatcher::channel_counts(
+    std::function<void(std::vector<std::pair<std::string, std::size_t>>)> done) const {
+  struct gather {
+    std::mutex mutex;
+    std::unordered_map<std::string, std::size_t> counts;
+    std::size_t pending = 0;
+    std::function<void(std::vector<std::pair<std::string, std::size_t>>)> done;
+  };
+  auto g = std::make_shared<gather>();
+  g->pending = workers_.size();
+  g->done = std::move(done);
+  for (unsigned i = 0; i < workers_.size(); ++i) {
+    post_(i, [this, g, i] {
+      std::vector<std::pair<std::string, std::size_t>> mine;
+      workers_[i]->topics.for_each_channel(
+          [&mine](const std::string& name, std::size_t n) { mine.emplace_back(name, n); });
+      std::unique_lock lock(g->mutex);
+      for (auto& [name, n] : mine)
+        g->counts[name] += n;
+      if (--g->pending != 0) return;
+      std::vector<std::pair<std::string, std::size_t>> out(g->counts.begin(), g->counts.end());
+      lock.unlock();
+      g->done(std::move(out));
+    });
+  }
 }
 
 std::vector<std::string> dispatcher::channels_of(const connection& conn) const {

@@ -308,6 +308,8 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
   ctx.handler = impl_->app.get();
   if (impl_->app->has_connect_route()) ctx.connect_hook = impl_->app.get();
   impl_->admin = std::make_unique<admin_api>(ctx, *impl_->channels, *impl_->app, post);
+  // What this node tells the others about itself (the console's and the CLI's cluster view).
+  ctx.cluster->set_node_summary([admin = impl_->admin.get()] { return admin->node_summary(); });
   impl_->admin_health = std::make_unique<health_handler>(ctx, impl_->admin.get());
   ctx.admin_http = impl_->admin_health.get();
   if (cfg.admin.enabled && cfg.admin.api_keys.empty() && cfg.admin.sigv4.access_key_id.empty()) {

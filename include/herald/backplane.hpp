@@ -49,7 +49,16 @@ struct presence_result {
 
 struct backplane_status {
   bool up = true;
-  std::string reason;  // why not, for /readyz
+  std::string reason;         // why not, for /readyz
+  double outage_seconds = 0;  // how long the backplane has been down in all
+};
+
+// A node of the cluster as the others see it: its liveness entry, refreshed every third of
+// redis.node_ttl with what it reports about itself (summary_json, the shape of GET /v1/node).
+struct node_entry {
+  std::string node;
+  std::string summary_json;  // "{}" when the node reported nothing
+  system_time_ms at = 0;     // when it last refreshed
 };
 
 class backplane {
@@ -117,6 +126,14 @@ class backplane {
                              std::vector<std::pair<std::string, std::string>> fields,
                              std::size_t max_length,
                              std::function<void(bool, std::string)> done) = 0;
+
+  // ---- the cluster, for operators ----
+  // What this node reports about itself in its liveness entry (JSON text); called on the
+  // backplane's own thread. Set once, before start().
+  virtual void set_node_summary(std::function<std::string()> summary) { (void)summary; }
+  // The live nodes (this one included) with their last report; none on a single node.
+  // `done` on any thread.
+  virtual void nodes(std::function<void(std::vector<node_entry>)> done) { done({}); }
 
   virtual backplane_status status() const = 0;
   virtual void write_metrics(prometheus_text& out) const = 0;

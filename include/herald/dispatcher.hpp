@@ -132,6 +132,11 @@ class dispatcher {
   // Delivers a publication that came from another node (or a backend through Redis) here only.
   void deliver_from_cluster(publication p);
 
+  // Channels with subscribers on this node and how many (summed over the workers), in no
+  // particular order. Asks every worker; `done` runs once, on the last one to answer.
+  void channel_counts(
+      std::function<void(std::vector<std::pair<std::string, std::size_t>>)> done) const;
+
   const dispatcher_metrics& metrics(unsigned worker) const;
   unsigned workers() const { return static_cast<unsigned>(workers_.size()); }
 

@@ -4,6 +4,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <fstream>
 
@@ -52,12 +54,28 @@ json connection_json(const connection& c, const std::string& node) {
           {"node", node}};
 }
 
+}  // namespace
+
 std::string query_value(std::string_view target, std::string_view name) {
   for (auto& [k, v] : query_pairs(target)) {
     if (k == name) return v;
   }
   return {};
 }
+
+// A count from the query string: `fallback` when absent, nullopt when not a number in range.
+std::optional<std::size_t> query_count(std::string_view target, std::string_view name,
+                                       std::size_t fallback, std::size_t min, std::size_t max) {
+  const std::string text = query_value(target, name);
+  if (text.empty()) return fallback;
+  std::size_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < min || v > max)
+    return std::nullopt;
+  return v;
+}
+
+namespace {
 
 // Process figures from /proc, for the standard process_* metrics.
 struct process_stats {
@@ -174,13 +192,15 @@ void admin_api::handle(http_request&& req, const request_context& rc, http_respo
   const auto verb = req.method();
 
   const auto marker = path.find(kConnectionsMarker);
-  const api which = marker != std::string::npos           ? api::aws_connections
-                    : path == "/v1/publish"               ? api::publish
-                    : path.starts_with("/v1/connections") ? api::connections
-                    : path.starts_with("/v1/users/")      ? api::users
-                    : path.starts_with("/v1/channels/")   ? api::channels
-                    : path == "/metrics"                  ? api::metrics
-                                                          : api::other;
+  const api which = marker != std::string::npos                           ? api::aws_connections
+                    : path == "/v1/publish"                               ? api::publish
+                    : path.starts_with("/v1/connections")                 ? api::connections
+                    : path.starts_with("/v1/users/")                      ? api::users
+                    : path.starts_with("/v1/channels")                    ? api::channels
+                    : path == "/metrics"                                  ? api::metrics
+                    : path == "/v1/node" || path == "/v1/nodes"           ? api::nodes
+                    : path == "/console" || path.starts_with("/console/") ? api::console
+                                                                          : api::other;
   // Count every answer, whichever thread it comes from.
   http_responder done = [this, which, respond = std::move(respond)](http_response&& res) {
     count(which, res.result_int());
@@ -195,6 +215,14 @@ void admin_api::handle(http_request&& req, const request_context& rc, http_respo
     res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
     res.body() = render_metrics();
     return done(std::move(res));
+  }
+
+  if (which == api::console) {
+    // The console's own files are public (a login page and its script); everything it shows
+    // comes from the API below, with the key the operator enters.
+    if (verb != http::verb::get && verb != http::verb::head)
+      return done(herald_error(http::status::method_not_allowed, "method_not_allowed", "use GET"));
+    return done(console_asset(path));
   }
 
   std::string why;
@@ -246,6 +274,26 @@ void admin_api::handle(http_request&& req, const request_context& rc, http_respo
       return done(
           herald_error(http::status::method_not_allowed, "method_not_allowed", "use DELETE"));
     return delete_user(user, done);
+  }
+  if (which == api::nodes) {
+    if (verb != http::verb::get)
+      return done(herald_error(http::status::method_not_allowed, "method_not_allowed", "use GET"));
+    return path == "/v1/node" ? get_node(done) : list_nodes(done);
+  }
+  if (path == "/v1/channels") {
+    if (verb != http::verb::get)
+      return done(herald_error(http::status::method_not_allowed, "method_not_allowed", "use GET"));
+    return list_channels(req, done);
+  }
+  if (which == api::channels && verb == http::verb::get) {
+    // /v1/channels/{name}: no further segment (channel names may contain '/').
+    const std::string_view name =
+        std::string_view(path).substr(std::string_view("/v1/channels/").size());
+    if (!name.ends_with("/history") && !name.ends_with("/presence")) {
+      if (const auto bad = dispatcher::check_channel(name, ctx_.cfg.channels.max_name_length))
+        return done(herald_error(http::status::bad_request, "invalid_channel", *bad));
+      return get_channel(name, done);
+    }
   }
   if (which == api::channels) {
     // /v1/channels/{name}/history and /v1/channels/{name}/presence
@@ -683,25 +731,31 @@ void admin_api::get_connection(std::string_view id_text, const http_responder& d
 
 void admin_api::list_connections(const http_request& req, const http_responder& done) {
   const std::string user = query_value(req.target(), "user");
-  std::size_t limit = 100;
-  if (const std::string l = query_value(req.target(), "limit"); !l.empty()) {
-    try {
-      limit = std::stoul(l);
-    } catch (const std::exception&) {
-      limit = 0;
-    }
-    if (limit < 1 || limit > 1000)
-      return done(
-          herald_error(http::status::bad_request, "bad_request", "limit must be 1 to 1000"));
-  }
-  const auto conns = user.empty() ? ctx_.registry.some(limit) : ctx_.registry.find_user(user);
+  const auto limit = query_count(req.target(), "limit", 100, 1, 1000);
+  const auto offset = query_count(req.target(), "offset", 0, 0, 100'000'000);
+  if (!limit)
+    return done(herald_error(http::status::bad_request, "bad_request", "limit must be 1 to 1000"));
+  if (!offset)
+    return done(herald_error(http::status::bad_request, "bad_request",
+                             "offset must be a non-negative integer"));
+  auto conns = user.empty() ? ctx_.registry.all() : ctx_.registry.find_user(user);
+  // Newest first, so pages are stable while connections come and go at the end; only the
+  // requested page is sorted (10,000 connections: a partial sort of offset + limit).
+  const std::size_t end = std::min(conns.size(), *offset + *limit);
+  const auto newer = [](const std::shared_ptr<connection>& a,
+                        const std::shared_ptr<connection>& b) {
+    if (a->info().connected_at != b->info().connected_at)
+      return a->info().connected_at > b->info().connected_at;
+    return a->id().view() < b->id().view();
+  };
+  std::partial_sort(conns.begin(), conns.begin() + static_cast<std::ptrdiff_t>(end), conns.end(),
+                    newer);
   json list = json::array();
-  for (const auto& c : conns) {
-    if (list.size() >= limit) break;
-    list.push_back(connection_json(*c, ctx_.cfg.node_id));
-  }
-  const std::size_t total = user.empty() ? ctx_.registry.size() : conns.size();
-  done(json_response(http::status::ok, json{{"connections", list}, {"count", total}}.dump()));
+  for (std::size_t i = *offset; i < end; ++i)
+    list.push_back(connection_json(*conns[i], ctx_.cfg.node_id));
+  done(json_response(
+      http::status::ok,
+      json{{"connections", list}, {"count", conns.size()}, {"offset", *offset}}.dump()));
 }
 
 void admin_api::delete_connection(std::string_view id_text, const http_responder& done) {
@@ -931,7 +985,8 @@ std::string admin_api::render_metrics() const {
 
   // Admin API.
   static constexpr std::array<std::string_view, static_cast<std::size_t>(api::count)> api_names{
-      "aws_connections", "publish", "connections", "users", "channels", "metrics", "other"};
+      "aws_connections", "publish", "connections", "users", "channels",
+      "metrics",         "nodes",   "console",     "other"};
   p.family("herald_admin_requests_total", "counter", "Admin API requests, by API and status");
   for (std::size_t a = 0; a < api_names.size(); ++a) {
     for (std::size_t s = 0; s <= statuses.size(); ++s) {

@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "herald/backplane.hpp"
@@ -16,6 +17,16 @@
 
 namespace herald::net {
 
+// A query-string value (decoded), or empty.
+std::string query_value(std::string_view target, std::string_view name);
+// A count from the query string: `fallback` when absent, nullopt when not a number in range.
+std::optional<std::size_t> query_count(std::string_view target, std::string_view name,
+                                       std::size_t fallback, std::size_t min, std::size_t max);
+
+// The console's files (index.html, its script and style), built into the binary from
+// web/console/: GET /console/ and /console/<file>; 404 for anything else.
+http_response console_asset(std::string_view path);
+
 class admin_api final : public http_handler {
  public:
   admin_api(server_context& ctx, dispatcher& channels, const router& app, worker_poster post);
@@ -24,6 +35,9 @@ class admin_api final : public http_handler {
 
   // The /metrics body.
   std::string render_metrics() const;
+  // What this node says about itself (GET /v1/node without readiness; also published in its
+  // liveness entry for the cluster view): id, version, start, connections, counters.
+  std::string node_summary() const;
 
  private:
   enum class api : std::uint8_t {
@@ -33,6 +47,8 @@ class admin_api final : public http_handler {
     users,
     channels,
     metrics,
+    nodes,
+    console,
     other,
     count
   };
@@ -61,6 +77,11 @@ class admin_api final : public http_handler {
   void channel_history(const http_request& req, std::string_view channel,
                        const http_responder& respond);
   void channel_presence(std::string_view channel, const http_responder& respond);
+  // The console's views (admin_overview.cpp).
+  void get_node(const http_responder& respond);
+  void list_nodes(const http_responder& respond);
+  void list_channels(const http_request& req, const http_responder& respond);
+  void get_channel(std::string_view channel, const http_responder& respond);
 
   server_context& ctx_;
   dispatcher& channels_;

@@ -24,6 +24,16 @@ std::string_view request_path(std::string_view target) {
   return q == std::string_view::npos ? target : target.substr(0, q);
 }
 
+std::vector<std::string> readiness_reasons(const server_context& ctx) {
+  std::vector<std::string> reasons;
+  if (!ctx.listening.load()) reasons.emplace_back("starting");
+  if (ctx.draining.load()) reasons.emplace_back("draining");
+  if (ctx.cluster && ctx.cfg.redis.required_for_readiness) {
+    if (auto s = ctx.cluster->status(); !s.up) reasons.push_back(std::move(s.reason));
+  }
+  return reasons;
+}
+
 void health_handler::handle(http_request&& req, const request_context& rc, http_responder respond) {
   const std::string_view path = request_path(req.target());
   const bool read_only = req.method() == http::verb::get || req.method() == http::verb::head;
@@ -35,12 +45,7 @@ void health_handler::handle(http_request&& req, const request_context& rc, http_
       return respond(std::move(res));
     }
     if (path == "/healthz") return respond(json_response(http::status::ok, R"({"status":"ok"})"));
-    nlohmann::json reasons = nlohmann::json::array();
-    if (!ctx_.listening.load()) reasons.push_back("starting");
-    if (ctx_.draining.load()) reasons.push_back("draining");
-    if (ctx_.cluster && ctx_.cfg.redis.required_for_readiness) {
-      if (const auto s = ctx_.cluster->status(); !s.up) reasons.push_back(s.reason);
-    }
+    const auto reasons = readiness_reasons(ctx_);
     if (reasons.empty()) return respond(json_response(http::status::ok, R"({"status":"ready"})"));
     nlohmann::json body = {{"status", "not_ready"}, {"reasons", reasons}};
     return respond(json_response(http::status::service_unavailable, body.dump()));

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/status.hpp>
@@ -42,6 +43,9 @@ http_response json_error(http::status status, std::string_view code, std::string
 
 // The request path without the query string.
 std::string_view request_path(std::string_view target);
+
+// Why the node is not ready (empty: ready): "starting", "draining", the backplane's reason.
+std::vector<std::string> readiness_reasons(const server_context& ctx);
 
 // GET/HEAD /healthz and /readyz; everything else goes to `next` (or 404 without one).
 class health_handler : public http_handler {

@@ -87,7 +87,7 @@ class redis_backplane final : public backplane {
   void stop(std::function<void()> done) override {
     asio::post(ioc_, [this, done = std::move(done)] {
       // Leave: this node's liveness key goes; connections removed themselves as they closed.
-      if (cmd_ && cmd_->ready() &&
+      if (cmd_ && cmd_->ready() && cmd_->command({"ZREM", nodes_key(), node_}, [](reply_view) {}) &&
           cmd_->command({"DEL", alive_key(node_)}, [this, done](reply_view) {
             shutdown_connections();
             done();
@@ -463,8 +463,58 @@ class redis_backplane final : public backplane {
   // ---- health and metrics ----
 
   backplane_status status() const override {
-    std::lock_guard lock(status_mutex_);
-    return status_;
+    backplane_status s;
+    {
+      std::lock_guard lock(status_mutex_);
+      s = status_;
+    }
+    s.outage_seconds = static_cast<double>(outage_ms_.load()) / 1000.0;
+    if (const auto since = down_since_ms_.load(); since != 0)
+      s.outage_seconds += static_cast<double>(now_ms() - since) / 1000.0;
+    return s;
+  }
+
+  // ---- the cluster ----
+
+  void set_node_summary(std::function<std::string()> summary) override {
+    summary_ = std::move(summary);
+  }
+
+  void nodes(std::function<void(std::vector<node_entry>)> done) override {
+    asio::post(ioc_, [this, done = std::move(done)] {
+      const std::string since = std::to_string(now_ms() - rc_.node_ttl.count());
+      const bool sent =
+          cmd_->command({"ZRANGEBYSCORE", nodes_key(), since, "+inf", "LIMIT", "0", "1000"},
+                        [this, done](reply_view r) {
+                          if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+                            return done({});
+                          std::vector<std::string> args{"MGET"};
+                          for (std::size_t i = 0; i < r->elements; ++i)
+                            args.push_back(alive_key(reply_text(r->element[i])));
+                          const bool asked = cmd_->command(args, [this, done](reply_view values) {
+                            std::vector<node_entry> out;
+                            if (values && values->type == REDIS_REPLY_ARRAY) {
+                              for (std::size_t i = 0; i < values->elements; ++i) {
+                                // Written by nodes, read with the same bound as anything from
+                                // Redis.
+                                const json v = parse_json(reply_text(values->element[i]),
+                                                          cfg_.limits.json_max_depth);
+                                if (!v.is_object() || !v.contains("node"))
+                                  continue;  // expired meanwhile
+                                node_entry e;
+                                e.node = v.value("node", "");
+                                e.at = v.value("at", system_time_ms{0});
+                                const auto s = v.find("summary");
+                                e.summary_json = s != v.end() && s->is_object() ? s->dump() : "{}";
+                                out.push_back(std::move(e));
+                              }
+                            }
+                            done(std::move(out));
+                          });
+                          if (!asked) done({});
+                        });
+      if (!sent) done({});
+    });
   }
 
   void write_metrics(prometheus_text& out) const override {
@@ -563,6 +613,7 @@ class redis_backplane final : public backplane {
   std::string alive_key(const std::string& node) const {
     return prefix_ + "node:" + node + ":alive";
   }
+  std::string nodes_key() const { return prefix_ + "nodes"; }
   std::string conn_key(const std::string& id) const { return prefix_ + "conn:" + id; }
   std::string presence_key(const std::string& channel) const {
     return prefix_ + "presence:" + channel;
@@ -1262,10 +1313,22 @@ class redis_backplane final : public backplane {
     });
   }
 
+  // The liveness key, with this node's report for the console and the CLI, and its place in
+  // <prefix>:nodes (a sorted set by refresh time: the live nodes without a SCAN).
   void refresh_alive() {
-    const json info = {{"node", node_}, {"connections", registry_.size()}, {"at", now_ms()}};
+    const auto now = now_ms();
+    json info = {{"node", node_}, {"connections", registry_.size()}, {"at", now}};
+    if (summary_) {
+      json s = parse_json(summary_(), cfg_.limits.json_max_depth);
+      if (s.is_object()) info["summary"] = std::move(s);
+    }
     cmd_->command(
         {"SET", alive_key(node_), info.dump(), "PX", std::to_string(rc_.node_ttl.count())},
+        [](reply_view) {});
+    cmd_->command({"ZADD", nodes_key(), std::to_string(now), node_}, [](reply_view) {});
+    // Nodes that stopped refreshing long ago (crashed) leave the set.
+    cmd_->command(
+        {"ZREMRANGEBYSCORE", nodes_key(), "-inf", std::to_string(now - 10 * rc_.node_ttl.count())},
         [](reply_view) {});
   }
 
@@ -1326,6 +1389,7 @@ class redis_backplane final : public backplane {
   const function_names fn_;
   const std::string library_;
   const std::string settings_;
+  std::function<std::string()> summary_;  // set before start(); called on this thread
   connection::options options_;
 
   asio::io_context ioc_;
