@@ -32,6 +32,10 @@ cli_options parse_cli(int argc, const char* const* argv, const char* env_config,
       out.what = cli_options::action::print_config;
       continue;
     }
+    if (arg == "--show-secrets") {
+      out.show_secrets = true;
+      continue;
+    }
     if (arg == "--config-reference") {
       out.what = cli_options::action::config_reference;
       continue;
@@ -55,6 +59,8 @@ cli_options parse_cli(int argc, const char* const* argv, const char* env_config,
     }
     out.overrides.emplace_back(std::move(name), std::move(value));
   }
+  if (out.show_secrets && out.what != cli_options::action::print_config)
+    throw config_error("", "--show-secrets goes with --print-config");
   if (!out.config_path_given && std::filesystem::exists(default_path))
     out.config_path = default_path;
   return out;
@@ -70,7 +76,8 @@ std::string usage_text() {
         "then HERALD_* environment variables, then flags.\n\n"
         "  --config FILE     configuration file\n"
         "  --check-config    validate the configuration and exit (0 valid, 2 invalid)\n"
-        "  --print-config    print the effective configuration as JSON and exit\n"
+        "  --print-config    print the effective configuration as JSON and exit; secrets\n"
+        "                    are \"<redacted>\" (refused as values) unless --show-secrets\n"
         "  --help, --version\n\n"
         "Every key can be set as --KEY VALUE or --KEY=VALUE (dots, dashes and underscores are\n"
         "interchangeable, e.g. --log-format json) and as an environment variable:\n\n";

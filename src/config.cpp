@@ -6,6 +6,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -140,10 +142,27 @@ std::string format_size(std::size_t bytes) {
 
 namespace {
 
+// Whether a secret's value is (or contains) what --print-config writes instead of the secret.
+bool holds_placeholder(const json& value) {
+  if (value.is_string())
+    return value.get_ref<const std::string&>().find(redacted_secret) != std::string::npos;
+  if (value.is_array() || value.is_object()) {
+    for (const auto& item : value) {
+      if (holds_placeholder(item)) return true;
+    }
+  }
+  return false;
+}
+
+// Where each key's value came from (a file, an environment variable, a flag), so an error found
+// only when keys are checked together can still say where to fix it.
+using origin_map = std::map<std::string, std::string>;
+
 struct applier {
   const std::vector<detail::option_def>& table;
   std::vector<std::string> keys;
   std::set<std::string> sections;
+  origin_map* origins = nullptr;
 
   explicit applier(const std::vector<detail::option_def>& t) : table(t) {
     for (const auto& o : table) {
@@ -183,7 +202,7 @@ struct applier {
       if (!key.empty()) key += '.';
       key += name;
       if (const auto* opt = find(key)) {
-        set(*opt, cfg, value, false, origin);
+        set(*opt, cfg, value, false, origin, origins);
       } else if (sections.count(key) && value.is_object()) {
         apply_object(cfg, value, key, origin);
       } else if (sections.count(key)) {
@@ -195,15 +214,45 @@ struct applier {
   }
 
   static void set(const detail::option_def& opt, config& cfg, const json& value, bool from_text,
-                  const std::string& origin) {
+                  const std::string& origin, origin_map* origins) {
+    if (opt.secret && holds_placeholder(value)) {
+      throw config_error(opt.key,
+                         "holds the placeholder --print-config writes instead of a "
+                         "secret; put the secret back, or print the configuration with "
+                         "--print-config --show-secrets" +
+                             (origin.empty() ? "" : " (in " + origin + ")"));
+    }
     try {
       opt.set(cfg, value, from_text);
     } catch (const config_error& e) {
       if (origin.empty()) throw;
       throw config_error(e.key(), e.detail() + " (in " + origin + ")");
     }
+    if (origins && !origin.empty()) (*origins)[opt.key] = origin;
+  }
+
+  // The origin of `key` or of the structured key it lies in ("routes.$default.integration" was
+  // set with "routes"); empty for a default.
+  static std::string origin_of(const std::string& key, const origin_map& origins) {
+    for (std::string k = key;;) {
+      if (const auto it = origins.find(k); it != origins.end()) return it->second;
+      const auto cut = k.find_last_of(".[");
+      if (cut == std::string::npos) return {};
+      k.resize(cut);
+    }
   }
 };
+
+// Kubernetes injects these for a Service whose name starts with "herald" (HERALD_PORT,
+// HERALD_SERVICE_HOST, HERALD_PORT_8080_TCP_ADDR, ...): they are not settings, and not typos.
+bool kubernetes_service_link(const std::string& name, const std::string& value) {
+  static const std::regex service(R"(HERALD(_[A-Z0-9]+)*_SERVICE_(HOST|PORT(_[A-Z0-9_]+)?))");
+  static const std::regex port(
+      R"(HERALD(_[A-Z0-9]+)*_PORT_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)");
+  static const std::regex port_url(R"((tcp|udp|sctp)://.+)");
+  if (std::regex_match(name, service) || std::regex_match(name, port)) return true;
+  return name.ends_with("_PORT") && std::regex_match(value, port_url);
+}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -222,9 +271,11 @@ std::string describe_parse_error(const std::string& what) {
 
 }  // namespace
 
-config load_config(const config_sources& sources, std::vector<std::string>* warnings) {
+config load_config(const config_sources& sources) {
   const auto table = detail::option_table();
-  const applier apply(table);
+  origin_map origins;
+  applier apply(table);
+  apply.origins = &origins;
   config cfg;
 
   if (!sources.file_path.empty() || !sources.file_text.empty()) {
@@ -255,26 +306,32 @@ config load_config(const config_sources& sources, std::vector<std::string>* warn
       if (detail::env_name(o.key) == name) opt = &o;
     }
     if (!opt) {
+      if (kubernetes_service_link(name, value)) continue;
       std::vector<std::string> env_names;
       env_names.reserve(table.size());
       for (const auto& o : table)
         env_names.push_back(detail::env_name(o.key));
-      std::string message = name + " is not a Herald setting and was ignored";
+      std::string message = "not a Herald setting (in the environment); unset it";
       const std::string hint = detail::suggest_key(name, env_names);
-      if (!hint.empty()) message += "; did you mean " + hint + "?";
-      if (warnings) warnings->push_back(std::move(message));
-      continue;
+      if (!hint.empty()) message += ", or did you mean " + hint + "?";
+      throw config_error(name, message);
     }
-    applier::set(*opt, cfg, json(value), true, name);
+    applier::set(*opt, cfg, json(value), true, name, &origins);
   }
 
   for (const auto& [name, value] : sources.flags) {
     const auto* opt = apply.find_normalized(name);
     if (!opt) apply.unknown(name, "--" + name);
-    applier::set(*opt, cfg, json(value), true, "--" + name);
+    applier::set(*opt, cfg, json(value), true, "--" + name, &origins);
   }
 
-  validate(cfg);
+  try {
+    validate(cfg);
+  } catch (const config_error& e) {
+    const std::string where = applier::origin_of(e.key(), origins);
+    if (where.empty() || e.detail().find(" (in ") != std::string::npos) throw;
+    throw config_error(e.key(), e.detail() + " (in " + where + ")");
+  }
   return cfg;
 }
 
@@ -352,6 +409,17 @@ void validate_auth(const config& cfg) {
 }  // namespace
 
 void validate(const config& cfg) {
+  // Listeners bind addresses; a host name (or a malformed address) would fail only at start-up.
+  const auto address = [](const char* key, const endpoint& ep) {
+    if (!ip_address::parse(ep.host)) {
+      throw config_error(key, "\"" + ep.host +
+                                  "\" is not an IP address (Herald listens on addresses, not "
+                                  "names: 0.0.0.0 or [::] for every interface, 127.0.0.1 for "
+                                  "this machine only)");
+    }
+  };
+  address("listen", cfg.listen);
+  if (cfg.admin.enabled) address("admin.listen", cfg.admin.listen);
   if (!cfg.node_id.empty() && !valid_node_id(cfg.node_id)) {
     throw config_error("node_id",
                        "must be 1-64 characters of A-Z a-z 0-9 . _ -, got \"" + cfg.node_id + "\"");
@@ -390,8 +458,7 @@ void validate(const config& cfg) {
     throw config_error("admin.sigv4.secret_access_key",
                        "admin.sigv4.access_key_id and admin.sigv4.secret_access_key go together");
   }
-  const bool loopback = cfg.admin.listen.host == "localhost" || cfg.admin.listen.host == "::1" ||
-                        cfg.admin.listen.host.starts_with("127.");
+  const bool loopback = cfg.admin.listen.host == "::1" || cfg.admin.listen.host.starts_with("127.");
   if (cfg.admin.enabled && !loopback && cfg.admin.api_keys.empty() &&
       cfg.admin.sigv4.access_key_id.empty() && !cfg.admin.allow_unauthenticated) {
     throw config_error("admin.listen",
@@ -518,7 +585,39 @@ const integration_config* find_integration(const config& cfg, const std::string&
   return nullptr;
 }
 
-std::string dump_config(const config& cfg) {
+namespace {
+
+// A secret as --print-config shows it: the placeholder, or for a URL only its password
+// ("redis://:<redacted>@host:6379/0"; a URL without one has nothing to hide); in a list, each
+// item; in a JWT key, its "secret".
+json redact(const json& value) {
+  if (value.is_array()) {
+    json out = json::array();
+    for (const auto& item : value)
+      out.push_back(redact(item));
+    return out;
+  }
+  if (value.is_object()) {
+    json out = value;
+    if (const auto it = out.find("secret"); it != out.end() && it->is_string())
+      *it = redacted_secret;
+    return out;
+  }
+  if (!value.is_string()) return value;
+  const std::string& text = value.get_ref<const std::string&>();
+  if (text.empty()) return value;
+  const auto scheme = text.find("://");
+  if (scheme == std::string::npos) return json(redacted_secret);
+  const auto at = text.find('@', scheme + 3);
+  if (at == std::string::npos) return value;
+  const auto colon = text.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at) return value;  // a user name only
+  return json(text.substr(0, colon + 1) + std::string(redacted_secret) + text.substr(at));
+}
+
+}  // namespace
+
+std::string dump_config(const config& cfg, bool show_secrets) {
   json out = json::object();
   for (const auto& opt : detail::option_table()) {
     json* node = &out;
@@ -528,7 +627,7 @@ std::string dump_config(const config& cfg) {
       key.remove_prefix(dot + 1);
     }
     nlohmann::json value = opt.get(cfg);
-    if (opt.secret && !(value.empty() || value == "")) value = "<redacted>";
+    if (opt.secret && !show_secrets) value = redact(value);
     (*node)[std::string(key)] = std::move(value);
   }
   return out.dump(2);

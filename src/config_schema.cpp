@@ -1,6 +1,7 @@
 #include "config_schema.hpp"
 
 #include "herald/json_input.hpp"
+#include "herald/url.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -313,8 +314,8 @@ integration_config parse_integration(const std::string& key, const std::string& 
     const auto url = v.find("url");
     if (url == v.end()) throw config_error(key + ".url", "required for an http integration");
     ic.url = as_string(key + ".url", *url, "an http:// or https:// URL");
-    if (!(ic.url.starts_with("http://") || ic.url.starts_with("https://")) || ic.url.size() < 10) {
-      bad(key + ".url", "an http:// or https:// URL", *url);
+    if (!parse_url(ic.url)) {
+      bad(key + ".url", "an http:// or https:// URL such as \"http://backend:9000/events\"", *url);
     }
     if (const auto m = v.find("mode"); m != v.end()) {
       const std::string mode = m->is_string() ? m->get<std::string>() : "";
@@ -672,7 +673,7 @@ option_def jwt_keys_opt() {
             for (const auto& k : c.auth.jwt.keys) {
               json j = {{"alg", k.alg}};
               if (!k.kid.empty()) j["kid"] = k.kid;
-              if (!k.secret.empty()) j["secret"] = "<redacted>";
+              if (!k.secret.empty()) j["secret"] = k.secret;  // redacted by --print-config
               if (!k.secret_file.empty()) j["secret_file"] = k.secret_file;
               if (!k.secret_env.empty()) j["secret_env"] = k.secret_env;
               if (!k.public_key_file.empty()) j["public_key_file"] = k.public_key_file;
@@ -719,6 +720,7 @@ std::vector<option_def> option_table() {
                            {"debug", log_level::debug},
                            {"info", log_level::info},
                            {"warn", log_level::warn},
+                           {"warning", log_level::warn},  // as the logs spell it
                            {"error", log_level::error},
                            {"critical", log_level::critical},
                            {"off", log_level::off}}),
@@ -921,7 +923,7 @@ std::vector<option_def> option_table() {
           "Open connections one client address may hold; over it: 429. 0 disables",
           [](auto& c) -> auto& { return c.websocket.per_ip.max_connections; }, 0, 10000000),
 
-      jwt_keys_opt(),
+      secret(jwt_keys_opt()),
       string_opt(
           "auth.jwt.jwks_file",
           "A JWKS document ({\"keys\": [...]}) with more verification keys; re-read on SIGHUP",

@@ -17,7 +17,6 @@ int main(int argc, char** argv) {
   using namespace herald;
   cli_options opts;
   config cfg;
-  std::vector<std::string> warnings;
   try {
     opts = parse_cli(argc, argv, std::getenv("HERALD_CONFIG"));
     if (opts.what == cli_options::action::help) {
@@ -32,15 +31,10 @@ int main(int argc, char** argv) {
       std::printf("herald %s\n", herald::version);
       return 0;
     }
-    cfg =
-        load_config({opts.config_path, {}, herald_environment(environ), opts.overrides}, &warnings);
+    cfg = load_config({opts.config_path, {}, herald_environment(environ), opts.overrides});
   } catch (const config_error& e) {
     std::fprintf(stderr, "herald: configuration error: %s\n", e.what());
     return 2;
-  }
-  if (opts.what != cli_options::action::run) {
-    for (const auto& w : warnings)
-      std::fprintf(stderr, "herald: warning: %s\n", w.c_str());
   }
   if (opts.what == cli_options::action::check_config) {
     std::printf("configuration OK%s%s\n", opts.config_path.empty() ? "" : ": ",
@@ -48,7 +42,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (opts.what == cli_options::action::print_config) {
-    std::printf("%s\n", dump_config(cfg).c_str());
+    std::printf("%s\n", dump_config(cfg, opts.show_secrets).c_str());
     return 0;
   }
   if (cfg.node_id.empty()) cfg.node_id = generate_node_id();
@@ -58,8 +52,6 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 1 << 16);
 
   logger log(cfg.log, cfg.node_id);
-  for (const auto& w : warnings)
-    log.warn("config.warning", {{"message", w}});
   try {
     server srv(cfg, log);
     log.info("herald.starting",

@@ -322,9 +322,19 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
   const auto bind = [&](const endpoint& ep, listener_role role, const char* key) {
     try {
       return std::make_shared<listener>(ioc, ep, role, ctx);
-    } catch (const std::exception& e) {
+    } catch (const boost::system::system_error& e) {
+      // One line: the listener, the address, the reason, and what to do (not Boost's location).
+      std::string hint;
+      if (e.code() == boost::asio::error::address_in_use) {
+        hint = "; another process listens there: stop it, or set " + std::string(key) +
+               " to another port";
+      } else if (e.code() == boost::asio::error::access_denied) {
+        hint = "; ports below 1024 need privileges: use a higher port";
+      } else if (e.code().value() == EADDRNOTAVAIL) {
+        hint = "; this machine has no such address: use 0.0.0.0 or one of its own";
+      }
       throw std::runtime_error(std::string(key) + ": cannot listen on " + ep.to_string() + ": " +
-                               e.what());
+                               e.code().message() + hint);
     }
   };
   impl_->client_listener = bind(cfg.listen, listener_role::client, "listen");

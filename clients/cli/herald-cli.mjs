@@ -11,7 +11,7 @@
 // people by default, --json for scripts. Exit codes: 0 done, 1 the API said no, 2 usage error,
 // 3 Herald unreachable.
 
-const USAGE = `usage: herald-cli [--url URL] [--json] COMMAND ...
+const USAGE = `usage: herald-cli [--url URL] [--timeout SECONDS] [--json] COMMAND ...
 
 commands:
   publish (--channel NAME | --user ID | --connection ID | --all) [--id ID] DATA
@@ -19,10 +19,17 @@ commands:
   connections list [--user ID] [--limit N]
   connections get ID             one connection: user, node, channels, times
   connections kick ID            close a connection (the client sees 1000)
+                                 (get and kick: exit 1, "no such connection", for an unknown id)
   users kick ID                  close every connection of a user
   channels presence NAME         who is subscribed, on every node
   channels history NAME [--since N] [--limit N] [--epoch E]
-  health                         liveness, readiness and a few gauges of the node
+  health                         liveness, readiness and a few gauges of the node; checks
+                                 that it is Herald and that the key is accepted
+
+options:
+  --url URL          the admin API (default $HERALD_ADMIN_URL, else http://127.0.0.1:8081)
+  --timeout SECONDS  how long to wait for each answer (default 10); then exit 3
+  --json             machine-readable output
 
 environment:
   HERALD_ADMIN_URL   admin API base URL (default http://127.0.0.1:8081)
@@ -73,7 +80,7 @@ function parseArgs(argv) {
 
 function allowOnly(flags, allowed) {
   for (const name of Object.keys(flags)) {
-    if (!['url', 'json', 'help', ...allowed].includes(name)) throw new UsageError(`unknown option --${name}`);
+    if (!['url', 'json', 'help', 'timeout', ...allowed].includes(name)) throw new UsageError(`unknown option --${name}`);
   }
 }
 
@@ -84,9 +91,10 @@ function integer(flags, name) {
 }
 
 class Api {
-  constructor(base, key) {
+  constructor(base, key, timeoutSeconds) {
     this.base = base.replace(/\/+$/, '');
     this.key = key;
+    this.timeoutMs = timeoutSeconds * 1000;
   }
 
   async call(method, path, body) {
@@ -94,14 +102,21 @@ class Api {
     if (this.key) headers.authorization = `Bearer ${this.key}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res;
+    let text;
+    // One deadline for the answer, its body included: a listener that accepts and never answers
+    // (or stops half-way) must not hang the CLI.
+    const signal = AbortSignal.timeout(this.timeoutMs);
     try {
-      res = await fetch(this.base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      res = await fetch(this.base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+      text = await res.text();
     } catch (e) {
-      const err = new Error(`cannot reach Herald at ${this.base}: ${e.cause?.code ?? e.cause?.message ?? e.message}`);
+      const why = e.name === 'TimeoutError' || signal.aborted
+        ? `no answer within ${this.timeoutMs / 1000} s`
+        : e.cause?.code ?? e.cause?.message ?? e.message;
+      const err = new Error(`cannot reach Herald at ${this.base}: ${why}`);
       err.unreachable = true;
       throw err;
     }
-    const text = await res.text();
     let parsed = text;
     try {
       parsed = text ? JSON.parse(text) : undefined;
@@ -153,7 +168,12 @@ async function run(argv, out) {
     out(USAGE);
     return flags.help ? 0 : 2;
   }
-  const api = new Api(flags.url ?? process.env.HERALD_ADMIN_URL ?? 'http://127.0.0.1:8081', process.env.HERALD_API_KEY);
+  let timeout = 10;
+  if (flags.timeout !== undefined) {
+    timeout = Number(flags.timeout);
+    if (!(timeout > 0 && timeout <= 3600)) throw new UsageError(`--timeout must be a number of seconds (0 to 3600), got "${flags.timeout}"`);
+  }
+  const api = new Api(flags.url ?? process.env.HERALD_ADMIN_URL ?? 'http://127.0.0.1:8081', process.env.HERALD_API_KEY, timeout);
   const print = (json, human) => out(flags.json ? JSON.stringify(json, null, 2) : human(json));
 
   switch (command) {
@@ -197,13 +217,17 @@ async function run(argv, out) {
       if (sub === 'get' || sub === 'kick') {
         allowOnly(flags, []);
         if (args.length !== 1) throw new UsageError(`connections ${sub} takes one connection id`);
+        // Both work for a connection on any node, and answer 404 for one that is nowhere.
+        const noSuch = (e) => {
+          if (e instanceof ApiError && e.status === 404) throw new ApiError(404, { message: `no such connection: ${args[0]}` });
+          throw e;
+        };
         if (sub === 'get') {
-          const r = await api.expect('GET', `/v1/connections/${enc(args[0])}`);
+          const r = await api.expect('GET', `/v1/connections/${enc(args[0])}`).catch(noSuch);
           print(r.body, (c) => fields(c, [['connection', 'connectionId'], ['user', 'userId'], ['node', 'node'], ['source', 'sourceIp'],
             ['user agent', 'userAgent'], ['subprotocol', 'subprotocol'], ['connected', 'connectedAt'], ['last active', 'lastActiveAt'], ['channels', 'channels']]));
         } else {
-          // The AWS-compatible endpoint: works for a connection on any node.
-          await api.expect('DELETE', `/@connections/${enc(args[0])}`);
+          await api.expect('DELETE', `/v1/connections/${enc(args[0])}`).catch(noSuch);
           print({ connectionId: args[0], closed: true }, () => `closed ${args[0]}`);
         }
         return 0;
@@ -243,26 +267,32 @@ async function run(argv, out) {
       allowOnly(flags, []);
       const health = await api.call('GET', '/healthz');
       const ready = await api.call('GET', '/readyz');
-      const metrics = await api.call('GET', '/metrics');
-      const gauge = (name) => {
-        const m = typeof metrics.body === 'string' ? new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metrics.body) : null;
-        return m ? Number(m[1]) : undefined;
-      };
-      const info = typeof metrics.body === 'string' ? /^herald_build_info\{([^}]*)\}/m.exec(metrics.body)?.[1] ?? '' : '';
-      const label = (k) => new RegExp(`${k}="([^"]*)"`).exec(info)?.[1];
+      // GET /v1/node proves both that this is Herald's admin API and that the key works.
+      const node = await api.call('GET', '/v1/node');
+      if (node.status === 401 || node.status === 403) {
+        throw new ApiError(node.status, { message: `the API key was ${node.status === 401 ? 'missing (set HERALD_API_KEY)' : 'refused'}` });
+      }
+      const isHerald = node.status === 200 && node.body && typeof node.body === 'object' && typeof node.body.nodeId === 'string' &&
+        node.body.backplane && health.body?.status === 'ok';
+      if (!isHerald) {
+        const err = new Error(`${api.base} does not answer like a Herald admin API (GET /v1/node: HTTP ${node.status})`);
+        err.unreachable = true;
+        throw err;
+      }
+      const n = node.body;
       const result = {
         live: health.status === 200,
         ready: ready.status === 200,
         reasons: ready.body?.reasons ?? [],
-        node: label('node_id'),
-        version: label('version'),
-        connections: gauge('herald_connections'),
-        backplaneUp: gauge('herald_backplane_up'),
-        draining: gauge('herald_draining') === 1,
+        node: n.nodeId,
+        version: n.version,
+        connections: n.connections,
+        backplane: n.backplane.kind === 'redis' ? (n.backplane.up ? 'up' : 'DOWN') : 'local (no Redis)',
+        draining: (ready.body?.reasons ?? []).includes('draining'),
       };
       print(result, (r) => fields({ ...r, live: r.live ? 'yes' : 'NO', ready: r.ready ? 'yes' : `NO (${r.reasons.join(', ')})`,
-        backplaneUp: r.backplaneUp === undefined ? 'local (no Redis)' : r.backplaneUp ? 'up' : 'DOWN', draining: r.draining ? 'yes' : 'no' },
-      [['node', 'node'], ['version', 'version'], ['live', 'live'], ['ready', 'ready'], ['connections', 'connections'], ['backplane', 'backplaneUp'], ['draining', 'draining']]));
+        draining: r.draining ? 'yes' : 'no' },
+      [['node', 'node'], ['version', 'version'], ['live', 'live'], ['ready', 'ready'], ['connections', 'connections'], ['backplane', 'backplane'], ['draining', 'draining']]));
       return result.live && result.ready ? 0 : 1;
     }
     default:

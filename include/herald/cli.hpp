@@ -12,6 +12,7 @@ struct cli_options {
   action what = action::run;
   std::string config_path;         // resolved path; empty when no file is used
   bool config_path_given = false;  // --config or HERALD_CONFIG: a missing file is an error
+  bool show_secrets = false;       // --print-config --show-secrets: secrets as they are
   std::vector<std::pair<std::string, std::string>> overrides;  // --key value
 };
 

@@ -343,17 +343,22 @@ struct config_sources {
   std::vector<std::pair<std::string, std::string>> flags;        // --key value pairs
 };
 
-// Builds and validates a configuration. Throws config_error naming the bad key.
-// Unknown HERALD_* environment variables are not errors (orchestrators inject variables such
-// as HERALD_PORT for a service named "herald"); they are reported in `warnings` instead,
-// with a suggestion when one looks like a typo.
-config load_config(const config_sources& sources, std::vector<std::string>* warnings = nullptr);
+// Builds and validates a configuration. Throws config_error naming the bad key and where its
+// value came from. An unknown HERALD_* environment variable is an error too (with a suggestion
+// when it looks like a typo), except the service links Kubernetes injects for a Service named
+// "herald..." (HERALD_PORT, HERALD_SERVICE_HOST, HERALD_PORT_8080_TCP, ...).
+config load_config(const config_sources& sources);
 
 // Cross-key checks (files readable, ranges consistent). Called by load_config.
 void validate(const config& cfg);
 
-// The configuration as JSON, every key present (for --print-config and docs).
-std::string dump_config(const config& cfg);
+// What --print-config writes instead of a secret (unless show_secrets); load_config refuses it
+// with a hint, so a printed file is never started with a placeholder for a key.
+inline constexpr std::string_view redacted_secret = "<redacted>";
+
+// The configuration as JSON, every key present (for --print-config and docs), which load_config
+// accepts as a file. Secrets are redacted_secret unless `show_secrets`.
+std::string dump_config(const config& cfg, bool show_secrets = false);
 
 // Description of one configuration key, for --help, documentation and tests.
 struct option_info {

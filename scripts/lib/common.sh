@@ -23,14 +23,22 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Node.js (>= 18) and npm for the integration tests: Debian's, unless a node is already there.
+# Node.js >= 20.10 and npm: the integration tests, herald-cli and the README's quick tour
+# (`node --experimental-websocket`, the WebSocket client built into Node 20.10 and later).
+# The node already there, else the distribution's; Debian 12's is 18, which is too old: then
+# this says so and how to get a newer one, instead of failing later in a test or the tour.
+node_recent_enough() {
+  command -v node >/dev/null && command -v npm >/dev/null &&
+    node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 10) ? 0 : 1)'
+}
+
 ensure_node() {
-  if command -v node >/dev/null && command -v npm >/dev/null; then
-    local major
-    major=$(node -p 'process.versions.node.split(".")[0]')
-    [ "$major" -ge 18 ] && return 0
-  fi
+  node_recent_enough && return 0
   ensure_packages nodejs npm
+  node_recent_enough && return 0
+  echo "Herald's tests and tools need Node.js 20.10 or later; this machine has $(node --version 2>/dev/null || echo none)." >&2
+  echo "Install a current one (for example from https://nodesource.com or the nodejs.org binaries), then run this again." >&2
+  return 1
 }
 
 # npm ci in DIR, skipped when node_modules already matches package-lock.json.

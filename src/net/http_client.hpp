@@ -18,20 +18,10 @@
 
 #include "herald/config.hpp"
 #include "herald/connection.hpp"
+#include "herald/url.hpp"
 #include "net/net.hpp"
 
 namespace herald::net {
-
-struct url_parts {
-  bool tls = false;
-  std::string host;
-  std::string port;
-  std::string target;  // path and query
-  std::string host_header;
-};
-
-// http(s)://host[:port][/path][?query]; nullopt when malformed.
-std::optional<url_parts> parse_url(std::string_view url);
 
 struct client_response {
   unsigned status = 0;

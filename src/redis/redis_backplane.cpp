@@ -521,8 +521,13 @@ class redis_backplane final : public backplane {
     out.family("herald_backplane_up", "gauge",
                "1 while the Redis backplane is connected and delivering");
     out.sample("herald_backplane_up", {}, std::uint64_t{up_.load()});
-    out.family("herald_backplane_disconnects_total", "counter", "Redis connections lost");
+    out.family("herald_backplane_disconnects_total", "counter",
+               "Redis connections lost, and connection attempts that failed (one outage counts "
+               "once per attempt made during it)");
     out.sample("herald_backplane_disconnects_total", {}, disconnects_.load());
+    out.family("herald_backplane_outages_total", "counter",
+               "Times the backplane went down (up to down), whatever the number of attempts");
+    out.sample("herald_backplane_outages_total", {}, outages_.load());
     out.family("herald_backplane_reconnects_total", "counter", "Redis connections re-established");
     out.sample("herald_backplane_reconnects_total", {}, reconnects_.load());
     out.family("herald_backplane_outage_seconds_total", "counter", "Time the backplane was down");
@@ -832,6 +837,7 @@ class redis_backplane final : public backplane {
         log_.info("backplane.up", {{"outage_ms", outage}});
       } else {
         down_since_ms_ = now_ms();
+        outages_.fetch_add(1, std::memory_order_relaxed);
         log_.warn("backplane.down", {{"reason", reason}});
       }
       up_ = up;
@@ -1437,7 +1443,7 @@ class redis_backplane final : public backplane {
       failures_{0}, received_{0}, probe_failures_{0}, stored_{0}, stored_duplicates_{0},
       store_failures_{0}, gap_fills_{0}, recovered_{0}, lost_{0}, dup_received_{0},
       stream_appends_{0}, stream_failures_{0}, dropped_large_{0}, dropped_deep_{0},
-      epoch_changes_{0}, resyncs_{0};
+      epoch_changes_{0}, resyncs_{0}, outages_{0};
   std::atomic<std::int64_t> subscribed_count_{0};
   mutable std::mutex status_mutex_;
   backplane_status status_;

@@ -3,6 +3,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { startHerald, freePort } from './lib/herald.mjs';
 import { connect } from './lib/clients.mjs';
@@ -112,5 +114,52 @@ describe('herald-cli', () => {
     r = await cli(['--help']);
     assert.equal(r.code, 0);
     assert.match(r.stdout, /^usage: herald-cli/);
+  });
+
+  test('an unknown connection: get and kick both say "no such connection" (exit 1)', async () => {
+    for (const verb of ['get', 'kick']) {
+      const r = await cli(['connections', verb, 'AAAAAAAAAAAAAAAAAAAA'], { env });
+      assert.equal(r.code, 1, verb);
+      assert.equal(r.stderr.trim(), 'herald-cli: HTTP 404: no such connection: AAAAAAAAAAAAAAAAAAAA', verb);
+    }
+  });
+
+  test('health checks the key and that the server is Herald', async () => {
+    let r = await cli(['health'], { env: { ...env, HERALD_API_KEY: 'a-wrong-key-0123456789' } });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim(), 'herald-cli: HTTP 403: the API key was refused');
+    r = await cli(['health'], { env: { ...env, HERALD_API_KEY: '' } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /the API key was missing \(set HERALD_API_KEY\)/);
+    // Something that answers HTTP, but is not Herald.
+    const other = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"status":"ok"}');
+    });
+    await new Promise((resolve) => other.listen(0, '127.0.0.1', resolve));
+    try {
+      r = await cli(['health'], { env: { ...env, HERALD_ADMIN_URL: `http://127.0.0.1:${other.address().port}` } });
+      assert.equal(r.code, 3);
+      assert.match(r.stderr, /does not answer like a Herald admin API/);
+    } finally {
+      other.close();
+    }
+  });
+
+  test('a listener that accepts and never answers: --timeout, then exit 3', async () => {
+    const silent = net.createServer(() => {});  // accepts, reads nothing, answers nothing
+    await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${silent.address().port}`;
+      const t0 = Date.now();
+      let r = await cli(['connections', 'list', '--timeout', '1'], { env: { ...env, HERALD_ADMIN_URL: url } });
+      assert.equal(r.code, 3);
+      assert.match(r.stderr, /cannot reach Herald at http:\/\/127\.0\.0\.1:\d+: no answer within 1 s/);
+      assert.ok(Date.now() - t0 < 5000);
+      r = await cli(['health', '--timeout', 'soon'], { env: { ...env, HERALD_ADMIN_URL: url } });
+      assert.equal(r.code, 2);
+    } finally {
+      silent.close();
+    }
   });
 });

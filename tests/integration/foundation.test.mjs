@@ -316,6 +316,53 @@ describe('command line and configuration errors', () => {
     assert.match(ok.stdout, /configuration OK/);
   });
 
+  test('every configuration error is one line naming the key and where the value came from', () => {
+    const dir = tempDir();
+    const check = (args, env, pattern) => {
+      const r = runHerald(['--check-config', '--listen', '127.0.0.1:0', ...args], { env });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr.trim(), pattern);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    };
+    // An unknown HERALD_* variable is an error, with a suggestion.
+    check([], { HERALD_LISTN: '127.0.0.1:1' }, /^herald: configuration error: HERALD_LISTN: not a Herald setting \(in the environment\); unset it, or did you mean HERALD_LISTEN\?$/);
+    // Addresses are checked before start-up, not at bind time.
+    check(['--admin.listen', '300.1.1.1:8302'], {}, /admin\.listen: "300\.1\.1\.1" is not an IP address .*\(in --admin\.listen\)$/);
+    check(['--listen', 'herald.example.com:8302'], {}, /listen: "herald\.example\.com" is not an IP address/);
+    // Cross-key checks say where the value came from.
+    check([], { HERALD_ADMIN_API_KEYS: 'short' }, /admin\.api_keys: keys must be at least 16 characters long \(in HERALD_ADMIN_API_KEYS\)$/);
+    const routes = writeJson(dir, 'routes.json', { routes: { $default: { integration: 'backnd' } } });
+    check(['--config', routes], {}, new RegExp(`routes\\.\\$default\\.integration: unknown integration "backnd".*\\(in ${routes.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\)$`));
+    const authz = writeJson(dir, 'authz.json', { auth: { authorizer: { integration: 'nope' } } });
+    check(['--config', authz], {}, /auth\.authorizer\.integration: .*\(in .*authz\.json\)$/);
+    // Kubernetes' service links for a Service named "herald" are not settings, and not errors.
+    const k8s = runHerald(['--check-config', '--listen', '127.0.0.1:0'], {
+      env: { HERALD_PORT: 'tcp://10.0.0.1:8080', HERALD_SERVICE_HOST: '10.0.0.1', HERALD_SERVICE_PORT: '8080', HERALD_PORT_8080_TCP_ADDR: '10.0.0.1' },
+    });
+    assert.equal(k8s.code, 0, k8s.stderr);
+    // One-character host names are host names; warn and warning are both log levels.
+    const ok = writeJson(dir, 'ok.json', { integrations: { b: { type: 'http', url: 'http://a/' } }, routes: { $default: { integration: 'b' } }, log: { level: 'warning' } });
+    const r = runHerald(['--check-config', '--config', ok]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  test('--print-config round-trips: secrets redacted (and refused as values) unless --show-secrets', () => {
+    const dir = tempDir();
+    const file = writeJson(dir, 'c.json', { admin: { api_keys: ['an-admin-key-of-some-length'] }, listen: '127.0.0.1:0' });
+    const printed = runHerald(['--config', file, '--print-config']);
+    assert.equal(printed.code, 0, printed.stderr);
+    assert.ok(!printed.stdout.includes('an-admin-key-of-some-length'));
+    const redacted = writeJson(dir, 'printed.json', printed.stdout);
+    const refused = runHerald(['--config', redacted, '--check-config']);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /admin\.api_keys: holds the placeholder --print-config writes instead of a secret; .*--show-secrets/);
+    const shown = runHerald(['--config', file, '--print-config', '--show-secrets']);
+    const full = writeJson(dir, 'full.json', shown.stdout);
+    const again = runHerald(['--config', full, '--check-config']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(runHerald(['--show-secrets', '--check-config']).code, 2);
+  });
+
   test('a bad file gives one clear line and exit code 2', () => {
     const dir = tempDir();
     const cases = [
@@ -354,7 +401,8 @@ describe('command line and configuration errors', () => {
     try {
       const r = runHerald(['--listen', `127.0.0.1:${h.clientPort}`, '--admin.listen', '127.0.0.1:0']);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /listen: cannot listen on 127\.0\.0\.1:\d+/);
+      // One line: the listener, the address, the reason and what to do; no Boost source path.
+      assert.equal(r.stderr.trim(), `herald: listen: cannot listen on 127.0.0.1:${h.clientPort}: Address already in use; another process listens there: stop it, or set listen to another port`);
     } finally {
       await h.stop();
     }

@@ -185,17 +185,97 @@ TEST(ConfigOverrides, BadValuesNameTheVariableOrFlag) {
             "log-formt: unknown key (in --log-formt); did you mean 'log.format'?");
 }
 
-TEST(ConfigOverrides, UnknownEnvironmentVariablesWarnButDoNotStop) {
-  // Kubernetes injects HERALD_PORT, HERALD_SERVICE_HOST, ... for a Service named "herald".
+TEST(ConfigOverrides, UnknownEnvironmentVariablesAreErrorsButKubernetesServiceLinksAreNot) {
+  config_sources typo;
+  typo.environment = {{"HERALD_LISTN", "127.0.0.1:1"}};
+  EXPECT_EQ(error_of([&] { load_config(typo); }),
+            "HERALD_LISTN: not a Herald setting (in the environment); unset it, or did you mean "
+            "HERALD_LISTEN?");
+  // Kubernetes injects these for a Service named "herald" (or "herald-admin", ...).
+  config_sources k8s;
+  k8s.environment = {{"HERALD_SERVICE_HOST", "10.0.0.1"},
+                     {"HERALD_SERVICE_PORT", "8080"},
+                     {"HERALD_SERVICE_PORT_WS", "8080"},
+                     {"HERALD_PORT", "tcp://10.0.0.1:8080"},
+                     {"HERALD_PORT_8080_TCP", "tcp://10.0.0.1:8080"},
+                     {"HERALD_PORT_8080_TCP_PROTO", "tcp"},
+                     {"HERALD_PORT_8080_TCP_PORT", "8080"},
+                     {"HERALD_PORT_8080_TCP_ADDR", "10.0.0.1"},
+                     {"HERALD_ADMIN_PORT", "tcp://10.0.0.2:8081"},
+                     {"HERALD_ADMIN_SERVICE_HOST", "10.0.0.2"}};
+  EXPECT_EQ(load_config(k8s).listen.port, 8080);
+  // A *_PORT that is not a service link is still an error.
+  config_sources port;
+  port.environment = {{"HERALD_PORT", "9000"}};
+  EXPECT_NE(error_of([&] { load_config(port); }), "");
+}
+
+TEST(ConfigOverrides, ErrorsFoundLaterSayWhereTheValueCameFrom) {
+  config_sources env;
+  env.environment = {{"HERALD_ADMIN_API_KEYS", "short"}};
+  EXPECT_EQ(error_of([&] { load_config(env); }),
+            "admin.api_keys: keys must be at least 16 characters long (in HERALD_ADMIN_API_KEYS)");
+  config_sources file;
+  file.file_text = R"({"routes": {"$default": {"integration": "nope"}}})";
+  EXPECT_EQ(error_of([&] { load_config(file); }),
+            "routes.$default.integration: unknown integration \"nope\" (define it under "
+            "integrations) (in config)");
+  config_sources flag;
+  flag.flags = {{"listen", "300.1.1.1:8302"}};
+  EXPECT_EQ(error_of([&] { load_config(flag); }),
+            "listen: \"300.1.1.1\" is not an IP address (Herald listens on addresses, not names: "
+            "0.0.0.0 or [::] for every interface, 127.0.0.1 for this machine only) (in --listen)");
+}
+
+TEST(ConfigOverrides, PrintedConfigurationRoundTrips) {
   config_sources src;
-  src.environment = {{"HERALD_LISTN", "127.0.0.1:1"}, {"HERALD_SERVICE_HOST", "10.0.0.1"}};
-  std::vector<std::string> warnings;
-  const config cfg = load_config(src, &warnings);
-  EXPECT_EQ(cfg.listen.port, 8080);  // the typo did not apply
-  ASSERT_EQ(warnings.size(), 2u);
-  EXPECT_EQ(warnings[0],
-            "HERALD_LISTN is not a Herald setting and was ignored; did you mean HERALD_LISTEN?");
-  EXPECT_EQ(warnings[1], "HERALD_SERVICE_HOST is not a Herald setting and was ignored");
+  src.file_text =
+      R"({"admin": {"api_keys": ["a-key-of-at-least-16-chars"]}, "log": {"level": "warning"}})";
+  const config cfg = load_config(src);
+  EXPECT_EQ(cfg.log.level, log_level::warn);
+  // Redacted secrets are refused with a hint, not as "too short".
+  config_sources redacted;
+  redacted.file_text = dump_config(cfg);
+  EXPECT_NE(redacted.file_text.find("<redacted>"), std::string::npos);
+  EXPECT_EQ(error_of([&] { load_config(redacted); }).find("admin.api_keys: holds the placeholder"),
+            0u);
+  config_sources shown;
+  shown.file_text = dump_config(cfg, true);
+  EXPECT_EQ(load_config(shown).admin.api_keys, cfg.admin.api_keys);
+  // JWT keys: the secret only.
+  config_sources jwt;
+  jwt.file_text = R"({"auth": {"jwt": {"keys": [{"kid": "k1", "alg": "HS256",
+                     "secret": "0123456789abcdef0123456789abcdef"}]}}})";
+  const config with_jwt = load_config(jwt);
+  config_sources jwt_printed;
+  jwt_printed.file_text = dump_config(with_jwt);
+  EXPECT_NE(jwt_printed.file_text.find(R"("kid": "k1")"), std::string::npos);
+  EXPECT_EQ(jwt_printed.file_text.find("0123456789abcdef"), std::string::npos);
+  EXPECT_EQ(
+      error_of([&] { load_config(jwt_printed); }).find("auth.jwt.keys: holds the placeholder"), 0u);
+  jwt_printed.file_text = dump_config(with_jwt, true);
+  EXPECT_EQ(load_config(jwt_printed).auth.jwt.keys.at(0).secret,
+            with_jwt.auth.jwt.keys.at(0).secret);
+  // A Redis URL shows everything but its password.
+  config_sources redis;
+  redis.file_text =
+      R"({"backplane": "redis", "redis": {"url": "redis://app:s3cret@cache:6380/2"}})";
+  const std::string printed = dump_config(load_config(redis));
+  EXPECT_NE(printed.find(R"("url": "redis://app:<redacted>@cache:6380/2")"), std::string::npos);
+  EXPECT_EQ(printed.find("s3cret"), std::string::npos);
+}
+
+TEST(ConfigValidation, BackendUrls) {
+  const auto url_error = [](const std::string& url) {
+    return error_of([&] {
+      from_text(R"({"integrations": {"b": {"type": "http", "url": ")" + url + R"("}}})");
+    });
+  };
+  EXPECT_EQ(url_error("http://a/"), "");  // one-character host names are host names
+  EXPECT_EQ(url_error("http://a"), "");
+  EXPECT_EQ(url_error("https://[::1]:8443/x"), "");
+  for (const char* bad : {"ftp://a/", "http://", "http://:80/", "http://u@h/", "http://h:99999/"})
+    EXPECT_NE(url_error(bad), "") << bad;
 }
 
 TEST(ConfigValidation, CrossKeyRules) {
@@ -206,21 +286,21 @@ TEST(ConfigValidation, CrossKeyRules) {
         from_text(
             R"({"tls": {"mode": "required", "cert_file": "/nonexistent.pem", "key_file": "/x"}})");
       }),
-      "tls.cert_file: cannot read \"/nonexistent.pem\"");
+      "tls.cert_file: cannot read \"/nonexistent.pem\" (in config)");
   EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"max_frame_bytes": "256KiB"}})"); }),
             "websocket.max_frame_bytes: must not exceed websocket.max_message_bytes (128KiB), got "
-            "256KiB");
+            "256KiB (in config)");
   EXPECT_EQ(error_of([] { from_text(R"({"admin": {"listen": "127.0.0.1:8080"}})"); }),
-            "admin.listen: must differ from listen (127.0.0.1:8080)");
+            "admin.listen: must differ from listen (127.0.0.1:8080) (in config)");
   EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"path": "ws"}})"); }),
-            "websocket.path: must start with '/', got \"ws\"");
+            "websocket.path: must start with '/', got \"ws\" (in config)");
   EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"subprotocols": ["bad name"]}})"); }),
-            "websocket.subprotocols: \"bad name\" is not a valid subprotocol token");
+            "websocket.subprotocols: \"bad name\" is not a valid subprotocol token (in config)");
   EXPECT_EQ(error_of([] { from_text(R"({"node_id": "has space"})"); }),
-            "node_id: must be 1-64 characters of A-Z a-z 0-9 . _ -, got \"has space\"");
+            "node_id: must be 1-64 characters of A-Z a-z 0-9 . _ -, got \"has space\" (in config)");
   EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"send_queue": {"max_bytes": "64KiB"}}})"); }),
             "websocket.send_queue.max_bytes: must be at least websocket.max_message_bytes (128KiB) "
-            "so one message always fits");
+            "so one message always fits (in config)");
   // Port 0 on both listeners is fine: each gets its own free port.
   EXPECT_NO_THROW(from_text(R"({"listen": "127.0.0.1:0", "admin": {"listen": "127.0.0.1:0"}})"));
 }
@@ -271,7 +351,7 @@ TEST(ConfigRoutes, MistakesNameTheKey) {
                                         "integrations": {"backend": {"type": "echo"}}})");
       }),
       "routes.$default.integration: unknown integration \"backnd\"; did you mean \"backend\"? "
-      "(define it under integrations)");
+      "(define it under integrations) (in config)");
   EXPECT_EQ(
       error_of([] { from_text(R"({"routes": {"$custom": {"integration": "echo"}}})"); }),
       "routes.$custom: custom route keys must not start with '$' (only $connect, $disconnect and "
@@ -285,10 +365,11 @@ TEST(ConfigRoutes, MistakesNameTheKey) {
             "routes.a.integraton: unknown key; did you mean 'routes.a.integration'? (in config)");
   EXPECT_EQ(error_of([] { from_text(R"({"integrations": {"b": {"type": "http"}}})"); }),
             "integrations.b.url: required for an http integration (in config)");
-  EXPECT_EQ(
-      error_of(
-          [] { from_text(R"({"integrations": {"b": {"type": "http", "url": "ftp://x/y"}}})"); }),
-      "integrations.b.url: expected an http:// or https:// URL, got \"ftp://x/y\" (in config)");
+  EXPECT_EQ(error_of([] {
+              from_text(R"({"integrations": {"b": {"type": "http", "url": "ftp://x/y"}}})");
+            }),
+            "integrations.b.url: expected an http:// or https:// URL such as "
+            "\"http://backend:9000/events\", got \"ftp://x/y\" (in config)");
   EXPECT_EQ(
       error_of([] {
         from_text(
@@ -307,10 +388,11 @@ TEST(ConfigRoutes, MistakesNameTheKey) {
   EXPECT_EQ(
       error_of([] { from_text(R"({"routing": {"selection_expression": "$default"}})"); }),
       "routing.selection_expression: a '$' must start ${request.body.<path>} (or be the whole "
-      "$request.body.<path>); write \\$ for a literal dollar sign");
+      "$request.body.<path>); write \\$ for a literal dollar sign (in config)");
   EXPECT_EQ(
       error_of([] { from_text(R"({"http": {"trusted_proxies": ["10.0.0.0/40"]}})"); }),
-      "http.trusted_proxies: \"10.0.0.0/40\" is not an address or CIDR range such as 10.0.0.0/8");
+      "http.trusted_proxies: \"10.0.0.0/40\" is not an address or CIDR range such as 10.0.0.0/8 "
+      "(in config)");
 }
 
 TEST(ConfigRoutes, FromTheEnvironmentAsJson) {

@@ -10,11 +10,11 @@ import net from 'node:net';
 export const HERALD_BIN = process.env.HERALD_BIN;
 if (!HERALD_BIN) throw new Error('HERALD_BIN is not set (run the tests through ctest or ./scripts/test)');
 
-// The environment herald runs with: ours, minus the harness's own variable.
+// The environment herald runs with: ours without any HERALD_* variable (the harness's own, such
+// as HERALD_BIN or HERALD_ARTIFACTS, would be unknown settings to herald), plus `extra`.
 function childEnv(extra) {
-  const env = { ...process.env, ...extra };
-  delete env.HERALD_BIN;
-  return env;
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HERALD_')));
+  return { ...env, ...extra };
 }
 
 const isObject = (v) => v && typeof v === 'object' && !Array.isArray(v);

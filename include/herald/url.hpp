@@ -1,0 +1,22 @@
+// http:// and https:// URLs of backends (integrations), parsed once at start-up: socket-free, so
+// the configuration checks them with the same parser the HTTP client uses.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace herald {
+
+struct url_parts {
+  bool tls = false;
+  std::string host;    // a name or an address (IPv6 without brackets)
+  std::string port;    // "80" / "443" when the URL names none
+  std::string target;  // path and query, "/" at least
+  std::string host_header;
+};
+
+// http(s)://host[:port][/path][?query]; nullopt when malformed (no host, user info, a bad port).
+std::optional<url_parts> parse_url(std::string_view url);
+
+}  // namespace herald
