@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -246,12 +245,32 @@ struct applier {
 // Kubernetes injects these for a Service whose name starts with "herald" (HERALD_PORT,
 // HERALD_SERVICE_HOST, HERALD_PORT_8080_TCP_ADDR, ...): they are not settings, and not typos.
 bool kubernetes_service_link(const std::string& name, const std::string& value) {
-  static const std::regex service(R"(HERALD(_[A-Z0-9]+)*_SERVICE_(HOST|PORT(_[A-Z0-9_]+)?))");
-  static const std::regex port(
-      R"(HERALD(_[A-Z0-9]+)*_PORT_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)");
-  static const std::regex port_url(R"((tcp|udp|sctp)://.+)");
-  if (std::regex_match(name, service) || std::regex_match(name, port)) return true;
-  return name.ends_with("_PORT") && std::regex_match(value, port_url);
+  const std::string_view n(name);
+  // <NAME>_SERVICE_HOST, <NAME>_SERVICE_PORT, <NAME>_SERVICE_PORT_<PORTNAME>
+  if (n.ends_with("_SERVICE_HOST")) return true;
+  if (const auto at = n.find("_SERVICE_PORT"); at != std::string_view::npos) {
+    const auto rest = n.substr(at + 13);
+    if (rest.empty() || rest.front() == '_') return true;
+  }
+  // <NAME>_PORT=tcp://10.0.0.1:8080
+  if (n.ends_with("_PORT") &&
+      (value.starts_with("tcp://") || value.starts_with("udp://") || value.starts_with("sctp://")))
+    return true;
+  // <NAME>_PORT_<port>_<TCP|UDP|SCTP>[_PROTO|_PORT|_ADDR]
+  for (auto at = n.find("_PORT_"); at != std::string_view::npos; at = n.find("_PORT_", at + 1)) {
+    std::string_view rest = n.substr(at + 6);
+    std::size_t digits = 0;
+    while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9')
+      ++digits;
+    if (digits == 0 || digits == rest.size() || rest[digits] != '_') continue;
+    rest.remove_prefix(digits + 1);
+    for (const std::string_view proto : {"TCP", "UDP", "SCTP"}) {
+      if (!rest.starts_with(proto)) continue;
+      const auto tail = rest.substr(proto.size());
+      if (tail.empty() || tail == "_PROTO" || tail == "_PORT" || tail == "_ADDR") return true;
+    }
+  }
+  return false;
 }
 
 std::string read_file(const std::string& path) {
