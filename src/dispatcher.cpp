@@ -331,6 +331,7 @@ void dispatcher::unsubscribe(connection& conn, std::string_view channel) {
 }
 
 void dispatcher::channel_counts(
+    const std::string& only,
     std::function<void(std::vector<std::pair<std::string, std::size_t>>)> done) const {
   struct gather {
     std::mutex mutex;
@@ -338,14 +339,23 @@ void dispatcher::channel_counts(
     std::size_t pending = 0;
     std::function<void(std::vector<std::pair<std::string, std::size_t>>)> done;
   };
+  // One channel: only the workers the channel mask names (every worker past 64 of them).
+  const bool every = only.empty() || workers_.size() > 64;
+  const std::uint64_t mask = every ? 0 : channel_workers_.of(only);
   auto g = std::make_shared<gather>();
-  g->pending = workers_.size();
+  g->pending = every ? workers_.size() : static_cast<std::size_t>(std::popcount(mask));
   g->done = std::move(done);
+  if (g->pending == 0) return g->done({});
   for (unsigned i = 0; i < workers_.size(); ++i) {
-    post_(i, [this, g, i] {
+    if (!every && (mask >> i & 1) == 0) continue;
+    post_(i, [this, g, i, only] {
       std::vector<std::pair<std::string, std::size_t>> mine;
-      workers_[i]->topics.for_each_channel(
-          [&mine](const std::string& name, std::size_t n) { mine.emplace_back(name, n); });
+      if (only.empty()) {
+        workers_[i]->topics.for_each_channel(
+            [&mine](const std::string& name, std::size_t n) { mine.emplace_back(name, n); });
+      } else if (const auto n = workers_[i]->topics.subscribers(only).size(); n != 0) {
+        mine.emplace_back(only, n);
+      }
       std::unique_lock lock(g->mutex);
       for (auto& [name, n] : mine)
         g->counts[name] += n;

@@ -128,8 +128,8 @@ class backplane {
                              std::function<void(bool, std::string)> done) = 0;
 
   // ---- the cluster, for operators ----
-  // What this node reports about itself in its liveness entry (JSON text); called on the
-  // backplane's own thread. Set once, before start().
+  // What this node reports about itself in its liveness entry (the text of a JSON object);
+  // called on the backplane's own thread. Set once, before start().
   virtual void set_node_summary(std::function<std::string()> summary) { (void)summary; }
   // The live nodes (this one included) with their last report; none on a single node.
   // `done` on any thread.

@@ -133,8 +133,10 @@ class dispatcher {
   void deliver_from_cluster(publication p);
 
   // Channels with subscribers on this node and how many (summed over the workers), in no
-  // particular order. Asks every worker; `done` runs once, on the last one to answer.
+  // particular order; only `only` when it is not empty (then asking just the workers that hold
+  // subscribers of it). `done` runs once, on the last worker to answer (at once if none).
   void channel_counts(
+      const std::string& only,
       std::function<void(std::vector<std::pair<std::string, std::size_t>>)> done) const;
 
   const dispatcher_metrics& metrics(unsigned worker) const;

@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 
 #include <openssl/crypto.h>
 #include <nlohmann/json.hpp>
@@ -68,11 +68,9 @@ std::optional<std::size_t> query_count(std::string_view target, std::string_view
                                        std::size_t fallback, std::size_t min, std::size_t max) {
   const std::string text = query_value(target, name);
   if (text.empty()) return fallback;
-  std::size_t v = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size() || v < min || v > max)
-    return std::nullopt;
-  return v;
+  const auto v = parse_offset(text);  // the one parser of counts and offsets from outside
+  if (!v || *v < min || *v > max) return std::nullopt;
+  return static_cast<std::size_t>(*v);
 }
 
 namespace {
@@ -338,22 +336,19 @@ void admin_api::channel_history(const http_request& req, std::string_view channe
   if (!rule)
     return done(herald_error(http::status::not_found, "no_history",
                              "this channel keeps no history (see history.rules)"));
-  const auto number = [&](const char* name, std::optional<std::uint64_t>& out) {
-    const std::string v = query_value(target, name);
-    if (v.empty()) return true;
-    out = parse_offset(v);
-    return out.has_value();
-  };
-  std::optional<std::uint64_t> since, limit;
-  if (!number("since", since))
+  const std::size_t max_page = ctx_.cfg.history.max_page;
+  const auto since = query_count(target, "since", 0, 0, std::numeric_limits<std::size_t>::max());
+  if (!since)
     return done(herald_error(http::status::bad_request, "bad_request", "since must be an offset"));
-  if (!number("limit", limit) || (limit && (*limit == 0 || *limit > ctx_.cfg.history.max_page)))
+  const auto limit =
+      query_count(target, "limit", std::min<std::size_t>(100, max_page), 1, max_page);
+  if (!limit)
     return done(herald_error(http::status::bad_request, "bad_request",
-                             "limit must be 1 to " + std::to_string(ctx_.cfg.history.max_page)));
+                             "limit must be 1 to " + std::to_string(max_page)));
   history_query q;
   q.channel = channel;
-  q.since = since.value_or(0);
-  q.limit = limit.value_or(std::min<std::size_t>(100, ctx_.cfg.history.max_page));
+  q.since = *since;
+  q.limit = *limit;
   const std::string epoch = query_value(target, "epoch");
   ctx_.cluster->read_history(
       q, *rule, 0,

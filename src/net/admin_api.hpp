@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "herald/backplane.hpp"
 #include "herald/dispatcher.hpp"
 #include "herald/router.hpp"
@@ -35,8 +37,8 @@ class admin_api final : public http_handler {
 
   // The /metrics body.
   std::string render_metrics() const;
-  // What this node says about itself (GET /v1/node without readiness; also published in its
-  // liveness entry for the cluster view): id, version, start, connections, counters.
+  // What this node says about itself, as JSON text (published in its liveness entry for the
+  // cluster view): id, version, start, connections, counters.
   std::string node_summary() const;
 
  private:
@@ -78,6 +80,7 @@ class admin_api final : public http_handler {
                        const http_responder& respond);
   void channel_presence(std::string_view channel, const http_responder& respond);
   // The console's views (admin_overview.cpp).
+  nlohmann::json summary_document() const;  // node_summary() before it is text
   void get_node(const http_responder& respond);
   void list_nodes(const http_responder& respond);
   void list_channels(const http_request& req, const http_responder& respond);

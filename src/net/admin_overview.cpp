@@ -17,6 +17,10 @@ namespace herald::net {
 using nlohmann::json;
 
 std::string admin_api::node_summary() const {
+  return summary_document().dump();
+}
+
+json admin_api::summary_document() const {
   std::uint64_t in = 0, out = 0, opened = 0, dropped = 0, throttled = 0, slow = 0, rejected = 0;
   for (const auto& w : ctx_.workers) {
     const auto& m = w->metrics();
@@ -35,27 +39,26 @@ std::string admin_api::node_summary() const {
     publications += channels_.metrics(w).publications.value();
   }
   const system_time_ms now = now_ms();
-  const json body = {{"nodeId", ctx_.cfg.node_id},
-                     {"version", herald::version},
-                     {"startedAt", iso8601(started_)},
-                     {"uptimeSeconds", (now - started_) / 1000},
-                     {"connections", ctx_.registry.size()},
-                     {"counters",
-                      {{"messagesIn", in},
-                       {"messagesOut", out},
-                       {"deliveries", deliveries},
-                       {"publications", publications},
-                       {"connectionsOpened", opened},
-                       {"sendQueueDropped", dropped},
-                       {"throttled", throttled},
-                       {"slowConsumerCloses", slow},
-                       {"handshakesRejected", rejected}}},
-                     {"at", now}};
-  return body.dump();
+  return {{"nodeId", ctx_.cfg.node_id},
+          {"version", herald::version},
+          {"startedAt", iso8601(started_)},
+          {"uptimeSeconds", (now - started_) / 1000},
+          {"connections", ctx_.registry.size()},
+          {"counters",
+           {{"messagesIn", in},
+            {"messagesOut", out},
+            {"deliveries", deliveries},
+            {"publications", publications},
+            {"connectionsOpened", opened},
+            {"sendQueueDropped", dropped},
+            {"throttled", throttled},
+            {"slowConsumerCloses", slow},
+            {"handshakesRejected", rejected}}},
+          {"at", now}};
 }
 
 void admin_api::get_node(const http_responder& done) {
-  json body = parse_json(node_summary(), max_json_max_depth);
+  json body = summary_document();
   const auto reasons = readiness_reasons(ctx_);
   body["ready"] = reasons.empty();
   body["reasons"] = reasons;
@@ -75,7 +78,8 @@ void admin_api::list_nodes(const http_responder& done) {
     for (const auto& e : entries) {
       // This node's own figures are read now, not from its last refresh.
       const bool self = e.node == ctx_.cfg.node_id;
-      json n = parse_json(self ? node_summary() : e.summary_json, ctx_.cfg.limits.json_max_depth);
+      json n =
+          self ? summary_document() : parse_json(e.summary_json, ctx_.cfg.limits.json_max_depth);
       if (!n.is_object()) n = json::object();
       n["nodeId"] = e.node;
       n["self"] = self;
@@ -85,7 +89,7 @@ void admin_api::list_nodes(const http_responder& done) {
     }
     if (!self_listed) {
       // A single node, or this one not (yet) registered in Redis.
-      json n = parse_json(node_summary(), max_json_max_depth);
+      json n = summary_document();
       n["self"] = true;
       n["refreshedAt"] = iso8601(now_ms());
       nodes.push_back(std::move(n));
@@ -104,8 +108,8 @@ void admin_api::list_channels(const http_request& req, const http_responder& don
     return done(json_error(http::status::bad_request, "bad_request",
                            "limit must be 1 to 1000 and offset a non-negative integer"));
   const std::string q = query_value(req.target(), "q");
-  channels_.channel_counts([this, done, limit = *limit, offset = *offset,
-                            q](std::vector<std::pair<std::string, std::size_t>> counts) {
+  channels_.channel_counts({}, [this, done, limit = *limit, offset = *offset,
+                                q](std::vector<std::pair<std::string, std::size_t>> counts) {
     // The inbox's internal names are not channels anyone subscribes to by name.
     std::erase_if(counts, [&q](const auto& c) {
       return c.first.starts_with(inbox_prefix) ||
@@ -133,11 +137,8 @@ void admin_api::list_channels(const http_request& req, const http_responder& don
 void admin_api::get_channel(std::string_view channel_text, const http_responder& done) {
   const std::string channel(channel_text);
   channels_.channel_counts(
-      [this, done, channel](std::vector<std::pair<std::string, std::size_t>> counts) {
-        std::size_t subscribers = 0;
-        for (const auto& [name, n] : counts) {
-          if (name == channel) subscribers = n;
-        }
+      channel, [this, done, channel](std::vector<std::pair<std::string, std::size_t>> counts) {
+        const std::size_t subscribers = counts.empty() ? 0 : counts.front().second;
         json body = {{"channel", channel},
                      {"subscribers", subscribers},
                      {"presence", find_presence_rule(ctx_.cfg, channel) != nullptr}};

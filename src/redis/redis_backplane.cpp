@@ -468,9 +468,7 @@ class redis_backplane final : public backplane {
       std::lock_guard lock(status_mutex_);
       s = status_;
     }
-    s.outage_seconds = static_cast<double>(outage_ms_.load()) / 1000.0;
-    if (const auto since = down_since_ms_.load(); since != 0)
-      s.outage_seconds += static_cast<double>(now_ms() - since) / 1000.0;
+    s.outage_seconds = outage_seconds();
     return s;
   }
 
@@ -531,10 +529,7 @@ class redis_backplane final : public backplane {
     out.family("herald_backplane_reconnects_total", "counter", "Redis connections re-established");
     out.sample("herald_backplane_reconnects_total", {}, reconnects_.load());
     out.family("herald_backplane_outage_seconds_total", "counter", "Time the backplane was down");
-    double outage = static_cast<double>(outage_ms_.load()) / 1000.0;
-    if (const auto since = down_since_ms_.load(); since != 0)
-      outage += static_cast<double>(now_ms() - since) / 1000.0;
-    out.sample("herald_backplane_outage_seconds_total", {}, outage);
+    out.sample("herald_backplane_outage_seconds_total", {}, outage_seconds());
     out.family("herald_backplane_published_total", "counter", "Publications forwarded to Redis");
     out.sample("herald_backplane_published_total", {}, published_.load());
     out.family("herald_backplane_not_forwarded_total", "counter",
@@ -613,6 +608,14 @@ class redis_backplane final : public backplane {
     std::function<void(remote_result)> done;
     std::shared_ptr<asio::steady_timer> timer;
   };
+
+  // Time down in all: the finished outages, and the current one if the backplane is down now.
+  double outage_seconds() const {
+    double seconds = static_cast<double>(outage_ms_.load()) / 1000.0;
+    if (const auto since = down_since_ms_.load(); since != 0)
+      seconds += static_cast<double>(now_ms() - since) / 1000.0;
+    return seconds;
+  }
 
   std::string node_channel(const std::string& node) const { return prefix_ + "node:" + node; }
   std::string alive_key(const std::string& node) const {
@@ -1323,14 +1326,14 @@ class redis_backplane final : public backplane {
   // <prefix>:nodes (a sorted set by refresh time: the live nodes without a SCAN).
   void refresh_alive() {
     const auto now = now_ms();
-    json info = {{"node", node_}, {"connections", registry_.size()}, {"at", now}};
+    std::string info = json{{"node", node_}, {"connections", registry_.size()}, {"at", now}}.dump();
     if (summary_) {
-      json s = parse_json(summary_(), cfg_.limits.json_max_depth);
-      if (s.is_object()) info["summary"] = std::move(s);
+      // The node's own report is already a JSON object: spliced in, not parsed again.
+      info.pop_back();
+      info += R"(,"summary":)" + summary_() + "}";
     }
-    cmd_->command(
-        {"SET", alive_key(node_), info.dump(), "PX", std::to_string(rc_.node_ttl.count())},
-        [](reply_view) {});
+    cmd_->command({"SET", alive_key(node_), info, "PX", std::to_string(rc_.node_ttl.count())},
+                  [](reply_view) {});
     cmd_->command({"ZADD", nodes_key(), std::to_string(now), node_}, [](reply_view) {});
     // Nodes that stopped refreshing long ago (crashed) leave the set.
     cmd_->command(
