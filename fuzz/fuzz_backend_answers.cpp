@@ -2,9 +2,9 @@
 // authorizer's policy. The first byte picks the status.
 #include <string>
 
-#include "herald/auth.hpp"
-#include "herald/integration.hpp"
-#include "herald/json_input.hpp"
+#include "herald/auth/authenticator.hpp"
+#include "herald/common/json_input.hpp"
+#include "herald/integrations/integration.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace herald;

@@ -3,11 +3,11 @@
 #include <string>
 
 #include "fuzz_input.hpp"
-#include "herald/auth.hpp"
-#include "herald/cidr.hpp"
-#include "herald/event.hpp"
-#include "herald/static_path.hpp"
-#include "herald/upgrade_guard.hpp"
+#include "herald/auth/authenticator.hpp"
+#include "herald/auth/upgrade_guard.hpp"
+#include "herald/common/cidr.hpp"
+#include "herald/net/static_path.hpp"
+#include "herald/routing/event.hpp"
 #include "herald/ws/handshake.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -4,10 +4,10 @@
 // recursed over such a document would overflow the stack; every one must refuse it instead.
 #include <string>
 
-#include "herald/auth.hpp"
-#include "herald/integration.hpp"
-#include "herald/json_input.hpp"
-#include "herald/route_selector.hpp"
+#include "herald/auth/authenticator.hpp"
+#include "herald/common/json_input.hpp"
+#include "herald/integrations/integration.hpp"
+#include "herald/routing/route_selector.hpp"
 #include "redis/payload.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

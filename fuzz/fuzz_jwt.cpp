@@ -4,7 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "herald/jwt.hpp"
+#include "herald/auth/jwt.hpp"
 
 namespace {
 

@@ -1,7 +1,7 @@
 // Anything published on a Herald channel in Redis (other nodes, or backends using PUBLISH).
 #include <string>
 
-#include "herald/json_input.hpp"
+#include "herald/common/json_input.hpp"
 #include "redis/payload.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -1,8 +1,8 @@
 // Route selection over a client's message body, with the expressions users write.
 #include <string>
 
-#include "herald/json_input.hpp"
-#include "herald/route_selector.hpp"
+#include "herald/common/json_input.hpp"
+#include "herald/routing/route_selector.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using herald::route_selector;

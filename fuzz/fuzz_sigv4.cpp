@@ -2,7 +2,7 @@
 #include <string>
 
 #include "fuzz_input.hpp"
-#include "herald/sigv4.hpp"
+#include "herald/auth/sigv4.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace herald;

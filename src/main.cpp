@@ -5,10 +5,11 @@
 #include <string>
 #include <vector>
 
-#include "herald/cli.hpp"
-#include "herald/config.hpp"
-#include "herald/log.hpp"
-#include "herald/server.hpp"
+#include "herald/common/log.hpp"
+#include "herald/config/cli.hpp"
+#include "herald/config/config.hpp"
+#include "herald/server/server.hpp"
+#include "herald/server/startup.hpp"
 #include "herald/version.hpp"
 
 extern char** environ;
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     cfg = load_config({opts.config_path, {}, herald_environment(environ), opts.overrides});
+    check_components(cfg);
   } catch (const config_error& e) {
     std::fprintf(stderr, "herald: configuration error: %s\n", e.what());
     return 2;

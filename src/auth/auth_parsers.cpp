@@ -1,10 +1,10 @@
 // The parts of authentication that read untrusted bytes (request headers, query strings, an
 // authorizer's answer), socket-free so unit tests and the fuzzer drive them.
-#include "herald/auth.hpp"
-#include "herald/channel_policy.hpp"
-#include "herald/integration.hpp"
-#include "herald/json_input.hpp"
-#include "herald/text.hpp"
+#include "herald/auth/authenticator.hpp"
+#include "herald/common/json_input.hpp"
+#include "herald/common/text.hpp"
+#include "herald/delivery/channel_policy.hpp"
+#include "herald/integrations/integration.hpp"
 
 namespace herald {
 namespace {

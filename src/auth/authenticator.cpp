@@ -2,12 +2,12 @@
 #include <fstream>
 #include <sstream>
 
-#include "herald/auth.hpp"
-#include "herald/channel_policy.hpp"
-#include "herald/connection_id.hpp"
-#include "herald/integration.hpp"
-#include "herald/log.hpp"
-#include "herald/text.hpp"
+#include "herald/auth/authenticator.hpp"
+#include "herald/common/log.hpp"
+#include "herald/common/text.hpp"
+#include "herald/delivery/channel_policy.hpp"
+#include "herald/delivery/connection_id.hpp"
+#include "herald/integrations/integration.hpp"
 
 namespace herald {
 namespace {

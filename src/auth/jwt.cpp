@@ -1,4 +1,4 @@
-#include "herald/jwt.hpp"
+#include "herald/auth/jwt.hpp"
 
 #include <array>
 #include <cstring>
@@ -15,7 +15,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "herald/json_input.hpp"
+#include "herald/common/json_input.hpp"
 
 namespace herald::jwt {
 namespace {

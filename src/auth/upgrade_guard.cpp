@@ -1,9 +1,9 @@
-#include "herald/upgrade_guard.hpp"
+#include "herald/auth/upgrade_guard.hpp"
 
 #include <algorithm>
 #include <cctype>
 
-#include "herald/channel_policy.hpp"
+#include "herald/delivery/channel_policy.hpp"
 
 namespace herald {
 

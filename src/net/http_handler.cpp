@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "herald/backplane.hpp"
+#include "herald/delivery/backplane.hpp"
 
 namespace herald::net {
 
@@ -28,8 +28,8 @@ std::vector<std::string> readiness_reasons(const server_context& ctx) {
   std::vector<std::string> reasons;
   if (!ctx.listening.load()) reasons.emplace_back("starting");
   if (ctx.draining.load()) reasons.emplace_back("draining");
-  if (ctx.cluster && ctx.cfg.redis.required_for_readiness) {
-    if (auto s = ctx.cluster->status(); !s.up) reasons.push_back(std::move(s.reason));
+  if (ctx.backplane_down) {
+    if (auto why = ctx.backplane_down(); !why.empty()) reasons.push_back(std::move(why));
   }
   return reasons;
 }

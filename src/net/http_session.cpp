@@ -17,9 +17,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include "herald/auth.hpp"
-#include "herald/router.hpp"
-#include "herald/upgrade_guard.hpp"
+#include "herald/auth/authenticator.hpp"
+#include "herald/auth/upgrade_guard.hpp"
+#include "herald/routing/router.hpp"
 #include "herald/ws/handshake.hpp"
 #include "net/http_handler.hpp"
 #include "net/tls_context.hpp"

@@ -7,7 +7,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
-#include "herald/config.hpp"
+#include "herald/config/config.hpp"
 #include "net/net.hpp"
 
 namespace herald::net {

@@ -4,22 +4,22 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
 
-#include "herald/cidr.hpp"
-#include "herald/config.hpp"
-#include "herald/connection.hpp"
-#include "herald/connection_registry.hpp"
-#include "herald/log.hpp"
+#include "herald/common/cidr.hpp"
+#include "herald/common/log.hpp"
+#include "herald/config/config.hpp"
+#include "herald/delivery/connection.hpp"
+#include "herald/delivery/connection_registry.hpp"
 
 namespace herald {
 class authenticator;
 class ip_limiter;
 class connect_handler;
-class backplane;
 }  // namespace herald
 
 namespace herald::net {
@@ -79,12 +79,13 @@ struct server_context {
   connect_handler* connect_hook = nullptr;  // $connect, consulted before an upgrade is accepted
   authenticator* auth = nullptr;            // JWT / REQUEST authorizer, before $connect
   ip_limiter* ip_limits = nullptr;          // websocket.per_ip (null when off)
-  backplane* cluster = nullptr;             // for readiness (redis.required_for_readiness)
-  std::vector<cidr> trusted_proxies;        // http.trusted_proxies
-  std::atomic<bool> listening{false};       // listeners bound and accepting
-  std::atomic<bool> draining{false};        // shutting down: /readyz says 503
-  std::atomic<bool> closing{false};         // drain under way: refuse upgrades, close new sessions
-  std::atomic<std::size_t> admitted{0};     // upgrades admitted and not yet finished
+  // Why the node cannot serve because of its backplane (redis.required_for_readiness), or empty.
+  std::function<std::string()> backplane_down;
+  std::vector<cidr> trusted_proxies;     // http.trusted_proxies
+  std::atomic<bool> listening{false};    // listeners bound and accepting
+  std::atomic<bool> draining{false};     // shutting down: /readyz says 503
+  std::atomic<bool> closing{false};      // drain under way: refuse upgrades, close new sessions
+  std::atomic<std::size_t> admitted{0};  // upgrades admitted and not yet finished
   // WebSocket connections this node takes: websocket.max_connections, lowered to what the
   // descriptor limit allows after a reserve (health checks, Redis, backends, the 503 answers).
   std::size_t connection_limit = 0;

@@ -5,7 +5,7 @@
 #include <iterator>
 #include <system_error>
 
-#include "herald/static_path.hpp"
+#include "herald/net/static_path.hpp"
 
 namespace herald::net {
 namespace {

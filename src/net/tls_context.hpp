@@ -6,7 +6,7 @@
 #include <memory>
 #include <mutex>
 
-#include "herald/config.hpp"
+#include "herald/config/config.hpp"
 #include "net/net.hpp"
 
 namespace herald::net {

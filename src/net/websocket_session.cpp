@@ -17,6 +17,7 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 
+#include "herald/protocol/client_frames.hpp"
 #include "herald/ws/handshake.hpp"
 #include "net/server_context.hpp"
 #include "net/worker.hpp"
@@ -259,7 +260,7 @@ class websocket_session final : public websocket_session_base {
                      {"rate", ctx_.cfg.websocket.rate_limit.messages_per_second}});
     }
     enqueue_data(std::make_shared<const std::string>(
-                     error_frame("Too many requests", id().view(), make_request_id())),
+                     protocol::gateway_error("Too many requests", id().view(), make_request_id())),
                  false);
     if (max > 0 && violations_ >= max)
       start_close(cc::policy_violation, "rate limit exceeded", true);

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "herald/connection.hpp"
+#include "herald/delivery/connection.hpp"
 #include "herald/ws/frame.hpp"
 #include "net/net.hpp"
 #include "net/server_context.hpp"

@@ -17,8 +17,8 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "herald/metrics.hpp"
-#include "mailbox.hpp"
+#include "herald/common/metrics.hpp"
+#include "net/mailbox.hpp"
 #include "net/net.hpp"
 #include "net/server_context.hpp"
 

@@ -16,8 +16,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
-#include "herald/event.hpp"
-#include "herald/json_input.hpp"
+#include "herald/common/json_input.hpp"
+#include "herald/routing/event.hpp"
 #include "herald/ws/handshake.hpp"
 #include "herald/ws/utf8.hpp"
 #include "redis/redis_connection.hpp"
@@ -37,13 +37,13 @@ using ms = std::chrono::milliseconds;
 
 class redis_backplane final : public backplane {
  public:
-  redis_backplane(const config& cfg, logger& log, connection_registry& registry,
-                  dispatcher& channels, worker_poster post)
+  redis_backplane(const config& cfg, logger& log, connection_registry& registry, delivery deliver,
+                  worker_poster post)
       : cfg_(cfg),
         rc_(cfg.redis),
         log_(log),
         registry_(registry),
-        channels_(channels),
+        deliver_(std::move(deliver)),
         post_(std::move(post)),
         node_(cfg.node_id),
         prefix_(cfg.redis.key_prefix + ":"),
@@ -270,7 +270,7 @@ class redis_backplane final : public backplane {
     });
   }
 
-  void close_user(const std::string& user, std::uint16_t code, std::string reason) override {
+  bool close_user(const std::string& user, std::uint16_t code, std::string reason) override {
     asio::post(ioc_, [this, user, code, reason = std::move(reason)] {
       const json op = {{"op", "close_user"},
                        {"user", user},
@@ -279,6 +279,7 @@ class redis_backplane final : public backplane {
                        {"origin", node_}};
       cmd_->command({"PUBLISH", prefix_ + "control", op.dump()}, [](reply_view) {});
     });
+    return status().up;
   }
 
   // ---- durable delivery ----
@@ -316,6 +317,7 @@ class redis_backplane final : public backplane {
               return done(std::move(out));
             }
             out.ok = true;
+            out.forwarded = true;  // stored in Redis and published to every node
             out.offset = static_cast<std::uint64_t>(r->element[0]->integer);
             out.epoch = reply_text(r->element[1]);
             out.duplicate = r->element[2]->integer == 1;
@@ -468,6 +470,7 @@ class redis_backplane final : public backplane {
       std::lock_guard lock(status_mutex_);
       s = status_;
     }
+    s.kind = "redis";
     s.outage_seconds = outage_seconds();
     return s;
   }
@@ -810,7 +813,8 @@ class redis_backplane final : public backplane {
 
   void set_down(std::string reason) {
     std::lock_guard lock(status_mutex_);
-    status_ = {false, std::move(reason)};
+    status_.up = false;
+    status_.reason = std::move(reason);
   }
 
   void update_status() {
@@ -985,12 +989,12 @@ class redis_backplane final : public backplane {
       auto ev = publication::presence_event(std::move(p.target), std::move(in.event),
                                             std::move(in.data_json));
       ev.exclude = std::move(in.exclude);
-      return channels_.deliver_from_cluster(std::move(ev));
+      return deliver_(std::move(ev));
     }
     auto built = publication::message(p.kind, std::move(p.target), std::move(in.data_json),
                                       std::move(in.id));
     built.exclude = std::move(in.exclude);
-    channels_.deliver_from_cluster(std::move(built));
+    deliver_(std::move(built));
   }
 
   // A publication from Redis that is not delivered. Logged at most once a second (a backend
@@ -1035,7 +1039,7 @@ class redis_backplane final : public backplane {
       s.positioned = true;
       s.epoch = p.epoch;
       s.last = p.offset;
-      return channels_.deliver_from_cluster(std::move(p));
+      return deliver_(std::move(p));
     }
     if (p.epoch != s.epoch) {
       if (!s.interrupted && p.offset == 1) {
@@ -1043,7 +1047,7 @@ class redis_backplane final : public backplane {
         // publication while subscribed throughout: nothing can have been missed.
         s.epoch = p.epoch;
         s.last = 1;
-        return channels_.deliver_from_cluster(std::move(p));
+        return deliver_(std::move(p));
       }
       // Anything else is read from the history: the fill sees the new epoch and decides.
       const std::string channel = p.target;
@@ -1056,7 +1060,7 @@ class redis_backplane final : public backplane {
     }
     if (p.offset == s.last + 1) {
       s.last = p.offset;
-      return channels_.deliver_from_cluster(std::move(p));
+      return deliver_(std::move(p));
     }
     const std::string channel = p.target;
     s.held.emplace(p.offset, std::move(p));
@@ -1127,8 +1131,8 @@ class redis_backplane final : public backplane {
         if (e.offset != st.last + 1) lost_.fetch_add(e.offset - st.last - 1);
         st.last = e.offset;
         ++n;
-        channels_.deliver_from_cluster(publication::stored(channel, std::move(e.data_json),
-                                                           std::move(e.id), e.offset, st.epoch));
+        deliver_(publication::stored(channel, std::move(e.data_json), std::move(e.id), e.offset,
+                                     st.epoch));
       }
       // The history is the one we followed, and we have all of it up to here.
       st.interrupted = false;
@@ -1157,7 +1161,7 @@ class redis_backplane final : public backplane {
                                              {"resync", may_have_lost}});
     if (may_have_lost) {
       resyncs_.fetch_add(1, std::memory_order_relaxed);
-      channels_.deliver_from_cluster(publication::resync(
+      deliver_(publication::resync(
           channel, page.epoch, 0,
           "the channel's history was lost while this node could not follow it; messages "
           "published before it may be missing"));
@@ -1196,7 +1200,7 @@ class redis_backplane final : public backplane {
       s.positioned = true;
       s.epoch = p.epoch;
       s.last = offset;
-      channels_.deliver_from_cluster(std::move(p));
+      deliver_(std::move(p));
     }
   }
 
@@ -1391,7 +1395,7 @@ class redis_backplane final : public backplane {
   const redis_config& rc_;
   logger& log_;
   connection_registry& registry_;
-  dispatcher& channels_;
+  delivery deliver_;
   worker_poster post_;
   const std::string node_;
   const std::string prefix_;
@@ -1455,9 +1459,9 @@ class redis_backplane final : public backplane {
 }  // namespace
 
 std::unique_ptr<backplane> make_redis_backplane(const config& cfg, logger& log,
-                                                connection_registry& registry, dispatcher& channels,
+                                                connection_registry& registry, delivery deliver,
                                                 worker_poster post) {
-  return std::make_unique<redis_backplane>(cfg, log, registry, channels, std::move(post));
+  return std::make_unique<redis_backplane>(cfg, log, registry, std::move(deliver), std::move(post));
 }
 
 }  // namespace herald::redis

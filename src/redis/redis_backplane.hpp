@@ -9,18 +9,17 @@
 #include <cstdint>
 #include <memory>
 
-#include "herald/backplane.hpp"
-#include "herald/config.hpp"
-#include "herald/connection_registry.hpp"
-#include "herald/dispatcher.hpp"
-#include "herald/log.hpp"
+#include "herald/common/log.hpp"
+#include "herald/config/config.hpp"
+#include "herald/delivery/backplane.hpp"
+#include "herald/delivery/connection_registry.hpp"
 #include "redis/payload.hpp"
 
 namespace herald::redis {
 
 // Builds the backplane; start() connects (in the background: Redis may be down).
 std::unique_ptr<backplane> make_redis_backplane(const config& cfg, logger& log,
-                                                connection_registry& registry, dispatcher& channels,
+                                                connection_registry& registry, delivery deliver,
                                                 worker_poster post);
 
 }  // namespace herald::redis

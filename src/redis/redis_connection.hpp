@@ -23,7 +23,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "herald/redis_endpoint.hpp"
+#include "herald/redis/redis_endpoint.hpp"
 
 struct redisAsyncContext;
 struct redisReply;

@@ -1,4 +1,4 @@
-#include "herald/redis_endpoint.hpp"
+#include "herald/redis/redis_endpoint.hpp"
 
 #include <charconv>
 

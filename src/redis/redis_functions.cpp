@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "herald/history.hpp"
+#include "herald/delivery/history.hpp"
 
 namespace herald::redis {
 

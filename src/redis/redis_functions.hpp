@@ -17,7 +17,7 @@
 
 #include <string>
 
-#include "herald/config.hpp"
+#include "herald/config/config.hpp"
 
 namespace herald::redis {
 

@@ -1,6 +1,6 @@
 #include "herald/ws/handshake.hpp"
 
-#include "herald/text.hpp"
+#include "herald/common/text.hpp"
 
 #include <algorithm>
 #include <array>

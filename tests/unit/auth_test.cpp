@@ -9,9 +9,10 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#include "herald/auth.hpp"
-#include "herald/jwt.hpp"
-#include "herald/upgrade_guard.hpp"
+#include "herald/auth/authenticator.hpp"
+#include "herald/auth/jwt.hpp"
+#include "herald/auth/upgrade_guard.hpp"
+#include "herald/server/startup.hpp"
 
 namespace herald {
 namespace {
@@ -343,7 +344,7 @@ TEST(Auth, AuthorizerAnswers) {
 TEST(AuthConfig, BadKeysAndAuthorizersNameTheKey) {
   const auto error_of = [](const std::string& text) -> std::string {
     try {
-      load_config({"", text, {}, {}});
+      check_components(load_config({"", text, {}, {}}));
     } catch (const config_error& e) {
       return e.key();
     }

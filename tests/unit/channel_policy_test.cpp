@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "herald/channel_policy.hpp"
+#include "herald/delivery/channel_policy.hpp"
 
 namespace herald {
 namespace {

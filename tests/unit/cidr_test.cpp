@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "herald/cidr.hpp"
+#include "herald/common/cidr.hpp"
 
 namespace herald {
 namespace {

@@ -4,17 +4,25 @@
 
 #include <gtest/gtest.h>
 
-#include "config_schema.hpp"
-#include "herald/cli.hpp"
-#include "herald/config.hpp"
+#include "config/config_schema.hpp"
+#include "herald/config/cli.hpp"
+#include "herald/config/config.hpp"
+#include "herald/server/startup.hpp"
 
 namespace herald {
 namespace {
 
 using namespace std::chrono_literals;
 
+// What `herald --check-config` does: load (shapes), then the checks against the components.
+config load(const config_sources& sources) {
+  config cfg = load_config(sources);
+  check_components(cfg);
+  return cfg;
+}
+
 config from_text(const std::string& json) {
-  return load_config({"", json, {}, {}});
+  return load({"", json, {}, {}});
 }
 
 // The message of the config_error thrown by `fn`, or "" if none was thrown.
@@ -29,7 +37,7 @@ std::string error_of(Fn&& fn) {
 }
 
 TEST(ConfigDefaults, AreValidAndDocumented) {
-  const config cfg = load_config({});
+  const config cfg = load({});
   EXPECT_EQ(cfg.listen, (endpoint{"127.0.0.1", 8080}));
   EXPECT_EQ(cfg.admin.listen, (endpoint{"127.0.0.1", 8081}));
   EXPECT_EQ(cfg.websocket.max_message_bytes, 128u * 1024);
@@ -140,7 +148,7 @@ TEST(ConfigFile, SyntaxErrorsGiveLineAndColumn) {
 
 TEST(ConfigFile, MissingFileIsAnError) {
   EXPECT_NE(error_of([] {
-              load_config({"/nonexistent/herald.json", "", {}, {}});
+              load({"/nonexistent/herald.json", "", {}, {}});
             }).find("cannot read config file /nonexistent/herald.json"),
             std::string::npos);
 }
@@ -154,7 +162,7 @@ TEST(ConfigOverrides, EnvironmentThenFlagsWinOverFile) {
                      {"HERALD_ADMIN_ENABLED", "false"},
                      {"HERALD_THREADS", "4"}};
   src.flags = {{"websocket.idle-timeout", "3m"}, {"log-format", "json"}};
-  const config cfg = load_config(src);
+  const config cfg = load(src);
   EXPECT_EQ(cfg.listen.port, 2000);
   EXPECT_EQ(cfg.websocket.idle_timeout, 3min);
   EXPECT_EQ(cfg.websocket.subprotocols, (std::vector<std::string>{"a", "b", "c"}));
@@ -166,29 +174,29 @@ TEST(ConfigOverrides, EnvironmentThenFlagsWinOverFile) {
 TEST(ConfigOverrides, ListsAcceptJsonArraysFromText) {
   config_sources src;
   src.environment = {{"HERALD_WEBSOCKET_SUBPROTOCOLS", R"(["x.v1", "z"])"}};
-  EXPECT_EQ(load_config(src).websocket.subprotocols, (std::vector<std::string>{"x.v1", "z"}));
+  EXPECT_EQ(load(src).websocket.subprotocols, (std::vector<std::string>{"x.v1", "z"}));
 }
 
 TEST(ConfigOverrides, BadValuesNameTheVariableOrFlag) {
   config_sources env;
   env.environment = {{"HERALD_WEBSOCKET_IDLE_TIMEOUT", "soon"}};
-  EXPECT_EQ(error_of([&] { load_config(env); }),
+  EXPECT_EQ(error_of([&] { load(env); }),
             "websocket.idle_timeout: expected a duration such as \"250ms\", \"30s\", \"10m\" or "
             "\"2h\", got \"soon\" (in HERALD_WEBSOCKET_IDLE_TIMEOUT)");
   config_sources flag;
   flag.flags = {{"threads", "many"}};
-  EXPECT_EQ(error_of([&] { load_config(flag); }),
+  EXPECT_EQ(error_of([&] { load(flag); }),
             "threads: expected a non-negative integer, got \"many\" (in --threads)");
   config_sources unknown_flag;
   unknown_flag.flags = {{"log-formt", "json"}};
-  EXPECT_EQ(error_of([&] { load_config(unknown_flag); }),
+  EXPECT_EQ(error_of([&] { load(unknown_flag); }),
             "log-formt: unknown key (in --log-formt); did you mean 'log.format'?");
 }
 
 TEST(ConfigOverrides, UnknownEnvironmentVariablesAreErrorsButKubernetesServiceLinksAreNot) {
   config_sources typo;
   typo.environment = {{"HERALD_LISTN", "127.0.0.1:1"}};
-  EXPECT_EQ(error_of([&] { load_config(typo); }),
+  EXPECT_EQ(error_of([&] { load(typo); }),
             "HERALD_LISTN: not a Herald setting (in the environment); unset it, or did you mean "
             "HERALD_LISTEN?");
   // Kubernetes injects these for a Service named "herald" (or "herald-admin", ...).
@@ -203,26 +211,26 @@ TEST(ConfigOverrides, UnknownEnvironmentVariablesAreErrorsButKubernetesServiceLi
                      {"HERALD_PORT_8080_TCP_ADDR", "10.0.0.1"},
                      {"HERALD_ADMIN_PORT", "tcp://10.0.0.2:8081"},
                      {"HERALD_ADMIN_SERVICE_HOST", "10.0.0.2"}};
-  EXPECT_EQ(load_config(k8s).listen.port, 8080);
+  EXPECT_EQ(load(k8s).listen.port, 8080);
   // A *_PORT that is not a service link is still an error.
   config_sources port;
   port.environment = {{"HERALD_PORT", "9000"}};
-  EXPECT_NE(error_of([&] { load_config(port); }), "");
+  EXPECT_NE(error_of([&] { load(port); }), "");
 }
 
 TEST(ConfigOverrides, ErrorsFoundLaterSayWhereTheValueCameFrom) {
   config_sources env;
   env.environment = {{"HERALD_ADMIN_API_KEYS", "short"}};
-  EXPECT_EQ(error_of([&] { load_config(env); }),
+  EXPECT_EQ(error_of([&] { load(env); }),
             "admin.api_keys: keys must be at least 16 characters long (in HERALD_ADMIN_API_KEYS)");
   config_sources file;
   file.file_text = R"({"routes": {"$default": {"integration": "nope"}}})";
-  EXPECT_EQ(error_of([&] { load_config(file); }),
+  EXPECT_EQ(error_of([&] { load(file); }),
             "routes.$default.integration: unknown integration \"nope\" (define it under "
             "integrations) (in config)");
   config_sources flag;
   flag.flags = {{"listen", "300.1.1.1:8302"}};
-  EXPECT_EQ(error_of([&] { load_config(flag); }),
+  EXPECT_EQ(error_of([&] { load(flag); }),
             "listen: \"300.1.1.1\" is not an IP address (Herald listens on addresses, not names: "
             "0.0.0.0 or [::] for every interface, 127.0.0.1 for this machine only) (in --listen)");
 }
@@ -231,36 +239,33 @@ TEST(ConfigOverrides, PrintedConfigurationRoundTrips) {
   config_sources src;
   src.file_text =
       R"({"admin": {"api_keys": ["a-key-of-at-least-16-chars"]}, "log": {"level": "warning"}})";
-  const config cfg = load_config(src);
+  const config cfg = load(src);
   EXPECT_EQ(cfg.log.level, log_level::warn);
   // Redacted secrets are refused with a hint, not as "too short".
   config_sources redacted;
   redacted.file_text = dump_config(cfg);
   EXPECT_NE(redacted.file_text.find("<redacted>"), std::string::npos);
-  EXPECT_EQ(error_of([&] { load_config(redacted); }).find("admin.api_keys: holds the placeholder"),
-            0u);
+  EXPECT_EQ(error_of([&] { load(redacted); }).find("admin.api_keys: holds the placeholder"), 0u);
   config_sources shown;
   shown.file_text = dump_config(cfg, true);
-  EXPECT_EQ(load_config(shown).admin.api_keys, cfg.admin.api_keys);
+  EXPECT_EQ(load(shown).admin.api_keys, cfg.admin.api_keys);
   // JWT keys: the secret only.
   config_sources jwt;
   jwt.file_text = R"({"auth": {"jwt": {"keys": [{"kid": "k1", "alg": "HS256",
                      "secret": "0123456789abcdef0123456789abcdef"}]}}})";
-  const config with_jwt = load_config(jwt);
+  const config with_jwt = load(jwt);
   config_sources jwt_printed;
   jwt_printed.file_text = dump_config(with_jwt);
   EXPECT_NE(jwt_printed.file_text.find(R"("kid": "k1")"), std::string::npos);
   EXPECT_EQ(jwt_printed.file_text.find("0123456789abcdef"), std::string::npos);
-  EXPECT_EQ(
-      error_of([&] { load_config(jwt_printed); }).find("auth.jwt.keys: holds the placeholder"), 0u);
+  EXPECT_EQ(error_of([&] { load(jwt_printed); }).find("auth.jwt.keys: holds the placeholder"), 0u);
   jwt_printed.file_text = dump_config(with_jwt, true);
-  EXPECT_EQ(load_config(jwt_printed).auth.jwt.keys.at(0).secret,
-            with_jwt.auth.jwt.keys.at(0).secret);
+  EXPECT_EQ(load(jwt_printed).auth.jwt.keys.at(0).secret, with_jwt.auth.jwt.keys.at(0).secret);
   // A Redis URL shows everything but its password.
   config_sources redis;
   redis.file_text =
       R"({"backplane": "redis", "redis": {"url": "redis://app:s3cret@cache:6380/2"}})";
-  const std::string printed = dump_config(load_config(redis));
+  const std::string printed = dump_config(load(redis));
   EXPECT_NE(printed.find(R"("url": "redis://app:<redacted>@cache:6380/2")"), std::string::npos);
   EXPECT_EQ(printed.find("s3cret"), std::string::npos);
 }
@@ -306,7 +311,7 @@ TEST(ConfigValidation, CrossKeyRules) {
 }
 
 TEST(ConfigRoutes, DefaultIsATwoWayEcho) {
-  const config cfg = load_config({});
+  const config cfg = load({});
   ASSERT_EQ(cfg.routes.size(), 1u);
   EXPECT_EQ(cfg.routes[0].key, "$default");
   EXPECT_EQ(cfg.routes[0].integration, "echo");
@@ -400,10 +405,10 @@ TEST(ConfigRoutes, FromTheEnvironmentAsJson) {
   src.environment = {
       {"HERALD_ROUTES",
        R"({"$default": {"integration": "echo"}, "ping": {"integration": "echo", "response": true}})"}};
-  const config cfg = load_config(src);
+  const config cfg = load(src);
   EXPECT_EQ(cfg.routes.size(), 2u);
   src.environment = {{"HERALD_ROUTES", "not json"}};
-  EXPECT_EQ(error_of([&] { load_config(src); }),
+  EXPECT_EQ(error_of([&] { load(src); }),
             "routes: expected a JSON object, got \"not json\" (in HERALD_ROUTES)");
 }
 
@@ -492,7 +497,7 @@ TEST(ConfigSchema, ReferenceInDocsIsCurrent) {
 TEST(ConfigSchema, ShippedConfigFileIsValid) {
   const std::string text = read_source_file("config/herald.json");
   ASSERT_FALSE(text.empty());
-  EXPECT_NO_THROW(load_config({"", text, {}, {}}));
+  EXPECT_NO_THROW(load({"", text, {}, {}}));
 }
 
 TEST(Cli, ParsesActionsFlagsAndConfigPath) {

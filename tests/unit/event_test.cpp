@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "herald/event.hpp"
+#include "herald/routing/event.hpp"
 
 namespace herald {
 namespace {

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "herald/connection_id.hpp"
+#include "herald/delivery/connection_id.hpp"
 #include "herald/ws/handshake.hpp"
 
 namespace herald::ws {

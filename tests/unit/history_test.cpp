@@ -10,8 +10,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "herald/channel_policy.hpp"
-#include "herald/history.hpp"
+#include "herald/delivery/channel_policy.hpp"
+#include "herald/delivery/history.hpp"
 #include "redis/redis_functions.hpp"
 #include "support/redis_server.hpp"
 

@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "herald/json_input.hpp"
-#include "net/http_client.hpp"
-#include "net/http_integration.hpp"
+#include "herald/common/json_input.hpp"
+#include "integrations/http_client.hpp"
+#include "integrations/http_integration.hpp"
 
 namespace herald::net {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "herald/json_input.hpp"
+#include "herald/common/json_input.hpp"
 
 namespace herald {
 namespace {

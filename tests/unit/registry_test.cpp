@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "herald/connection_registry.hpp"
+#include "herald/delivery/connection_registry.hpp"
 
 namespace herald {
 namespace {

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "herald/json_input.hpp"
-#include "herald/route_selector.hpp"
+#include "herald/common/json_input.hpp"
+#include "herald/routing/route_selector.hpp"
 
 namespace herald {
 namespace {

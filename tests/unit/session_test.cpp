@@ -16,8 +16,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
-#include "herald/connection_registry.hpp"
-#include "herald/log.hpp"
+#include "herald/common/log.hpp"
+#include "herald/delivery/connection_registry.hpp"
 #include "herald/ws/frame.hpp"
 #include "net/server_context.hpp"
 #include "net/websocket_session.hpp"

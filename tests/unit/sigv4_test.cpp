@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "herald/sigv4.hpp"
+#include "herald/auth/sigv4.hpp"
 
 namespace herald {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "herald/static_path.hpp"
+#include "herald/net/static_path.hpp"
 
 using herald::static_content_type;
 using herald::static_file_path;

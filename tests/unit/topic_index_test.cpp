@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "herald/topic_index.hpp"
+#include "herald/delivery/topic_index.hpp"
 
 namespace herald {
 namespace {

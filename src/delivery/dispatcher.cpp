@@ -1,0 +1,470 @@
+#include "herald/delivery/dispatcher.hpp"
+
+#include <bit>
+#include <mutex>
+
+#include "herald/common/log.hpp"
+#include "herald/protocol/client_frames.hpp"
+
+namespace herald {
+
+namespace {
+
+std::string member_json(const connection& c) {
+  return protocol::member_info(c.id().view(), c.info().user_id);
+}
+
+}  // namespace
+
+// Where one subscriber of a history channel is: what it was sent last, and while it catches up
+// from the history, the live publications held back until the history is sent.
+struct dispatcher::cursor {
+  std::uint64_t offset = 0;
+  std::string epoch;
+  bool recovering = true;
+  bool overflow = false;
+  std::vector<std::shared_ptr<const publication>> held;
+};
+
+struct dispatcher::worker_state {
+  basic_topic_index<connection> topics;
+  // History channels: channel -> subscriber -> cursor.
+  std::unordered_map<std::string, std::unordered_map<connection*, cursor>> cursors;
+  std::vector<connection*> all;                        // every open connection on this worker
+  std::unordered_map<connection*, std::size_t> pos;    // index in `all`
+  std::unordered_map<std::string, std::size_t> users;  // user -> connections on this worker
+  dispatcher_metrics metrics;
+};
+
+dispatcher::dispatcher(const config& cfg, connection_registry& registry, backplane& cluster,
+                       unsigned workers, worker_poster post)
+    : cfg_(cfg),
+      registry_(registry),
+      cluster_(cluster),
+      post_(std::move(post)),
+      channel_workers_(workers) {
+  for (unsigned i = 0; i < workers; ++i)
+    workers_.push_back(std::make_unique<worker_state>());
+}
+
+dispatcher::~dispatcher() = default;
+
+const dispatcher_metrics& dispatcher::metrics(unsigned worker) const {
+  return workers_[worker]->metrics;
+}
+
+void dispatcher::on_open(connection& conn) {
+  auto& w = *workers_[conn.info().worker];
+  w.pos.emplace(&conn, w.all.size());
+  w.all.push_back(&conn);
+  const std::string& user = conn.info().user_id;
+  if (!user.empty() && w.users[user]++ == 0) cluster_.user_added(user);
+  cluster_.connection_opened(conn);
+}
+
+void dispatcher::on_close(connection& conn) {
+  auto& w = *workers_[conn.info().worker];
+  const std::size_t before = w.topics.subscription_count(&conn);
+  if (before != 0) {
+    for (const auto& channel : w.topics.channels_of(&conn))
+      leave(w, conn, channel);
+  }
+  w.topics.remove(&conn, [&](const std::string& channel) {
+    channel_workers_.remove(channel, conn.info().worker);
+    w.metrics.channels.add(-1);
+    cluster_.channel_removed(channel);
+  });
+  w.metrics.subscriptions.add(-static_cast<std::int64_t>(before));
+  const auto it = w.pos.find(&conn);
+  if (it == w.pos.end()) return;
+  const std::size_t i = it->second;
+  w.pos.erase(it);
+  if (i + 1 != w.all.size()) {
+    w.all[i] = w.all.back();
+    w.pos[w.all[i]] = i;
+  }
+  w.all.pop_back();
+  const std::string& user = conn.info().user_id;
+  if (!user.empty()) {
+    const auto u = w.users.find(user);
+    if (u != w.users.end() && --u->second == 0) {
+      w.users.erase(u);
+      cluster_.user_removed(user);
+    }
+  }
+  cluster_.connection_closed(conn);
+}
+
+void dispatcher::subscribe(connection& conn, std::string_view channel, subscribe_options opts,
+                           std::function<void(subscribe_result)> done) {
+  const auto status = [&done](subscribe_status s) {
+    subscribe_result r;
+    r.status = s;
+    done(std::move(r));
+  };
+  if (!is_inbox(channel) && check_channel_name(channel, cfg_.channels.max_name_length))
+    return status(subscribe_status::invalid_channel);
+  const unsigned worker = conn.info().worker;
+  auto& w = *workers_[worker];
+  const history_rule* rule = find_history_rule(cfg_, channel);
+  if (w.topics.subscribed(channel, &conn)) {
+    // Already subscribed: nothing is replayed again; the position is where the subscriber is.
+    subscribe_result r;
+    if (rule) {
+      const auto ch = w.cursors.find(std::string(channel));
+      if (ch != w.cursors.end()) {
+        if (const auto k = ch->second.find(&conn); k != ch->second.end()) {
+          r.history = true;
+          r.offset = k->second.offset;
+          r.epoch = k->second.epoch;
+        }
+      }
+    }
+    return done(std::move(r));
+  }
+  if (w.topics.subscription_count(&conn) >= cfg_.channels.max_per_connection)
+    return status(subscribe_status::too_many);
+  const auto change = w.topics.subscribe(channel, &conn);
+  w.metrics.subscriptions.add(1);
+  std::string name(channel);
+  if (rule) w.cursors[name].emplace(&conn, cursor{});
+  if (const presence_rule* pr = find_presence_rule(cfg_, channel)) {
+    cluster_.presence_join(name, conn);
+    if (pr->events) {
+      auto ev = publication::presence_event(name, "join", member_json(conn));
+      ev.exclude = std::string(conn.id().view());
+      publish(std::move(ev), [](publish_outcome) {});
+    }
+  }
+  auto go = [this, self = conn.shared_from_this(), name, rule, opts = std::move(opts),
+             done = std::move(done)]() mutable {
+    if (!rule) return done(subscribe_result{});
+    catch_up(self, name, *rule, std::move(opts), std::move(done));
+  };
+  if (!change.channel_edge) return go();
+  // The first subscriber on this worker: the cluster must start sending the channel here.
+  channel_workers_.add(name, worker);
+  w.metrics.channels.add(1);
+  cluster_.channel_added(name, worker, std::move(go));
+}
+
+// Reads the history (or only its position), answers the subscribe, sends what the subscriber
+// missed, then what arrived live meanwhile, skipping anything it already has.
+void dispatcher::catch_up(const std::shared_ptr<connection>& conn, const std::string& channel,
+                          const history_rule& rule, subscribe_options opts,
+                          std::function<void(subscribe_result)> done) {
+  history_query q;
+  q.channel = channel;
+  q.since = opts.since;
+  q.from_ack = opts.from_ack && !opts.since;
+  q.limit = recovery_limit();
+  const unsigned worker = conn->info().worker;
+  cluster_.read_history(
+      q, rule, worker,
+      [this, conn, channel, q, opts = std::move(opts), done = std::move(done)](history_page page) {
+        auto& w = *workers_[conn->info().worker];
+        subscribe_result r;
+        r.history = true;
+        cursor* found = nullptr;
+        if (const auto ch = w.cursors.find(channel); ch != w.cursors.end()) {
+          if (const auto k = ch->second.find(conn.get()); k != ch->second.end()) found = &k->second;
+        }
+        if (!found) return done(std::move(r));  // unsubscribed or closed since
+        cursor& cur = *found;
+        r.resumed = q.since.has_value() || q.from_ack;
+        std::vector<std::shared_ptr<const std::string>> replay;
+        if (!page.ok) {
+          // The history is out of reach: live from now on, and the client is told.
+          r.error = page.error.empty() ? "history unavailable" : page.error;
+          cur.offset = 0;
+          cur.epoch.clear();
+        } else {
+          r.offset = page.top;
+          r.epoch = page.epoch;
+          cur.offset = page.top;
+          cur.epoch = page.epoch;
+          if (r.resumed) {
+            r.recovered = history_continuous(page, opts.epoch, recovery_limit());
+            if (r.recovered) {
+              for (const auto& e : page.entries) {
+                replay.push_back(std::make_shared<const std::string>(protocol::message(
+                    display_channel(channel), e.data_json, e.id, e.offset, page.epoch)));
+              }
+            }
+          }
+        }
+        if (r.resumed) (r.recovered ? w.metrics.resumed : w.metrics.not_recovered).add();
+        done(std::move(r));
+        // The answer first, then the missed publications, then the held live ones.
+        for (auto& frame : replay)
+          conn->send(std::move(frame));
+        w.metrics.replayed.add(replay.size());
+        cur.recovering = false;
+        auto held = std::move(cur.held);
+        const bool overflow = cur.overflow;
+        for (const auto& p : held) {
+          if (p->event == "resync") {
+            w.metrics.resyncs.add();
+          } else if (p->epoch == cur.epoch && p->offset <= cur.offset) {
+            w.metrics.duplicates_skipped.add();
+            continue;
+          }
+          cur.offset = p->offset;
+          cur.epoch = p->epoch;
+          if (p->exclude.empty() || conn->id().view() != p->exclude)
+            conn->send(p->payload, p->binary);
+        }
+        if (overflow) {
+          // More arrived during the catch-up than may be held: the subscriber would miss some.
+          // Closing is explicit; the client resumes from its last offset.
+          w.metrics.recovery_overflows.add();
+          conn->close(1013, "subscription could not catch up; resume from the last offset");
+        }
+      });
+}
+
+void dispatcher::leave(worker_state& w, connection& conn, const std::string& channel) {
+  if (const auto ch = w.cursors.find(channel); ch != w.cursors.end()) {
+    ch->second.erase(&conn);
+    if (ch->second.empty()) w.cursors.erase(ch);
+  }
+  if (const presence_rule* pr = find_presence_rule(cfg_, channel)) {
+    cluster_.presence_leave(channel, conn);
+    if (pr->events) {
+      auto ev = publication::presence_event(channel, "leave", member_json(conn));
+      ev.exclude = std::string(conn.id().view());
+      publish(std::move(ev), [](publish_outcome) {});
+    }
+  }
+}
+
+void dispatcher::unsubscribe(connection& conn, std::string_view channel) {
+  auto& w = *workers_[conn.info().worker];
+  if (!w.topics.subscribed(channel, &conn)) return;
+  leave(w, conn, std::string(channel));
+  const auto change = w.topics.unsubscribe(channel, &conn);
+  if (!change.changed) return;
+  w.metrics.subscriptions.add(-1);
+  if (!change.channel_edge) return;
+  channel_workers_.remove(channel, conn.info().worker);
+  w.metrics.channels.add(-1);
+  cluster_.channel_removed(std::string(channel));
+}
+
+void dispatcher::channel_counts(
+    const std::string& only,
+    std::function<void(std::vector<std::pair<std::string, std::size_t>>)> done) const {
+  struct gather {
+    std::mutex mutex;
+    std::unordered_map<std::string, std::size_t> counts;
+    std::size_t pending = 0;
+    std::function<void(std::vector<std::pair<std::string, std::size_t>>)> done;
+  };
+  // One channel: only the workers the channel mask names (every worker past 64 of them).
+  const bool every = only.empty() || workers_.size() > 64;
+  const std::uint64_t mask = every ? 0 : channel_workers_.of(only);
+  auto g = std::make_shared<gather>();
+  g->pending = every ? workers_.size() : static_cast<std::size_t>(std::popcount(mask));
+  g->done = std::move(done);
+  if (g->pending == 0) return g->done({});
+  for (unsigned i = 0; i < workers_.size(); ++i) {
+    if (!every && (mask >> i & 1) == 0) continue;
+    post_(i, [this, g, i, only] {
+      std::vector<std::pair<std::string, std::size_t>> mine;
+      if (only.empty()) {
+        workers_[i]->topics.for_each_channel(
+            [&mine](const std::string& name, std::size_t n) { mine.emplace_back(name, n); });
+      } else if (const auto n = workers_[i]->topics.subscribers(only).size(); n != 0) {
+        mine.emplace_back(only, n);
+      }
+      std::unique_lock lock(g->mutex);
+      for (auto& [name, n] : mine)
+        g->counts[name] += n;
+      if (--g->pending != 0) return;
+      std::vector<std::pair<std::string, std::size_t>> out(g->counts.begin(), g->counts.end());
+      lock.unlock();
+      g->done(std::move(out));
+    });
+  }
+}
+
+std::vector<std::string> dispatcher::channels_of(const connection& conn) const {
+  return workers_[conn.info().worker]->topics.channels_of(&conn);
+}
+
+std::size_t dispatcher::deliver_local(worker_state& w,
+                                      const std::shared_ptr<const publication>& ptr) {
+  const publication& p = *ptr;
+  w.metrics.publications.add();
+  std::size_t n = 0;
+  const auto deliver = [&](connection* c) {
+    if (!p.exclude.empty() && c->id().view() == p.exclude) return;
+    if (c->send(p.payload, p.binary) == send_result::queued) ++n;
+  };
+  // No copy of the lists: send() on the owning thread only queues (a connection it decides to
+  // close is finished later, from its own I/O handler), so the lists cannot change under us.
+  const bool resync = p.event == "resync";
+  if (p.kind == target_kind::channel && (p.offset != 0 || resync)) {
+    // A history publication: each subscriber gets it once, in order, after its catch-up. A
+    // resync moves each subscriber's position to where delivery goes on.
+    const auto ch = w.cursors.find(p.target);
+    for (auto* c : w.topics.subscribers(p.target)) {
+      if (ch != w.cursors.end()) {
+        if (const auto k = ch->second.find(c); k != ch->second.end()) {
+          cursor& cur = k->second;
+          if (cur.recovering) {
+            if (cur.held.size() < recovery_limit()) {
+              cur.held.push_back(ptr);
+            } else {
+              cur.overflow = true;
+            }
+            continue;
+          }
+          if (resync) {
+            w.metrics.resyncs.add();
+          } else if (p.epoch == cur.epoch && p.offset <= cur.offset) {
+            w.metrics.duplicates_skipped.add();
+            continue;
+          }
+          cur.offset = p.offset;
+          cur.epoch = p.epoch;
+        }
+      }
+      deliver(c);
+    }
+  } else if (p.kind == target_kind::channel) {
+    for (auto* c : w.topics.subscribers(p.target))
+      deliver(c);
+  } else {
+    for (auto* c : w.all)
+      deliver(c);
+  }
+  w.metrics.deliveries.add(n);
+  return n;
+}
+
+// One post per worker that has subscribers of the channel (every worker for a broadcast); the
+// last one to finish reports the total.
+void dispatcher::fan_out(std::shared_ptr<const publication> p,
+                         std::function<void(std::size_t)> done) {
+  // Broadcasts, and nodes with more workers than the mask has bits, go to every worker.
+  const bool every = p->kind != target_kind::channel || workers_.size() > 64;
+  const std::uint64_t mask = every ? 0 : channel_workers_.of(p->target);
+  const auto targets =
+      every ? static_cast<unsigned>(workers_.size()) : static_cast<unsigned>(std::popcount(mask));
+  if (targets == 0) {
+    if (done) done(0);
+    return;
+  }
+  struct gather {
+    std::function<void(std::size_t)> done;
+    std::atomic<std::size_t> recipients{0};
+    std::atomic<unsigned> pending;
+  };
+  auto g = std::make_shared<gather>();
+  g->done = std::move(done);
+  g->pending = targets;
+  for (unsigned i = 0; i < workers_.size(); ++i) {
+    if (!every && (mask >> i & 1) == 0) continue;
+    post_(i, [this, g, p, i] {
+      g->recipients.fetch_add(deliver_local(*workers_[i], p), std::memory_order_relaxed);
+      if (g->pending.fetch_sub(1, std::memory_order_acq_rel) == 1 && g->done)
+        g->done(g->recipients.load());
+    });
+  }
+}
+
+void dispatcher::publish(publication p, std::function<void(publish_outcome)> done) {
+  const auto outcome = [](std::size_t n, bool forwarded) {
+    publish_outcome o;
+    o.recipients = n;
+    o.forwarded = forwarded;
+    return o;
+  };
+  switch (p.kind) {
+    case target_kind::connection: {
+      const auto id = connection_id::parse(p.target);
+      if (!id) return done(outcome(0, false));
+      if (auto c = registry_.find(*id)) {
+        if (c->id().view() == p.exclude) return done(outcome(0, false));
+        const bool queued = c->send(std::move(p.payload), p.binary) == send_result::queued;
+        return done(outcome(queued ? 1 : 0, false));
+      }
+      // Not here: perhaps on another node.
+      // The id is copied first: the lambda below moves `p`, and argument order is unspecified.
+      std::string target = p.target;
+      cluster_.locate(target, [this, p = std::move(p), done = std::move(done),
+                               outcome](std::optional<remote_connection> where) {
+        if (!where) return done(outcome(0, false));
+        cluster_.send_remote(*where, p.payload, p.binary, [done, outcome](remote_result r) {
+          done(outcome(r == remote_result::queued ? 1 : 0, true));
+        });
+      });
+      return;
+    }
+    case target_kind::user: {
+      std::size_t n = 0;
+      for (const auto& c : registry_.find_user(p.target)) {
+        if (c->id().view() == p.exclude) continue;
+        n += c->send(p.payload, p.binary) == send_result::queued ? 1 : 0;
+      }
+      return cluster_.forward(
+          p, [done = std::move(done), n, outcome](bool forwarded) { done(outcome(n, forwarded)); });
+    }
+    case target_kind::channel:
+      if (p.event.empty()) {
+        if (const history_rule* rule = find_history_rule(cfg_, p.target)) {
+          // Stored first; everyone, this node included, gets it from the backplane in order.
+          cluster_.publish_stored(p, *rule, [done = std::move(done)](stored_result r) {
+            publish_outcome o;
+            o.stored = true;
+            o.forwarded = r.ok && r.forwarded;
+            o.store = std::move(r);
+            done(std::move(o));
+          });
+          return;
+        }
+      }
+      [[fallthrough]];
+    case target_kind::broadcast: {
+      // Answered once both are known: the local recipients, and whether Redis took it.
+      struct both {
+        std::function<void(publish_outcome)> done;
+        std::atomic<int> pending{2};
+        std::size_t recipients = 0;
+        bool forwarded = false;
+        void finish() {
+          if (pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+          publish_outcome o;
+          o.recipients = recipients;
+          o.forwarded = forwarded;
+          done(std::move(o));
+        }
+      };
+      auto b = std::make_shared<both>();
+      b->done = std::move(done);
+      cluster_.forward(p, [b](bool forwarded) {
+        b->forwarded = forwarded;
+        b->finish();
+      });
+      fan_out(std::make_shared<const publication>(std::move(p)), [b](std::size_t n) {
+        b->recipients = n;
+        b->finish();
+      });
+      return;
+    }
+  }
+}
+
+void dispatcher::deliver_from_cluster(publication p) {
+  if (p.kind == target_kind::user) {
+    for (const auto& c : registry_.find_user(p.target)) {
+      if (c->id().view() != p.exclude) c->send(p.payload, p.binary);
+    }
+    return;
+  }
+  if (p.kind == target_kind::connection) return;  // sent to one node directly, not through here
+  fan_out(std::make_shared<const publication>(std::move(p)), {});
+}
+
+}  // namespace herald

@@ -1,0 +1,43 @@
+#include <stdexcept>
+#include <string>
+
+#include "herald/auth/authenticator.hpp"
+#include "herald/common/cidr.hpp"
+#include "herald/redis/redis_endpoint.hpp"
+#include "herald/routing/route_selector.hpp"
+#include "herald/server/startup.hpp"
+
+namespace herald {
+namespace {
+
+void check(const config& cfg) {
+  for (const auto& p : cfg.http.trusted_proxies) {
+    if (!cidr::parse(p)) {
+      throw config_error("http.trusted_proxies",
+                         "\"" + p + "\" is not an address or CIDR range such as 10.0.0.0/8");
+    }
+  }
+  try {
+    route_selector selector(cfg.routing.selection_expression);
+  } catch (const std::invalid_argument& e) {
+    throw config_error("routing.selection_expression", e.what());
+  }
+  // Files readable, keys usable, algorithms fit the keys.
+  if (cfg.auth.jwt.enabled()) load_jwt_keys(cfg.auth.jwt);
+  if (cfg.backplane == backplane_kind::redis) {
+    std::string why;
+    if (!redis::endpoint::parse(cfg.redis.url, &why)) throw config_error("redis.url", why);
+  }
+}
+
+}  // namespace
+
+void check_components(const config& cfg) {
+  try {
+    check(cfg);
+  } catch (const config_error& e) {
+    throw located(cfg, e);
+  }
+}
+
+}  // namespace herald
