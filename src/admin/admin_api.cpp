@@ -74,12 +74,12 @@ std::optional<std::size_t> query_count(std::string_view target, std::string_view
   return static_cast<std::size_t>(*v);
 }
 
-admin_api::admin_api(server_context& ctx, dispatcher& channels, backplane& cluster,
-                     const router& app, worker_poster post)
+admin_api::admin_api(server_context& ctx, dispatcher& dispatcher, backplane& backplane,
+                     const router& router, worker_poster post)
     : ctx_(ctx),
-      channels_(channels),
-      cluster_(cluster),
-      app_(app),
+      dispatcher_(dispatcher),
+      backplane_(backplane),
+      router_(router),
       post_(std::move(post)),
       started_(now_ms()) {
   const auto& s = ctx.cfg.admin.sigv4;
@@ -304,7 +304,7 @@ void admin_api::channel_history(const http_request& req, std::string_view channe
   q.since = *since;
   q.limit = *limit;
   const std::string epoch = query_value(target, "epoch");
-  cluster_.read_history(
+  backplane_.read_history(
       q, *rule, 0,
       [done, q, epoch, depth = ctx_.cfg.limits.json_max_depth,
        shown = std::string(channel_text)](history_page page) {
@@ -340,7 +340,7 @@ void admin_api::channel_presence(std::string_view channel, const http_responder&
   if (!find_presence_rule(ctx_.cfg, channel))
     return done(herald_error(http::status::not_found, "no_presence",
                              "this channel does not track presence (see presence.rules)"));
-  cluster_.presence(
+  backplane_.presence(
       std::string(channel), ctx_.cfg.presence.max_members,
       [done, shown = std::string(channel)](presence_result r) {
         if (!r.ok)
@@ -370,16 +370,16 @@ void admin_api::channel_presence(std::string_view channel, const http_responder&
 void admin_api::locate(const connection_id& id, std::function<void(located)> done) const {
   if (auto local = ctx_.registry.find(id)) return done({std::move(local), std::nullopt});
   // Not here: the directory knows whether another node holds it.
-  cluster_.locate(std::string(id.view()),
-                  [done = std::move(done)](std::optional<remote_connection> rc) {
-                    done({nullptr, std::move(rc)});
-                  });
+  backplane_.locate(std::string(id.view()),
+                    [done = std::move(done)](std::optional<remote_connection> rc) {
+                      done({nullptr, std::move(rc)});
+                    });
 }
 
 void admin_api::send_to(const located& where, std::shared_ptr<const std::string> payload,
                         bool binary, std::function<void(remote_result)> done) {
   if (!where.local)
-    return cluster_.send_remote(*where.remote, std::move(payload), binary, std::move(done));
+    return backplane_.send_remote(*where.remote, std::move(payload), binary, std::move(done));
   // Sent on the connection's own thread, where the queue's answer is exact.
   post_(where.local->info().worker,
         [conn = where.local, payload = std::move(payload), binary, done = std::move(done)] {
@@ -396,7 +396,7 @@ void admin_api::send_to(const located& where, std::shared_ptr<const std::string>
 
 void admin_api::close(const located& where, std::uint16_t code, std::string reason) {
   if (where.local) return where.local->close(code, std::move(reason));
-  cluster_.close_remote(*where.remote, code, std::move(reason));
+  backplane_.close_remote(*where.remote, code, std::move(reason));
 }
 
 void admin_api::aws_connection(http_request& req, std::string_view id_text,
@@ -486,7 +486,7 @@ void admin_api::publish(http_request& req, const http_responder& done) {
   g->done = done;
   g->batch = batch;
   for (std::size_t i = 0; i < pubs.size(); ++i) {
-    channels_.publish(std::move(pubs[i]), [g, i](publish_outcome o) {
+    dispatcher_.publish(std::move(pubs[i]), [g, i](publish_outcome o) {
       g->outcomes[i] = std::move(o);
       if (g->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
       // One object per publication: recipients on this node (live ones), or the stored
@@ -559,7 +559,7 @@ void admin_api::get_connection(std::string_view id_text, const http_responder& d
     // Its channels live on its worker thread.
     post_(where.local->info().worker, [this, conn = where.local, done] {
       json body = connection_json(*conn, ctx_.cfg.node_id);
-      body["channels"] = channels_.channels_of(*conn);
+      body["channels"] = dispatcher_.channels_of(*conn);
       done(json_response(http::status::ok, body.dump()));
     });
   });
@@ -615,7 +615,7 @@ void admin_api::delete_user(std::string_view user, const http_responder& done) {
     c->close(ws::close_code::normal, "user disconnected");
   // The other nodes close theirs when the backplane tells them.
   const bool forwarded =
-      cluster_.close_user(std::string(user), ws::close_code::normal, "user disconnected");
+      backplane_.close_user(std::string(user), ws::close_code::normal, "user disconnected");
   done(json_response(http::status::ok,
                      json{{"closed", conns.size()}, {"forwarded", forwarded}}.dump()));
 }

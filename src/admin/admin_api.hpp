@@ -29,10 +29,11 @@ std::optional<std::size_t> query_count(std::string_view target, std::string_view
 // web/console/: GET /console/ and /console/<file>; 404 for anything else.
 http_response console_asset(std::string_view path);
 
+// The admin listener's API: @connections, publish, connections, users, channels, metrics.
 class admin_api final : public http_handler {
  public:
-  // `cluster`: the connection directory, history and presence stores, the node list.
-  admin_api(server_context& ctx, dispatcher& channels, backplane& cluster, const router& app,
+  // `backplane`: the connection directory, history and presence stores, the node list.
+  admin_api(server_context& ctx, dispatcher& dispatcher, backplane& backplane, const router& router,
             worker_poster post);
 
   void handle(http_request&& req, const request_context& rc, http_responder respond) override;
@@ -89,9 +90,9 @@ class admin_api final : public http_handler {
   void get_channel(std::string_view channel, const http_responder& respond);
 
   server_context& ctx_;
-  dispatcher& channels_;
-  backplane& cluster_;
-  const router& app_;
+  dispatcher& dispatcher_;
+  backplane& backplane_;
+  const router& router_;
   worker_poster post_;
   sigv4_key sigv4_;
   std::vector<std::string> key_digests_;  // SHA-256 of each API key: compared in constant time

@@ -34,9 +34,9 @@ json admin_api::summary_document() const {
       rejected += r.value();
   }
   std::uint64_t deliveries = 0, publications = 0;
-  for (unsigned w = 0; w < channels_.workers(); ++w) {
-    deliveries += channels_.metrics(w).deliveries.value();
-    publications += channels_.metrics(w).publications.value();
+  for (unsigned w = 0; w < dispatcher_.workers(); ++w) {
+    deliveries += dispatcher_.metrics(w).deliveries.value();
+    publications += dispatcher_.metrics(w).publications.value();
   }
   const system_time_ms now = now_ms();
   return {{"nodeId", ctx_.cfg.node_id},
@@ -62,14 +62,14 @@ void admin_api::get_node(const http_responder& done) {
   const auto reasons = readiness_reasons(ctx_);
   body["ready"] = reasons.empty();
   body["reasons"] = reasons;
-  const backplane_status s = cluster_.status();
+  const backplane_status s = backplane_.status();
   body["backplane"] = {
       {"kind", s.kind}, {"up", s.up}, {"reason", s.reason}, {"outageSeconds", s.outage_seconds}};
   done(json_response(http::status::ok, body.dump()));
 }
 
 void admin_api::list_nodes(const http_responder& done) {
-  cluster_.nodes([this, done](std::vector<node_entry> entries) {
+  backplane_.nodes([this, done](std::vector<node_entry> entries) {
     json nodes = json::array();
     bool self_listed = false;
     for (const auto& e : entries) {
@@ -105,8 +105,8 @@ void admin_api::list_channels(const http_request& req, const http_responder& don
     return done(json_error(http::status::bad_request, "bad_request",
                            "limit must be 1 to 1000 and offset a non-negative integer"));
   const std::string q = query_value(req.target(), "q");
-  channels_.channel_counts({}, [this, done, limit = *limit, offset = *offset,
-                                q](std::vector<std::pair<std::string, std::size_t>> counts) {
+  dispatcher_.channel_counts({}, [this, done, limit = *limit, offset = *offset,
+                                  q](std::vector<std::pair<std::string, std::size_t>> counts) {
     // The inbox's internal names are not channels anyone subscribes to by name.
     std::erase_if(counts, [&q](const auto& c) {
       return c.first.starts_with(inbox_prefix) ||
@@ -133,7 +133,7 @@ void admin_api::list_channels(const http_request& req, const http_responder& don
 
 void admin_api::get_channel(std::string_view channel_text, const http_responder& done) {
   const std::string channel(channel_text);
-  channels_.channel_counts(
+  dispatcher_.channel_counts(
       channel, [this, done, channel](std::vector<std::pair<std::string, std::size_t>> counts) {
         const std::size_t subscribers = counts.empty() ? 0 : counts.front().second;
         json body = {{"channel", channel},
@@ -150,7 +150,7 @@ void admin_api::get_channel(std::string_view channel_text, const http_responder&
         q.channel = channel;
         q.since = 0;
         q.limit = 1;
-        cluster_.read_history(q, *rule, 0, [done, body, rule](history_page page) mutable {
+        backplane_.read_history(q, *rule, 0, [done, body, rule](history_page page) mutable {
           if (!page.ok) {
             body["history"] = {{"error", page.error}};
           } else {

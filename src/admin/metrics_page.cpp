@@ -160,12 +160,12 @@ std::string admin_api::render_metrics() const {
   // Routes.
   std::uint64_t forbidden = 0, rejected = 0, channel_actions = 0, refused = 0;
   std::int64_t inflight = 0;
-  for (unsigned w = 0; w < app_.workers(); ++w) {
-    refused += app_.metrics(w).refused.value();
-    forbidden += app_.metrics(w).forbidden.value();
-    rejected += app_.metrics(w).connects_rejected.value();
-    channel_actions += app_.metrics(w).channel_actions.value();
-    inflight += app_.metrics(w).inflight.value();
+  for (unsigned w = 0; w < router_.workers(); ++w) {
+    refused += router_.metrics(w).refused.value();
+    forbidden += router_.metrics(w).forbidden.value();
+    rejected += router_.metrics(w).connects_rejected.value();
+    channel_actions += router_.metrics(w).channel_actions.value();
+    inflight += router_.metrics(w).inflight.value();
   }
   struct route_sum {
     std::uint64_t invocations = 0, failures = 0;
@@ -173,7 +173,7 @@ std::string admin_api::render_metrics() const {
     double sum = 0;
   };
   std::map<std::string, route_sum> routes;
-  app_.for_each_route_metrics([&](const std::string& key, unsigned, const route_metrics& m) {
+  router_.for_each_route_metrics([&](const std::string& key, unsigned, const route_metrics& m) {
     auto& r = routes[key];
     r.invocations += m.invocations.value();
     r.failures += m.failures.value();
@@ -225,8 +225,8 @@ std::string admin_api::render_metrics() const {
   std::uint64_t deliveries = 0, publications = 0;
   std::uint64_t replayed = 0, resumed = 0, not_recovered = 0, skipped = 0, overflows = 0,
                 resyncs = 0;
-  for (unsigned w = 0; w < channels_.workers(); ++w) {
-    const auto& m = channels_.metrics(w);
+  for (unsigned w = 0; w < dispatcher_.workers(); ++w) {
+    const auto& m = dispatcher_.metrics(w);
     channels += m.channels.value();
     subscriptions += m.subscriptions.value();
     deliveries += m.deliveries.value();
@@ -278,7 +278,7 @@ std::string admin_api::render_metrics() const {
     }
   }
 
-  cluster_.write_metrics(p);
+  backplane_.write_metrics(p);
 
   // The process.
   const auto ps = read_process_stats();

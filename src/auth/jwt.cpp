@@ -22,6 +22,7 @@ namespace {
 
 using nlohmann::json;
 
+// How one JWS algorithm is verified.
 struct alg_info {
   algorithm alg;
   std::string_view name;
@@ -57,6 +58,7 @@ pkey_ptr own(EVP_PKEY* p) {
   return pkey_ptr(p, EVP_PKEY_free);
 }
 
+// Frees an OpenSSL BIGNUM.
 struct bn_deleter {
   void operator()(BIGNUM* b) const { BN_free(b); }
 };

@@ -155,6 +155,7 @@ bool holds_placeholder(const json& value) {
 // only when keys are checked together can still say where to fix it.
 using origin_map = std::map<std::string, std::string>;
 
+// Applies values (file, environment, flags) to a config, remembering where each came from.
 struct applier {
   const std::vector<detail::option_def>& table;
   std::vector<std::string> keys;

@@ -12,6 +12,7 @@
 
 namespace herald::detail {
 
+// One configuration key: its type, default, documentation, and how it is read and written.
 struct option_def {
   std::string key;          // dotted path
   std::string type;         // human-readable type for docs and errors

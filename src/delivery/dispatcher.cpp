@@ -26,6 +26,7 @@ struct dispatcher::cursor {
   std::vector<std::shared_ptr<const publication>> held;
 };
 
+// What one worker holds: its topic index, history cursors, connections and users.
 struct dispatcher::worker_state {
   basic_topic_index<connection> topics;
   // History channels: channel -> subscriber -> cursor.
@@ -36,11 +37,11 @@ struct dispatcher::worker_state {
   dispatcher_metrics metrics;
 };
 
-dispatcher::dispatcher(const config& cfg, connection_registry& registry, backplane& cluster,
+dispatcher::dispatcher(const config& cfg, connection_registry& registry, backplane& backplane,
                        unsigned workers, worker_poster post)
     : cfg_(cfg),
       registry_(registry),
-      cluster_(cluster),
+      backplane_(backplane),
       post_(std::move(post)),
       channel_workers_(workers) {
   for (unsigned i = 0; i < workers; ++i)
@@ -58,8 +59,8 @@ void dispatcher::on_open(connection& conn) {
   w.pos.emplace(&conn, w.all.size());
   w.all.push_back(&conn);
   const std::string& user = conn.info().user_id;
-  if (!user.empty() && w.users[user]++ == 0) cluster_.user_added(user);
-  cluster_.connection_opened(conn);
+  if (!user.empty() && w.users[user]++ == 0) backplane_.user_added(user);
+  backplane_.connection_opened(conn);
 }
 
 void dispatcher::on_close(connection& conn) {
@@ -72,7 +73,7 @@ void dispatcher::on_close(connection& conn) {
   w.topics.remove(&conn, [&](const std::string& channel) {
     channel_workers_.remove(channel, conn.info().worker);
     w.metrics.channels.add(-1);
-    cluster_.channel_removed(channel);
+    backplane_.channel_removed(channel);
   });
   w.metrics.subscriptions.add(-static_cast<std::int64_t>(before));
   const auto it = w.pos.find(&conn);
@@ -89,10 +90,10 @@ void dispatcher::on_close(connection& conn) {
     const auto u = w.users.find(user);
     if (u != w.users.end() && --u->second == 0) {
       w.users.erase(u);
-      cluster_.user_removed(user);
+      backplane_.user_removed(user);
     }
   }
-  cluster_.connection_closed(conn);
+  backplane_.connection_closed(conn);
 }
 
 void dispatcher::subscribe(connection& conn, std::string_view channel, subscribe_options opts,
@@ -129,7 +130,7 @@ void dispatcher::subscribe(connection& conn, std::string_view channel, subscribe
   std::string name(channel);
   if (rule) w.cursors[name].emplace(&conn, cursor{});
   if (const presence_rule* pr = find_presence_rule(cfg_, channel)) {
-    cluster_.presence_join(name, conn);
+    backplane_.presence_join(name, conn);
     if (pr->events) {
       auto ev = publication::presence_event(name, "join", member_json(conn));
       ev.exclude = std::string(conn.id().view());
@@ -145,7 +146,7 @@ void dispatcher::subscribe(connection& conn, std::string_view channel, subscribe
   // The first subscriber on this worker: the cluster must start sending the channel here.
   channel_workers_.add(name, worker);
   w.metrics.channels.add(1);
-  cluster_.channel_added(name, worker, std::move(go));
+  backplane_.channel_added(name, worker, std::move(go));
 }
 
 // Reads the history (or only its position), answers the subscribe, sends what the subscriber
@@ -159,7 +160,7 @@ void dispatcher::catch_up(const std::shared_ptr<connection>& conn, const std::st
   q.from_ack = opts.from_ack && !opts.since;
   q.limit = recovery_limit();
   const unsigned worker = conn->info().worker;
-  cluster_.read_history(
+  backplane_.read_history(
       q, rule, worker,
       [this, conn, channel, q, opts = std::move(opts), done = std::move(done)](history_page page) {
         auto& w = *workers_[conn->info().worker];
@@ -229,7 +230,7 @@ void dispatcher::leave(worker_state& w, connection& conn, const std::string& cha
     if (ch->second.empty()) w.cursors.erase(ch);
   }
   if (const presence_rule* pr = find_presence_rule(cfg_, channel)) {
-    cluster_.presence_leave(channel, conn);
+    backplane_.presence_leave(channel, conn);
     if (pr->events) {
       auto ev = publication::presence_event(channel, "leave", member_json(conn));
       ev.exclude = std::string(conn.id().view());
@@ -248,7 +249,7 @@ void dispatcher::unsubscribe(connection& conn, std::string_view channel) {
   if (!change.channel_edge) return;
   channel_workers_.remove(channel, conn.info().worker);
   w.metrics.channels.add(-1);
-  cluster_.channel_removed(std::string(channel));
+  backplane_.channel_removed(std::string(channel));
 }
 
 void dispatcher::channel_counts(
@@ -393,10 +394,10 @@ void dispatcher::publish(publication p, std::function<void(publish_outcome)> don
       // Not here: perhaps on another node.
       // The id is copied first: the lambda below moves `p`, and argument order is unspecified.
       std::string target = p.target;
-      cluster_.locate(target, [this, p = std::move(p), done = std::move(done),
-                               outcome](std::optional<remote_connection> where) {
+      backplane_.locate(target, [this, p = std::move(p), done = std::move(done),
+                                 outcome](std::optional<remote_connection> where) {
         if (!where) return done(outcome(0, false));
-        cluster_.send_remote(*where, p.payload, p.binary, [done, outcome](remote_result r) {
+        backplane_.send_remote(*where, p.payload, p.binary, [done, outcome](remote_result r) {
           done(outcome(r == remote_result::queued ? 1 : 0, true));
         });
       });
@@ -408,14 +409,14 @@ void dispatcher::publish(publication p, std::function<void(publish_outcome)> don
         if (c->id().view() == p.exclude) continue;
         n += c->send(p.payload, p.binary) == send_result::queued ? 1 : 0;
       }
-      return cluster_.forward(
+      return backplane_.forward(
           p, [done = std::move(done), n, outcome](bool forwarded) { done(outcome(n, forwarded)); });
     }
     case target_kind::channel:
       if (p.event.empty()) {
         if (const history_rule* rule = find_history_rule(cfg_, p.target)) {
           // Stored first; everyone, this node included, gets it from the backplane in order.
-          cluster_.publish_stored(p, *rule, [done = std::move(done)](stored_result r) {
+          backplane_.publish_stored(p, *rule, [done = std::move(done)](stored_result r) {
             publish_outcome o;
             o.stored = true;
             o.forwarded = r.ok && r.forwarded;
@@ -443,7 +444,7 @@ void dispatcher::publish(publication p, std::function<void(publish_outcome)> don
       };
       auto b = std::make_shared<both>();
       b->done = std::move(done);
-      cluster_.forward(p, [b](bool forwarded) {
+      backplane_.forward(p, [b](bool forwarded) {
         b->forwarded = forwarded;
         b->finish();
       });

@@ -8,6 +8,7 @@
 namespace herald {
 namespace {
 
+// The backplane of a single node.
 class local_backplane final : public backplane {
  public:
   local_backplane(const config& cfg, delivery deliver, worker_poster post)

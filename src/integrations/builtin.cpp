@@ -54,8 +54,8 @@ class mock_integration final : public integration {
 class stream_integration final : public integration {
  public:
   stream_integration(const integration_config& cfg, const std::string& key_prefix,
-                     backplane& cluster, worker_poster post)
-      : cfg_(cfg), prefix_(key_prefix + ":queue:"), cluster_(cluster), post_(std::move(post)) {}
+                     backplane& backplane, worker_poster post)
+      : cfg_(cfg), prefix_(key_prefix + ":queue:"), backplane_(backplane), post_(std::move(post)) {}
 
   void invoke(const invocation& inv, integration_callback done) override {
     const std::string key =
@@ -65,30 +65,30 @@ class stream_integration final : public integration {
         {"connectionId", std::string(inv.connection_id)},
         {"routeKey", std::string(inv.route_key)},
         {"requestId", std::string(inv.request_id)}};
-    cluster_.append_stream(key, std::move(fields), cfg_.max_length,
-                           [this, worker = inv.worker, request_id = std::string(inv.request_id),
-                            done = std::move(done)](bool ok, std::string id) mutable {
-                             integration_result r;
-                             r.ack = true;
-                             r.has_body = true;
-                             if (ok) {
-                               r.body = protocol::stored_ack(request_id, id);
-                             } else {
-                               r.ok = false;
-                               r.status = 503;
-                               r.error = "stream append failed: " + id;
-                               r.body = protocol::not_stored(request_id);
-                             }
-                             post_(worker, [r = std::move(r), done = std::move(done)]() mutable {
-                               done(std::move(r));
+    backplane_.append_stream(key, std::move(fields), cfg_.max_length,
+                             [this, worker = inv.worker, request_id = std::string(inv.request_id),
+                              done = std::move(done)](bool ok, std::string id) mutable {
+                               integration_result r;
+                               r.ack = true;
+                               r.has_body = true;
+                               if (ok) {
+                                 r.body = protocol::stored_ack(request_id, id);
+                               } else {
+                                 r.ok = false;
+                                 r.status = 503;
+                                 r.error = "stream append failed: " + id;
+                                 r.body = protocol::not_stored(request_id);
+                               }
+                               post_(worker, [r = std::move(r), done = std::move(done)]() mutable {
+                                 done(std::move(r));
+                               });
                              });
-                           });
   }
 
  private:
   const integration_config cfg_;
   const std::string prefix_;
-  backplane& cluster_;
+  backplane& backplane_;
   worker_poster post_;
 };
 
@@ -96,8 +96,8 @@ class stream_integration final : public integration {
 
 std::unique_ptr<integration> make_stream_integration(const integration_config& cfg,
                                                      const std::string& key_prefix,
-                                                     backplane& cluster, worker_poster post) {
-  return std::make_unique<stream_integration>(cfg, key_prefix, cluster, std::move(post));
+                                                     backplane& backplane, worker_poster post) {
+  return std::make_unique<stream_integration>(cfg, key_prefix, backplane, std::move(post));
 }
 
 std::unique_ptr<integration> make_builtin_integration(const integration_config& cfg) {

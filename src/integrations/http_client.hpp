@@ -23,6 +23,7 @@
 
 namespace herald::net {
 
+// An HTTP answer, or why there was none.
 struct client_response {
   unsigned status = 0;
   string_pairs headers;
@@ -33,6 +34,7 @@ struct client_response {
 // "timeout", ...).
 using client_callback = std::function<void(std::string_view error, client_response response)>;
 
+// Keep-alive HTTP/1.1 connections to one backend, per worker (no locks).
 class http_client : public std::enable_shared_from_this<http_client> {
  public:
   struct options {

@@ -11,6 +11,7 @@ namespace {
 
 using nlohmann::json;
 
+// Posts events to an HTTP backend and reads its answer (plain or Lambda proxy).
 class http_integration final : public integration {
  public:
   http_integration(const integration_config& cfg, const std::vector<asio::io_context*>& workers,

@@ -21,6 +21,7 @@ using http_request = http::request<http::string_body>;
 using http_response = http::response<http::string_body>;
 using http_responder = std::function<void(http_response&&)>;
 
+// What a handler knows about the request besides the request itself.
 struct request_context {
   std::string remote_ip;
   listener_role role = listener_role::client;
@@ -28,6 +29,7 @@ struct request_context {
   unsigned worker = 0;  // the worker thread the request arrived on
 };
 
+// Answers plain HTTP requests on a listener (health, admin API, static files).
 class http_handler {
  public:
   virtual ~http_handler() = default;

@@ -15,6 +15,7 @@ namespace herald::net {
 struct server_context;
 class worker;
 
+// Accepts connections on one address and hands them to the workers.
 class listener : public std::enable_shared_from_this<listener> {
  public:
   // Binds and listens at once; throws boost::system::system_error when that fails.

@@ -17,6 +17,7 @@
 
 namespace herald {
 
+// Work posted to a worker from other threads, run in order as one batch per turn.
 class mailbox {
  public:
   // `on_error` sees what a task threw (a bug); the rest of the batch still runs.

@@ -63,6 +63,7 @@ class admission {
   std::shared_ptr<void> hold_;
 };
 
+// The state the networking layer shares.
 struct server_context {
   server_context(const config& c, logger& l, connection_registry& r);
   ~server_context();

@@ -8,6 +8,7 @@
 
 namespace herald::net {
 
+// Serves http.static_dir (GET and HEAD, no listings, no escapes).
 class static_files : public http_handler {
  public:
   // `next` answers what is not a file here (nullptr: 404).

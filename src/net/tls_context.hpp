@@ -11,6 +11,7 @@
 
 namespace herald::net {
 
+// The client listener's TLS settings and certificate, reloadable on SIGHUP.
 class tls_context {
  public:
   // Throws config_error naming the key when files or settings are unusable.

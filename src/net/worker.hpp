@@ -26,6 +26,7 @@ namespace herald::net {
 
 class websocket_session_base;
 
+// One event loop on one thread, owning its sessions, timers and mailbox.
 class worker {
  public:
   worker(unsigned index, server_context& ctx);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "herald/common/json_input.hpp"
+#include "herald/common/json_text.hpp"
 
 namespace herald::redis {
 
@@ -47,6 +48,26 @@ incoming parse_payload(std::string_view payload, std::size_t max_depth) {
   if (const auto it = doc.find("offset"); it != doc.end() && it->is_number_unsigned())
     in.offset = it->get<std::uint64_t>();
   return in;
+}
+
+std::string make_envelope(const outgoing& o) {
+  std::string out;
+  out.reserve(64 + o.origin.size() + o.id.size() + o.exclude.size() + o.data_json.size());
+  const auto field = [&out](std::string_view key, std::string_view value) {
+    out += out.empty() ? "{\"" : ",\"";
+    out += key;
+    out += "\":\"";
+    append_json_escaped(out, value);
+    out += '"';
+  };
+  field("origin", o.origin);
+  if (!o.id.empty()) field("id", o.id);
+  if (!o.exclude.empty()) field("exclude", o.exclude);
+  if (!o.event.empty()) field("event", o.event);
+  out += ",\"data\":";
+  out += o.data_json;
+  out += '}';
+  return out;
 }
 
 }  // namespace herald::redis

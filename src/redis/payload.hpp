@@ -1,5 +1,6 @@
-// Reading what arrives on a Herald channel in Redis (publications from other nodes or from
-// backends using PUBLISH directly). Socket-free, so tests and fuzzers drive it.
+// The payloads of Herald's channels in Redis, both ways: the envelope a node publishes, and
+// reading what arrives (publications from other nodes, or from backends using PUBLISH
+// directly). Socket-free, so tests and fuzzers drive it.
 #pragma once
 
 #include <cstddef>
@@ -26,5 +27,16 @@ struct incoming {
   std::string event;  // presence: "join" / "leave"
 };
 incoming parse_payload(std::string_view payload, std::size_t max_depth);
+
+// What a node publishes: {"origin":...,("id":...,)("exclude":...,)("event":...,)"data":...}.
+// The origin lets the publishing node skip its own publication (it delivered it already).
+struct outgoing {
+  std::string_view origin;
+  std::string_view id;
+  std::string_view exclude;
+  std::string_view event;
+  std::string_view data_json;  // JSON text
+};
+std::string make_envelope(const outgoing& o);
 
 }  // namespace herald::redis

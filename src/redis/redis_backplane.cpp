@@ -35,6 +35,7 @@ std::string reply_text(reply_view r) {
 
 using ms = std::chrono::milliseconds;
 
+// The backplane on Redis: pub/sub fan-out, the directory, history, presence, streams.
 class redis_backplane final : public backplane {
  public:
   redis_backplane(const config& cfg, logger& log, connection_registry& registry, delivery deliver,
@@ -120,12 +121,7 @@ class redis_backplane final : public backplane {
       case target_kind::connection:
         return done(false);  // sent to the node that holds it instead
     }
-    // Our own envelope: the data, its id, whom to skip, and who we are (we delivered already).
-    std::string payload = R"({"origin":)" + json(node_).dump();
-    if (!p.id.empty()) payload += R"(,"id":)" + json(p.id).dump();
-    if (!p.exclude.empty()) payload += R"(,"exclude":)" + json(p.exclude).dump();
-    if (!p.event.empty()) payload += R"(,"event":)" + json(p.event).dump();
-    payload += R"(,"data":)" + p.data_json + "}";
+    std::string payload = make_envelope({node_, p.id, p.exclude, p.event, p.data_json});
     // Forwarded means Redis answered the PUBLISH: a frozen Redis takes the bytes into its socket
     // buffer and answers nothing, until the command timeout drops the connection.
     asio::post(ioc_, [this, channel = std::move(channel), payload = std::move(payload),
@@ -174,13 +170,13 @@ class redis_backplane final : public backplane {
 
   // ---- directory ----
 
-  void connection_opened(const herald::connection& c) override {
+  void connection_opened(const connection& c) override {
     asio::post(ioc_, [this, fields = directory_fields(c)] {
       if (cmd_->ready()) register_connection(fields);
     });
   }
 
-  void connection_closed(const herald::connection& c) override {
+  void connection_closed(const connection& c) override {
     asio::post(ioc_, [this, key = conn_key(std::string(c.id().view()))] {
       if (cmd_->ready()) cmd_->command({"DEL", key}, [](reply_view) {});
     });
@@ -359,7 +355,7 @@ class redis_backplane final : public backplane {
 
   // ---- presence ----
 
-  void presence_join(const std::string& channel, const herald::connection& c) override {
+  void presence_join(const std::string& channel, const connection& c) override {
     asio::post(ioc_, [this, channel, id = std::string(c.id().view()), user = c.info().user_id] {
       auto& members = presence_local_[channel];
       members[id] = user;
@@ -367,7 +363,7 @@ class redis_backplane final : public backplane {
     });
   }
 
-  void presence_leave(const std::string& channel, const herald::connection& c) override {
+  void presence_leave(const std::string& channel, const connection& c) override {
     asio::post(ioc_, [this, channel, id = std::string(c.id().view())] {
       const auto it = presence_local_.find(channel);
       if (it != presence_local_.end()) {
@@ -674,12 +670,12 @@ class redis_backplane final : public backplane {
     if (!sent) fail("Redis unavailable");
   }
 
-  std::shared_ptr<connection> make_connection(bool subscriber) {
-    connection::callbacks cb;
+  std::shared_ptr<redis_connection> make_connection(bool subscriber) {
+    redis_connection::callbacks cb;
     cb.on_ready = [this, subscriber] { on_ready(subscriber); };
     cb.on_lost = [this, subscriber](const std::string& why) { on_lost(subscriber, why); };
     if (subscriber) cb.on_push = [this](reply_view r) { on_push(r); };
-    return std::make_shared<connection>(ioc_, options_, std::move(cb));
+    return std::make_shared<redis_connection>(ioc_, options_, std::move(cb));
   }
 
   void shutdown_connections() {
@@ -1278,7 +1274,7 @@ class redis_backplane final : public backplane {
 
   // ---- directory ----
 
-  static std::vector<std::string> directory_fields(const herald::connection& c) {
+  static std::vector<std::string> directory_fields(const connection& c) {
     const auto& i = c.info();
     return {std::string(i.id.view()),
             "user",
@@ -1403,13 +1399,13 @@ class redis_backplane final : public backplane {
   const std::string library_;
   const std::string settings_;
   std::function<std::string()> summary_;  // set before start(); called on this thread
-  connection::options options_;
+  redis_connection::options options_;
 
   asio::io_context ioc_;
   asio::executor_work_guard<asio::io_context::executor_type> guard_;
   std::thread thread_;
-  std::shared_ptr<connection> cmd_;
-  std::shared_ptr<connection> sub_;
+  std::shared_ptr<redis_connection> cmd_;
+  std::shared_ptr<redis_connection> sub_;
   asio::steady_timer probe_timer_;
   asio::steady_timer refresh_timer_;
   asio::steady_timer alive_timer_;

@@ -13,26 +13,26 @@ namespace {
 
 // A command waiting for its reply (owned by hiredis until the callback).
 struct pending_command {
-  connection* owner;
+  redis_connection* owner;
   std::function<void(reply_view)> done;
   bool expects_reply;
 };
 
 }  // namespace
 
-connection::connection(asio::io_context& ioc, options opts, callbacks cb)
+redis_connection::redis_connection(asio::io_context& ioc, options opts, callbacks cb)
     : ioc_(ioc),
       opts_(std::move(opts)),
       cb_(std::move(cb)),
       connect_timer_(ioc),
       command_timer_(ioc) {}
 
-connection::~connection() {
+redis_connection::~redis_connection() {
   lost_ = true;  // a destructor reports nothing
   free_context();
 }
 
-void connection::start() {
+void redis_connection::start() {
   ++generation_;
   lost_ = false;
   reading_ = writing_ = want_read_ = want_write_ = timer_armed_ = false;
@@ -68,7 +68,7 @@ void connection::start() {
       });
 }
 
-void connection::stop() {
+void redis_connection::stop() {
   lost_ = true;
   state_ = state::closed;
   connect_timer_.cancel();
@@ -76,14 +76,14 @@ void connection::stop() {
   free_context();
 }
 
-void connection::free_context() {
+void redis_connection::free_context() {
   if (!ac_) return;
   redisAsyncContext* ac = ac_;
   redisAsyncFree(ac);  // fails pending commands, runs the cleanup hook (ac_ = nullptr)
   ac_ = nullptr;
 }
 
-void connection::lose(std::string why) {
+void redis_connection::lose(std::string why) {
   if (state_ != state::closed) state_ = state::closed;
   connect_timer_.cancel();
   command_timer_.cancel();
@@ -100,28 +100,28 @@ void connection::lose(std::string why) {
 
 // ---- hiredis hooks ----
 
-void connection::hook_add_read(void* p) {
-  auto* self = static_cast<connection*>(p);
+void redis_connection::hook_add_read(void* p) {
+  auto* self = static_cast<redis_connection*>(p);
   self->want_read_ = true;
   self->wait_readable();
 }
 
-void connection::hook_del_read(void* p) {
-  static_cast<connection*>(p)->want_read_ = false;
+void redis_connection::hook_del_read(void* p) {
+  static_cast<redis_connection*>(p)->want_read_ = false;
 }
 
-void connection::hook_add_write(void* p) {
-  auto* self = static_cast<connection*>(p);
+void redis_connection::hook_add_write(void* p) {
+  auto* self = static_cast<redis_connection*>(p);
   self->want_write_ = true;
   self->wait_writable();
 }
 
-void connection::hook_del_write(void* p) {
-  static_cast<connection*>(p)->want_write_ = false;
+void redis_connection::hook_del_write(void* p) {
+  static_cast<redis_connection*>(p)->want_write_ = false;
 }
 
-void connection::hook_cleanup(void* p) {
-  auto* self = static_cast<connection*>(p);
+void redis_connection::hook_cleanup(void* p) {
+  auto* self = static_cast<redis_connection*>(p);
   // hiredis is about to close the fd and free the context: let go of both.
   if (self->fd_) {
     self->fd_->release();  // cancels our waits without closing the fd
@@ -131,7 +131,7 @@ void connection::hook_cleanup(void* p) {
   self->ac_ = nullptr;
 }
 
-void connection::wait_readable() {
+void redis_connection::wait_readable() {
   if (reading_ || !fd_) return;
   reading_ = true;
   fd_->async_wait(asio::posix::stream_descriptor::wait_read,
@@ -144,7 +144,7 @@ void connection::wait_readable() {
                   });
 }
 
-void connection::wait_writable() {
+void redis_connection::wait_writable() {
   if (writing_ || !fd_) return;
   writing_ = true;
   fd_->async_wait(asio::posix::stream_descriptor::wait_write,
@@ -157,8 +157,8 @@ void connection::wait_writable() {
                   });
 }
 
-void connection::on_connect(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<connection*>(ac->data);
+void redis_connection::on_connect(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<redis_connection*>(ac->data);
   if (status != REDIS_OK) {
     // hiredis frees the context right after this callback.
     return self->lose(std::string("connect: ") + (ac->errstr[0] ? ac->errstr : "failed"));
@@ -167,28 +167,28 @@ void connection::on_connect(const redisAsyncContext* ac, int status) {
   self->handshake();
 }
 
-void connection::on_disconnect(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<connection*>(ac->data);
+void redis_connection::on_disconnect(const redisAsyncContext* ac, int status) {
+  auto* self = static_cast<redis_connection*>(ac->data);
   // hiredis frees the context right after this callback.
   self->lose(status == REDIS_OK ? "disconnected"
                                 : std::string(ac->errstr[0] ? ac->errstr : "connection lost"));
 }
 
-void connection::on_reply(redisAsyncContext*, void* reply, void* privdata) {
+void redis_connection::on_reply(redisAsyncContext*, void* reply, void* privdata) {
   std::unique_ptr<pending_command> cmd(static_cast<pending_command*>(privdata));
-  connection* self = cmd->owner;
+  redis_connection* self = cmd->owner;
   if (cmd->expects_reply && !self->deadlines_.empty()) self->deadlines_.pop_front();
   if (cmd->done) cmd->done(static_cast<redisReply*>(reply));
 }
 
-void connection::on_push_reply(redisAsyncContext*, void* reply, void* privdata) {
-  auto* self = static_cast<connection*>(privdata);
+void redis_connection::on_push_reply(redisAsyncContext*, void* reply, void* privdata) {
+  auto* self = static_cast<redis_connection*>(privdata);
   if (reply && self->cb_.on_push) self->cb_.on_push(static_cast<redisReply*>(reply));
 }
 
 // ---- commands ----
 
-void connection::handshake() {
+void redis_connection::handshake() {
   // AUTH and SELECT (or a PING), one after the other, then ready.
   std::vector<std::vector<std::string>> steps;
   const auto& ep = opts_.endpoint;
@@ -228,9 +228,9 @@ void connection::handshake() {
   (*run)(0);
 }
 
-bool connection::send_argv(const std::vector<std::string>& args,
-                           void (*fn)(redisAsyncContext*, void*, void*), void* privdata,
-                           bool expects_reply) {
+bool redis_connection::send_argv(const std::vector<std::string>& args,
+                                 void (*fn)(redisAsyncContext*, void*, void*), void* privdata,
+                                 bool expects_reply) {
   if (!ac_) {
     if (fn == on_reply) delete static_cast<pending_command*>(privdata);
     return false;
@@ -256,7 +256,7 @@ bool connection::send_argv(const std::vector<std::string>& args,
 }
 
 // One timer for all commands: it waits for the oldest unanswered one (replies come in order).
-void connection::arm_command_timer() {
+void redis_connection::arm_command_timer() {
   if (timer_armed_ || deadlines_.empty()) return;
   timer_armed_ = true;
   command_timer_.expires_at(deadlines_.front());
@@ -273,20 +273,20 @@ void connection::arm_command_timer() {
       });
 }
 
-bool connection::command(const std::vector<std::string>& args,
-                         std::function<void(reply_view)> done) {
+bool redis_connection::command(const std::vector<std::string>& args,
+                               std::function<void(reply_view)> done) {
   if (state_ != state::ready) return false;
   return send_argv(args, on_reply, new pending_command{this, std::move(done), true}, true);
 }
 
-bool connection::subscribe(const std::vector<std::string>& channels) {
+bool redis_connection::subscribe(const std::vector<std::string>& channels) {
   if (state_ != state::ready || channels.empty()) return false;
   std::vector<std::string> args{"SUBSCRIBE"};
   args.insert(args.end(), channels.begin(), channels.end());
   return send_argv(args, on_push_reply, this, false);
 }
 
-bool connection::unsubscribe(const std::vector<std::string>& channels) {
+bool redis_connection::unsubscribe(const std::vector<std::string>& channels) {
   if (state_ != state::ready || channels.empty()) return false;
   std::vector<std::string> args{"UNSUBSCRIBE"};
   args.insert(args.end(), channels.begin(), channels.end());

@@ -37,7 +37,8 @@ using duration = std::chrono::milliseconds;
 // A reply as hiredis parsed it; valid only during the callback.
 using reply_view = const redisReply*;
 
-class connection : public std::enable_shared_from_this<connection> {
+// One connection to Redis driven by Asio, with our own timeouts and a bounded pipeline.
+class redis_connection : public std::enable_shared_from_this<redis_connection> {
  public:
   struct options {
     redis::endpoint endpoint;
@@ -50,10 +51,10 @@ class connection : public std::enable_shared_from_this<connection> {
     std::function<void(reply_view)> on_push;  // pub/sub arrays (message, subscribe, ...)
   };
 
-  connection(asio::io_context& ioc, options opts, callbacks cb);
-  ~connection();
-  connection(const connection&) = delete;
-  connection& operator=(const connection&) = delete;
+  redis_connection(asio::io_context& ioc, options opts, callbacks cb);
+  ~redis_connection();
+  redis_connection(const redis_connection&) = delete;
+  redis_connection& operator=(const redis_connection&) = delete;
 
   // Connects (again). Must not be called while connected.
   void start();

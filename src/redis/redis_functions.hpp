@@ -21,6 +21,7 @@
 
 namespace herald::redis {
 
+// The names of Herald's Redis functions under a key prefix.
 struct function_names {
   std::string library;  // "herald" for the default prefix
   std::string publish;  // "herald_publish"

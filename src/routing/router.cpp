@@ -41,12 +41,12 @@ std::string_view reason_phrase(int status) {
 
 }  // namespace
 
-router::router(const config& cfg, logger& log, integration_map integrations, dispatcher& channels,
-               backplane& cluster, unsigned workers)
+router::router(const config& cfg, logger& log, integration_map integrations, dispatcher& dispatcher,
+               backplane& backplane, unsigned workers)
     : cfg_(cfg),
       log_(log),
-      channels_(channels),
-      cluster_(cluster),
+      dispatcher_(dispatcher),
+      backplane_(backplane),
       integrations_(std::move(integrations)),
       selector_(cfg.routing.selection_expression),
       policy_(cfg.channels) {
@@ -128,7 +128,7 @@ void router::channel_action(connection& conn, const nlohmann::json& doc, channel
   const std::string name =
       inbox ? std::string(inbox_prefix) + conn.info().user_id : std::string(requested);
   if (verb == channel_verb::unsubscribe) {
-    channels_.unsubscribe(conn, name);
+    dispatcher_.unsubscribe(conn, name);
     return reply(protocol::unsubscribed(requested, id_json));
   }
   if (request->field_error)
@@ -140,7 +140,7 @@ void router::channel_action(connection& conn, const nlohmann::json& doc, channel
     opts.from_ack = inbox;
   }
   if (verb == channel_verb::ack) {
-    cluster_.ack(
+    backplane_.ack(
         name, *request->since,
         [self = conn.shared_from_this(), requested, id_json](std::optional<std::uint64_t> acked) {
           self->send(std::make_shared<const std::string>(
@@ -222,21 +222,21 @@ void router::channel_go(const std::shared_ptr<connection>& conn, channel_verb ve
     if (!find_presence_rule(cfg_, channel))
       return send(
           protocol::error("bad_request", "this channel does not track presence", shown, id_json));
-    cluster_.presence(channel, cfg_.presence.max_members,
-                      [send, shown, id_json](presence_result r) {
-                        if (!r.ok)
-                          return send(protocol::error("unavailable", r.error, shown, id_json));
-                        std::vector<protocol::member> members;
-                        members.reserve(r.members.size());
-                        for (const auto& m : r.members)
-                          members.push_back({m.connection_id, m.user_id});
-                        send(protocol::presence(shown, members, r.truncated, id_json));
-                      });
+    backplane_.presence(channel, cfg_.presence.max_members,
+                        [send, shown, id_json](presence_result r) {
+                          if (!r.ok)
+                            return send(protocol::error("unavailable", r.error, shown, id_json));
+                          std::vector<protocol::member> members;
+                          members.reserve(r.members.size());
+                          for (const auto& m : r.members)
+                            members.push_back({m.connection_id, m.user_id});
+                          send(protocol::presence(shown, members, r.truncated, id_json));
+                        });
     return;
   }
   if (verb == channel_verb::publish) {
     // A client's publication reaches every subscriber, the sender too if subscribed.
-    channels_.publish(
+    dispatcher_.publish(
         publication::message(target_kind::channel, channel, data_json),
         [send, shown, id_json](publish_outcome o) {
           if (o.stored && !o.store.ok) {
@@ -251,33 +251,36 @@ void router::channel_go(const std::shared_ptr<connection>& conn, channel_verb ve
   }
   if (log_.enabled(log_level::debug))
     log_.debug("channel.subscribe", {{"connectionId", conn->id().view()}, {"channel", channel}});
-  channels_.subscribe(*conn, channel, opts, [this, conn, send, shown, id_json](subscribe_result r) {
-    if (log_.enabled(log_level::debug))
-      log_.debug("channel.subscribed",
-                 {{"connectionId", conn->id().view()}, {"offset", r.offset}, {"error", r.error}});
-    switch (r.status) {
-      case subscribe_status::ok: {
-        protocol::subscribed_reply reply;
-        if (r.history) {
-          if (!r.epoch.empty() || r.error.empty()) reply.at = protocol::position{r.offset, r.epoch};
-          if (r.resumed) reply.recovered = r.recovered;
-          reply.history_error = r.error;
+  dispatcher_.subscribe(
+      *conn, channel, opts, [this, conn, send, shown, id_json](subscribe_result r) {
+        if (log_.enabled(log_level::debug))
+          log_.debug(
+              "channel.subscribed",
+              {{"connectionId", conn->id().view()}, {"offset", r.offset}, {"error", r.error}});
+        switch (r.status) {
+          case subscribe_status::ok: {
+            protocol::subscribed_reply reply;
+            if (r.history) {
+              if (!r.epoch.empty() || r.error.empty())
+                reply.at = protocol::position{r.offset, r.epoch};
+              if (r.resumed) reply.recovered = r.recovered;
+              reply.history_error = r.error;
+            }
+            return send(protocol::subscribed(shown, id_json, reply));
+          }
+          case subscribe_status::too_many:
+            return send(protocol::error("too_many_subscriptions",
+                                        "a connection may subscribe to " +
+                                            std::to_string(cfg_.channels.max_per_connection) +
+                                            " channels",
+                                        shown, id_json));
+          case subscribe_status::not_allowed:
+            return send(protocol::error("forbidden", "not allowed to subscribe to this channel",
+                                        shown, id_json));
+          case subscribe_status::invalid_channel:
+            return send(protocol::error("invalid_channel", "invalid channel name", shown, id_json));
         }
-        return send(protocol::subscribed(shown, id_json, reply));
-      }
-      case subscribe_status::too_many:
-        return send(protocol::error("too_many_subscriptions",
-                                    "a connection may subscribe to " +
-                                        std::to_string(cfg_.channels.max_per_connection) +
-                                        " channels",
-                                    shown, id_json));
-      case subscribe_status::not_allowed:
-        return send(protocol::error("forbidden", "not allowed to subscribe to this channel", shown,
-                                    id_json));
-      case subscribe_status::invalid_channel:
-        return send(protocol::error("invalid_channel", "invalid channel name", shown, id_json));
-    }
-  });
+      });
 }
 
 void router::invoke_channel_gate(integration* gate, event_input in, const std::string& request_id,
@@ -424,7 +427,7 @@ void router::on_connect(const connection_info& info, const connect_request& requ
 }
 
 void router::on_open(const std::shared_ptr<connection>& conn) {
-  channels_.on_open(*conn);
+  dispatcher_.on_open(*conn);
 }
 
 void router::on_message(connection& conn, std::string_view payload, bool binary) {
@@ -516,7 +519,7 @@ void router::on_message(connection& conn, std::string_view payload, bool binary)
 }
 
 void router::on_close(connection& conn, std::uint16_t code, std::string_view reason) {
-  channels_.on_close(conn);
+  dispatcher_.on_close(conn);
   if (!disconnect_) return;
   event_input in;
   in.type = event_type::disconnect;

@@ -109,6 +109,7 @@ std::string generate_node_id() {
   return name + "-" + base64url_encode(raw, sizeof raw).substr(0, 6);
 }
 
+// Every component of the node, in construction order.
 struct server::impl {
   impl(const config& c, logger& l)
       : cfg(c),
@@ -126,9 +127,9 @@ struct server::impl {
   // Declared after ctx: destroyed first, while the workers' io_contexts still exist.
   // The backplane is built first (the dispatcher reports to it) and destroyed first (its thread
   // delivers into the dispatcher until it stops).
-  std::unique_ptr<dispatcher> channels;
-  std::unique_ptr<backplane> cluster;
-  std::unique_ptr<router> app;
+  std::unique_ptr<herald::dispatcher> dispatcher;
+  std::unique_ptr<herald::backplane> backplane;
+  std::unique_ptr<herald::router> router;
   std::unique_ptr<authenticator> auth;
   std::unique_ptr<ip_limiter> ip_limits;
   std::unique_ptr<admin_api> admin;
@@ -233,12 +234,12 @@ struct server::impl {
   void wait_for_drain(steady_clock::time_point deadline) {
     // Done when every connection is gone and every integration call ($disconnect included)
     // has finished, or at the deadline.
-    if ((registry.size() == 0 && app->inflight() == 0) || steady_clock::now() >= deadline) {
+    if ((registry.size() == 0 && router->inflight() == 0) || steady_clock::now() >= deadline) {
       log.info("server.stopped", {{"connections_left", registry.size()},
                                   {"duration_ms", millis(steady_clock::now() - stop_started)}});
       if (admin_listener) admin_listener->stop();
       // Leave the cluster (liveness key), then stop the workers (from this worker's thread).
-      cluster->stop([this] {
+      backplane->stop([this] {
         asio::post(control().context(), [this] {
           for (auto& w : ctx.workers)
             w->stop();
@@ -283,18 +284,19 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
   };
   // The one place that picks the backplane; everything else gets the interface.
   const delivery deliver = [this](publication p) {
-    impl_->channels->deliver_from_cluster(std::move(p));
+    impl_->dispatcher->deliver_from_cluster(std::move(p));
   };
   if (cfg.backplane == backplane_kind::redis) {
-    impl_->cluster = redis::make_redis_backplane(cfg, log, impl_->registry, deliver, post);
+    impl_->backplane = redis::make_redis_backplane(cfg, log, impl_->registry, deliver, post);
   } else {
-    impl_->cluster = make_local_backplane(cfg, deliver, post);
+    impl_->backplane = make_local_backplane(cfg, deliver, post);
   }
-  backplane& cluster = *impl_->cluster;
-  impl_->channels = std::make_unique<dispatcher>(cfg, impl_->registry, cluster, n, post);
+  herald::backplane& backplane = *impl_->backplane;
+  impl_->dispatcher =
+      std::make_unique<herald::dispatcher>(cfg, impl_->registry, backplane, n, post);
   if (cfg.redis.required_for_readiness) {
-    ctx.backplane_down = [&cluster] {
-      const backplane_status s = cluster.status();
+    ctx.backplane_down = [&backplane] {
+      const backplane_status s = backplane.status();
       return s.up ? std::string() : s.reason.empty() ? s.kind + " backplane down" : s.reason;
     };
   }
@@ -306,7 +308,7 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
         integrations[name] = make_http_integration(ic, contexts, cfg.limits.json_max_depth);
         break;
       case integration_kind::redis_stream:
-        integrations[name] = make_stream_integration(ic, cfg.redis.key_prefix, cluster, post);
+        integrations[name] = make_stream_integration(ic, cfg.redis.key_prefix, backplane, post);
         break;
       default:
         integrations[name] = make_builtin_integration(ic);
@@ -319,13 +321,14 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cf
   if (impl_->auth->enabled()) ctx.auth = impl_->auth.get();
   impl_->ip_limits = std::make_unique<ip_limiter>(cfg.websocket.per_ip);
   if (impl_->ip_limits->enabled()) ctx.ip_limits = impl_->ip_limits.get();
-  impl_->app =
-      std::make_unique<router>(cfg, log, std::move(integrations), *impl_->channels, cluster, n);
-  ctx.handler = impl_->app.get();
-  if (impl_->app->has_connect_route()) ctx.connect_hook = impl_->app.get();
-  impl_->admin = std::make_unique<admin_api>(ctx, *impl_->channels, cluster, *impl_->app, post);
+  impl_->router = std::make_unique<herald::router>(cfg, log, std::move(integrations),
+                                                   *impl_->dispatcher, backplane, n);
+  ctx.handler = impl_->router.get();
+  if (impl_->router->has_connect_route()) ctx.connect_hook = impl_->router.get();
+  impl_->admin =
+      std::make_unique<admin_api>(ctx, *impl_->dispatcher, backplane, *impl_->router, post);
   // What this node tells the others about itself (the console's and the CLI's cluster view).
-  cluster.set_node_summary([admin = impl_->admin.get()] { return admin->node_summary(); });
+  backplane.set_node_summary([admin = impl_->admin.get()] { return admin->node_summary(); });
   impl_->admin_health = std::make_unique<health_handler>(ctx, impl_->admin.get());
   ctx.admin_http = impl_->admin_health.get();
   if (cfg.admin.enabled && cfg.admin.api_keys.empty() && cfg.admin.sigv4.access_key_id.empty()) {
@@ -380,7 +383,7 @@ void server::run() {
     impl_->admin_listener->start();
     announce(*impl_->admin_listener, "admin");
   }
-  impl_->cluster->start();
+  impl_->backplane->start();
   ctx.listening = true;
   impl_->log.info("server.started", {{"workers", ctx.workers.size()}});
   for (std::size_t i = 1; i < ctx.workers.size(); ++i)

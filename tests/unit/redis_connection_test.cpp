@@ -44,18 +44,18 @@ std::vector<std::string> strings_of(reply_view r) {
 
 class RedisConnectionTest : public ::testing::Test {
  protected:
-  std::shared_ptr<connection> make(const std::string& url, events& ev,
-                                   duration connect_timeout = 2000ms,
-                                   duration command_timeout = 2000ms) {
-    connection::options o;
+  std::shared_ptr<redis_connection> make(const std::string& url, events& ev,
+                                         duration connect_timeout = 2000ms,
+                                         duration command_timeout = 2000ms) {
+    redis_connection::options o;
     o.endpoint = *endpoint::parse(url);
     o.connect_timeout = connect_timeout;
     o.command_timeout = command_timeout;
-    connection::callbacks cb;
+    redis_connection::callbacks cb;
     cb.on_ready = [&ev] { ++ev.ready; };
     cb.on_lost = [&ev](const std::string& why) { ev.lost.push_back(why); };
     cb.on_push = [&ev](reply_view r) { ev.pushes.push_back(strings_of(r)); };
-    return std::make_shared<connection>(ioc_, o, cb);
+    return std::make_shared<redis_connection>(ioc_, o, cb);
   }
 
   bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 3000ms) {
@@ -231,14 +231,14 @@ TEST_F(RedisConnectionTest, LosingTheServerFailsPendingCommandsAndRestartReconne
 TEST_F(RedisConnectionTest, AuthenticatesAndReportsBadPasswords) {
   test::redis_server server(false, "s3cret-pass");
   events good, bad;
-  connection::options o;
+  redis_connection::options o;
   o.endpoint.unix_path = server.socket_path();
   o.endpoint.password = "s3cret-pass";
   o.endpoint.db = 3;
-  connection::callbacks cb;
+  redis_connection::callbacks cb;
   cb.on_ready = [&good] { ++good.ready; };
   cb.on_lost = [&good](const std::string& why) { good.lost.push_back(why); };
-  auto authed = std::make_shared<connection>(ioc_, o, cb);
+  auto authed = std::make_shared<redis_connection>(ioc_, o, cb);
   authed->start();
   ASSERT_TRUE(run_until([&] { return good.ready == 1; }));
   long long db = -1;
@@ -253,7 +253,7 @@ TEST_F(RedisConnectionTest, AuthenticatesAndReportsBadPasswords) {
   o.endpoint.password = "wrong";
   cb.on_ready = [&bad] { ++bad.ready; };
   cb.on_lost = [&bad](const std::string& why) { bad.lost.push_back(why); };
-  auto refused = std::make_shared<connection>(ioc_, o, cb);
+  auto refused = std::make_shared<redis_connection>(ioc_, o, cb);
   refused->start();
   ASSERT_TRUE(run_until([&] { return !bad.lost.empty(); }));
   EXPECT_EQ(bad.ready, 0);

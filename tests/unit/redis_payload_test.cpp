@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "redis/redis_backplane.hpp"
 
@@ -49,6 +50,23 @@ TEST(RedisPayload, HistoryAndPresenceEnvelopes) {
 }
 
 // Deeper than the bound: refused before anything recurses over it (dump would).
+TEST(RedisPayload, EnvelopesRoundTrip) {
+  const std::string e = make_envelope({"node-1", "n-1", "abc", "join", R"({"a":[1,"\u00e9"]})"});
+  EXPECT_EQ(
+      e,
+      R"({"origin":"node-1","id":"n-1","exclude":"abc","event":"join","data":{"a":[1,"\u00e9"]}})");
+  const incoming in = parse_payload(e, 64);
+  EXPECT_EQ(in.origin, "node-1");
+  EXPECT_EQ(in.id, "n-1");
+  EXPECT_EQ(in.exclude, "abc");
+  EXPECT_EQ(in.event, "join");
+  EXPECT_EQ(nlohmann::json::parse(in.data_json), nlohmann::json::parse(R"({"a":[1,"\u00e9"]})"));
+  // Only what is set; strings escaped.
+  const std::string bare = make_envelope({"n\"2", "", "", "", "7"});
+  EXPECT_EQ(bare, R"({"origin":"n\"2","data":7})");
+  EXPECT_EQ(parse_payload(bare, 64).origin, "n\"2");
+}
+
 TEST(RedisPayload, DeepPayloadsAreRefused) {
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   auto in = parse_payload(deep, 64);

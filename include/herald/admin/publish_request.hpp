@@ -13,6 +13,7 @@
 
 namespace herald {
 
+// A publish request that passed every check.
 struct publish_request {
   bool batch = false;                     // the body was an array: answer with one item each
   std::vector<publication> publications;  // frames built, ready to deliver

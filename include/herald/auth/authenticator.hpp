@@ -66,6 +66,7 @@ struct auth_outcome {
   }
 };
 
+// Decides who a WebSocket upgrade belongs to: JWT and/or REQUEST authorizer, before $connect.
 class authenticator {
  public:
   // `authorizer` is the integration named by auth.authorizer.integration (or null).

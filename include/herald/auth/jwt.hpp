@@ -63,6 +63,7 @@ class key_set {
   std::vector<key> keys_;
 };
 
+// What a token must satisfy besides its signature.
 struct verify_options {
   std::string issuer;                  // empty: not checked
   std::vector<std::string> audience;   // empty: not checked; else one must be in "aud"
@@ -88,6 +89,7 @@ enum class error {
 };
 std::string_view describe(error e);
 
+// The outcome of verifying one token.
 struct result {
   error err = error::none;
   nlohmann::json claims;  // the payload, when verified

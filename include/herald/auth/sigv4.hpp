@@ -10,6 +10,7 @@
 
 namespace herald {
 
+// The credentials and scope SigV4 requests are checked against (admin.sigv4).
 struct sigv4_key {
   std::string access_key_id;
   std::string secret_access_key;
@@ -18,6 +19,7 @@ struct sigv4_key {
   std::chrono::milliseconds max_skew = std::chrono::minutes(5);
 };
 
+// The parts of an HTTP request a SigV4 signature covers.
 struct sigv4_request {
   std::string_view method;
   std::string_view target;  // path and query exactly as on the wire
@@ -36,6 +38,7 @@ enum class sigv4_status {
   bad_signature,
 };
 
+// Whether a request's signature is valid, and why not.
 struct sigv4_outcome {
   sigv4_status status = sigv4_status::missing;
   std::string detail;  // for logs; never contains secrets

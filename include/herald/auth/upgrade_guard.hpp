@@ -18,6 +18,7 @@ namespace herald {
 // the whole origin, compared case-insensitively. An absent Origin (non-browser) is allowed.
 bool origin_allowed(const std::vector<std::string>& allowed, std::string_view origin);
 
+// Connections and upgrade attempts per client address (websocket.per_ip).
 class ip_limiter {
  public:
   using clock = std::chrono::steady_clock;

@@ -16,6 +16,7 @@ struct ip_address {
   static std::optional<ip_address> parse(std::string_view text);
 };
 
+// An address range (10.0.0.0/8, ::1/128) that an address may fall in.
 class cidr {
  public:
   // "10.0.0.0/8", "2001:db8::/32", or a bare address (a /32 or /128). nullopt if malformed.

@@ -47,6 +47,7 @@ struct log_field {
 
 using log_fields = std::initializer_list<log_field>;
 
+// One line per event (text or JSON) through spdlog, with the node id.
 class logger {
  public:
   // Logs to stdout. `node_id`, when set, is added to every line.

@@ -75,6 +75,7 @@ inline constexpr std::array<const char*, static_cast<std::size_t>(reject_reason:
     reject_reason_names{"connect_route",  "connection_limit", "draining",  "origin",    "ip_rate",
                         "ip_connections", "unauthorized",     "forbidden", "auth_error"};
 
+// The networking counters of one worker (single writer: that worker).
 struct worker_metrics {
   gauge connections_open;
   counter connections_opened;

@@ -10,6 +10,7 @@
 
 namespace herald {
 
+// Writes the Prometheus text exposition format (families, samples, histograms).
 class prometheus_text {
  public:
   using labels = std::initializer_list<std::pair<std::string_view, std::string_view>>;

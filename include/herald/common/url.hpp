@@ -8,6 +8,7 @@
 
 namespace herald {
 
+// A URL split into scheme, host, port, path and the rest.
 struct url_parts {
   bool tls = false;
   std::string host;    // a name or an address (IPv6 without brackets)

@@ -7,6 +7,7 @@
 
 namespace herald {
 
+// What the command line asks for: an action, a config file and --key value overrides.
 struct cli_options {
   enum class action { run, help, version, check_config, print_config, config_reference };
   action what = action::run;

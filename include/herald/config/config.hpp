@@ -36,11 +36,13 @@ struct endpoint {
   friend bool operator==(const endpoint&, const endpoint&) = default;
 };
 
+// log.*: level and format.
 struct log_config {
   log_level level = log_level::info;
   log_format format = log_format::text;
 };
 
+// tls.*: certificates and protocol versions of the client listener.
 struct tls_config {
   tls_mode mode = tls_mode::off;
   std::string cert_file;
@@ -56,6 +58,7 @@ struct tls_config {
   duration handshake_timeout = std::chrono::seconds(10);
 };
 
+// admin.sigv4.*: AWS-style request signing for the admin API.
 struct sigv4_config {
   std::string access_key_id;  // empty: SigV4 is off
   std::string secret_access_key;
@@ -63,6 +66,7 @@ struct sigv4_config {
   duration max_skew = std::chrono::minutes(5);
 };
 
+// admin.*: the admin listener and its credentials.
 struct admin_config {
   bool enabled = true;
   endpoint listen{"127.0.0.1", 8081};
@@ -72,6 +76,7 @@ struct admin_config {
   std::size_t max_batch = 100;         // publications in one /v1/publish request
 };
 
+// http.*: request limits, timeouts, trusted proxies and static files.
 struct http_config {
   // Peers (CIDR) whose X-Forwarded-For is believed; everyone else's is ignored.
   std::vector<std::string> trusted_proxies;
@@ -83,6 +88,7 @@ struct http_config {
   std::string static_dir;  // files served over GET on the client listener; empty: off
 };
 
+// websocket.send_queue.*: the bound of each connection's outbound queue and its policy.
 struct send_queue_config {
   std::size_t max_messages = 1024;
   std::size_t max_bytes = 1024 * 1024;
@@ -90,6 +96,7 @@ struct send_queue_config {
   duration write_timeout = std::chrono::seconds(30);
 };
 
+// websocket.rate_limit.*: the token bucket of client messages per connection.
 struct rate_limit_config {
   double messages_per_second = 100;  // 0 disables
   double burst = 200;
@@ -102,6 +109,7 @@ struct per_ip_config {
   double connect_burst = 20;
   std::size_t max_connections = 0;  // open connections per address; 0 disables
 };
+// websocket.*: the client listener's WebSocket limits, timeouts and policies.
 struct websocket_config {
   std::string path = "/";
   std::string heartbeat_action = "$heartbeat";  // answered {"type":"heartbeat"} by Herald
@@ -157,6 +165,7 @@ struct route_config {
   bool response = false;
 };
 
+// routing.*: route selection and the values events carry.
 struct routing_config {
   std::string selection_expression = "$request.body.action";
   std::string api_id = "herald";
@@ -177,6 +186,7 @@ struct channel_rule {
   bool publish = false;            // clients may also publish here (channels.publish_action)
 };
 
+// channels.*: the built-in channel actions, their limits and access rules.
 struct channels_config {
   std::size_t max_name_length = 128;
   std::size_t max_per_connection = 128;  // subscriptions one connection may hold
@@ -196,6 +206,7 @@ struct history_rule {
   duration ttl = std::chrono::hours(24);  // publications older than this are not replayed
 };
 
+// history.*: which channels keep history, and how much a resume may replay.
 struct history_config {
   std::vector<history_rule> rules;  // first match decides; no match: no history
   // Publications replayed to one subscriber on resume; a longer gap answers recovered:false.
@@ -219,12 +230,14 @@ struct presence_rule {
   bool events = false;  // tell subscribers of joins and leaves
 };
 
+// presence.*: which channels track their subscribers.
 struct presence_config {
   std::vector<presence_rule> rules;
   std::string action = "presence";  // {"action":"presence","channel":...}; "" turns it off
   std::size_t max_members = 1000;   // entries returned by one presence query
 };
 
+// redis.*: the Redis backplane's server, timeouts and key names.
 struct redis_config {
   std::string url = "redis://127.0.0.1:6379/0";
   std::string key_prefix = "herald";  // channels and keys are named <prefix>:...
@@ -276,6 +289,7 @@ struct authorizer_config {
   duration cache_ttl = std::chrono::minutes(5);  // 0 disables the cache
   std::size_t cache_size = 10000;
 };
+// auth.*: JWT and REQUEST authorizer settings.
 struct auth_config {
   jwt_config jwt;
   authorizer_config authorizer;
@@ -296,6 +310,7 @@ struct limits_config {
   std::size_t json_max_depth = 64;
 };
 
+// The whole configuration: built once by load_config, immutable while serving.
 struct config {
   std::string node_id;  // empty: generated at start-up
   endpoint listen{"127.0.0.1", 8080};

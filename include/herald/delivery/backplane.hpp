@@ -40,6 +40,7 @@ struct presence_member {
   std::string node;
 };
 
+// The answer to a presence query.
 struct presence_result {
   bool ok = false;
   std::string error;
@@ -47,6 +48,7 @@ struct presence_result {
   bool truncated = false;  // more than the limit asked for
 };
 
+// Whether the backplane can do its work, for readiness and the console.
 struct backplane_status {
   std::string kind = "local";  // which backplane: "local" or "redis"
   bool up = true;
@@ -62,6 +64,7 @@ struct node_entry {
   system_time_ms at = 0;     // when it last refreshed
 };
 
+// The cluster as this node sees it (see the top of this file).
 class backplane {
  public:
   virtual ~backplane() = default;

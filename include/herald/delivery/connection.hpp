@@ -30,6 +30,7 @@ using string_pairs = std::vector<std::pair<std::string, std::string>>;
 // Sets `key` to `value`, replacing an existing entry with that key or adding one at the end.
 void set_pair(string_pairs& pairs, std::string_view key, std::string value);
 
+// What is known about a connection from its handshake on.
 struct connection_info {
   connection_id id;
   system_time_ms connected_at = 0;
@@ -52,6 +53,7 @@ enum class send_result {
   closing,  // queue full and the policy is close, or the connection is already closing
 };
 
+// A client connection: identity, thread-safe send and close; a session implements it.
 class connection : public std::enable_shared_from_this<connection> {
  public:
   explicit connection(connection_info info) : info_(std::move(info)) {}

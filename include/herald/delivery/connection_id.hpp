@@ -12,6 +12,7 @@
 
 namespace herald {
 
+// A connection's id: 20 URL-safe characters, unguessable, kept inline (no allocation).
 class connection_id {
  public:
   static constexpr std::size_t length = 20;  // 15 random bytes in base64url

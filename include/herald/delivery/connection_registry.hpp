@@ -16,6 +16,7 @@
 
 namespace herald {
 
+// Every open connection of this node by id and by user (sharded locks; weak references).
 class connection_registry {
  public:
   void add(const std::shared_ptr<connection>& conn);

@@ -50,6 +50,7 @@ struct dispatcher_metrics {
 
 enum class subscribe_status { ok, invalid_channel, too_many, not_allowed };
 
+// How a subscribe ended, and where a history channel's subscriber stands.
 struct subscribe_result {
   subscribe_status status = subscribe_status::ok;
   bool history = false;    // the channel keeps history: offset and epoch are meaningful
@@ -60,13 +61,14 @@ struct subscribe_result {
   std::string error;  // history could not be read (recovered is false)
 };
 
+// Delivers publications to this node's connections and keeps their subscriptions.
 class dispatcher {
  public:
   // `cluster` is the backplane the server picked (local or Redis): it hears this node's
   // interest and connections, forwards publications, and hands back what reaches this node
   // through deliver_from_cluster.
-  dispatcher(const config& cfg, connection_registry& registry, backplane& cluster, unsigned workers,
-             worker_poster post);
+  dispatcher(const config& cfg, connection_registry& registry, backplane& backplane,
+             unsigned workers, worker_poster post);
   ~dispatcher();
 
   // --- on the connection's worker thread ---
@@ -115,7 +117,7 @@ class dispatcher {
 
   const config& cfg_;
   connection_registry& registry_;
-  backplane& cluster_;
+  backplane& backplane_;
   worker_poster post_;
   std::vector<std::unique_ptr<worker_state>> workers_;
   channel_workers channel_workers_;  // where each channel has subscribers (any thread)

@@ -21,6 +21,7 @@
 
 namespace herald {
 
+// One stored publication.
 struct history_entry {
   std::uint64_t offset = 0;
   system_time_ms time = 0;
@@ -47,6 +48,7 @@ struct history_query {
   std::size_t limit = 100;  // entries wanted; one more is read to tell whether more exist
 };
 
+// The answer to a history read: the position and the entries after `since`.
 struct history_page {
   bool ok = false;
   std::string error;

@@ -15,6 +15,7 @@ enum class target_kind { connection, user, channel, broadcast };
 
 std::string_view to_string(target_kind k);
 
+// One publication, with its frame serialized once for every recipient.
 struct publication {
   target_kind kind = target_kind::channel;
   std::string target;                          // connection id, user id or channel name

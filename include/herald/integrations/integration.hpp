@@ -27,6 +27,7 @@ struct invocation {
   unsigned worker = 0;
 };
 
+// What an integration answered (or why it failed).
 struct integration_result {
   bool ok = true;        // false: the integration failed (unreachable, timeout, 5xx, bad answer)
   std::string error;     // why it failed, for the log
@@ -52,6 +53,7 @@ struct integration_result {
 
 using integration_callback = std::function<void(integration_result)>;
 
+// Where a route sends its events: an HTTP backend, a Redis stream, or a built-in.
 class integration {
  public:
   virtual ~integration() = default;
@@ -69,7 +71,7 @@ class backplane;
 // client {"type":"ack","requestId":...} once Redis has it; workers process it later.
 std::unique_ptr<integration> make_stream_integration(const integration_config& cfg,
                                                      const std::string& key_prefix,
-                                                     backplane& cluster, worker_poster post);
+                                                     backplane& backplane, worker_poster post);
 
 // How a backend's HTTP answer becomes a result: in lambda_proxy mode a 2xx JSON body with
 // "statusCode" is a Lambda proxy result ({statusCode, headers, multiValueHeaders, body,

@@ -67,6 +67,7 @@ std::string published(std::string_view channel, std::string_view id_json,
 // {"type":"acked","channel":...(,"id"),"offset":N}.
 std::string acked(std::string_view channel, std::string_view id_json, std::uint64_t offset);
 
+// One member in a presence reply.
 struct member {
   std::string_view connection_id;
   std::string_view user_id;  // empty: null

@@ -25,6 +25,7 @@ struct connect_request {
   string_pairs headers;  // as sent, in order, duplicates kept
 };
 
+// Everything an API Gateway event is built from.
 struct event_input {
   event_type type = event_type::message;
   std::string_view route_key;

@@ -22,6 +22,7 @@
 
 namespace herald {
 
+// Evaluates routing.selection_expression on a message to a route key.
 class route_selector {
  public:
   // Throws std::invalid_argument with a readable reason for a malformed expression.

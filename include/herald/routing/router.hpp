@@ -69,14 +69,15 @@ struct route_metrics {
   latency_histogram latency;  // integration call duration
 };
 
+// Routes every connection event to its integration, and answers Herald's own actions.
 class router final : public connection_handler, public connect_handler {
  public:
   using integration_map = std::map<std::string, std::unique_ptr<integration>>;
 
   // `integrations` must hold every integration the routes name. Throws config_error.
-  // `channels` delivers; `cluster` stores acknowledgements and answers presence queries.
-  router(const config& cfg, logger& log, integration_map integrations, dispatcher& channels,
-         backplane& cluster, unsigned workers);
+  // `dispatcher` delivers; `backplane` stores acknowledgements and answers presence queries.
+  router(const config& cfg, logger& log, integration_map integrations, dispatcher& dispatcher,
+         backplane& backplane, unsigned workers);
   ~router() override;
 
   void on_connect(const connection_info& info, const connect_request& request,
@@ -127,8 +128,8 @@ class router final : public connection_handler, public connect_handler {
 
   const config& cfg_;
   logger& log_;
-  dispatcher& channels_;
-  backplane& cluster_;
+  dispatcher& dispatcher_;
+  backplane& backplane_;
   integration_map integrations_;
   route_selector selector_;
   channel_policy policy_;

@@ -12,6 +12,7 @@
 
 namespace herald {
 
+// A Herald node: builds every component from the configuration, runs and stops them.
 class server {
  public:
   // Builds every component and binds the listeners. Throws on a start-up failure

@@ -66,6 +66,7 @@ void apply_mask(char* data, std::size_t size, std::array<std::uint8_t, 4> key,
 // bytes.
 std::string close_payload(std::uint16_t code, std::string_view reason);
 
+// The sizes a frame decoder accepts (websocket.max_frame_bytes, max_message_bytes).
 struct decoder_limits {
   std::size_t max_frame_bytes = 128 * 1024;
   std::size_t max_message_bytes = 128 * 1024;

@@ -7,6 +7,7 @@
 
 namespace herald::ws {
 
+// Incremental UTF-8 validation across fragments (fails fast, as RFC 6455 asks).
 class utf8_validator {
  public:
   // Checks the next piece of a message. Returns false at the first invalid byte; after that the
