@@ -1,0 +1,303 @@
+// The Redis backplane's class, shared by the files that implement it by role:
+//   redis_backplane.cpp  construction, the two connections' life, status, metrics, liveness
+//   redis_pubsub.cpp     forwarding publications, interest, subscriptions, what arrives
+//   redis_directory.cpp  the connection directory and node-to-node requests
+//   redis_store.cpp      history (store, read, gap fill), inbox acks, presence, streams
+// Everything runs on the backplane's own thread and io_context unless a comment says so.
+#pragma once
+
+#include "redis/redis_backplane.hpp"
+
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+
+#include "herald/common/json_input.hpp"
+#include "herald/routing/event.hpp"
+#include "herald/ws/handshake.hpp"
+#include "herald/ws/utf8.hpp"
+#include "redis/redis_connection.hpp"
+#include "redis/redis_functions.hpp"
+
+namespace herald::redis {
+
+using nlohmann::json;
+using ms = std::chrono::milliseconds;
+
+inline std::string reply_text(reply_view r) {
+  return r && r->str ? std::string(r->str, r->len) : std::string();
+}
+
+// The backplane on Redis: pub/sub fan-out, the directory, history, presence, streams.
+class redis_backplane final : public backplane {
+ public:
+  redis_backplane(const config& cfg, logger& log, connection_registry& registry, delivery deliver,
+                  worker_poster post);
+  ~redis_backplane() override;
+  void start() override;
+  void stop(std::function<void()> done) override;
+
+  // ---- publications ----
+
+  void forward(const publication& p, std::function<void(bool)> done) override;
+
+  // ---- interest ----
+
+  void channel_added(const std::string& channel, unsigned worker,
+                     std::function<void()> ready) override;
+  void channel_removed(const std::string& channel) override;
+  void user_added(const std::string& user) override;
+  void user_removed(const std::string& user) override;
+
+  // ---- directory ----
+
+  void connection_opened(const connection& c) override;
+  void connection_closed(const connection& c) override;
+  void locate(const std::string& id,
+              std::function<void(std::optional<remote_connection>)> done) override;
+  void send_remote(const remote_connection& where, std::shared_ptr<const std::string> payload,
+                   bool binary, std::function<void(remote_result)> done) override;
+  void close_remote(const remote_connection& where, std::uint16_t code,
+                    std::string reason) override;
+  bool close_user(const std::string& user, std::uint16_t code, std::string reason) override;
+
+  // ---- durable delivery ----
+
+  void publish_stored(const publication& p, const history_rule& rule,
+                      std::function<void(stored_result)> done) override;
+  void read_history(history_query q, const history_rule&, unsigned worker,
+                    std::function<void(history_page)> done) override;
+  void ack(const std::string& channel, std::uint64_t offset,
+           std::function<void(std::optional<std::uint64_t>)> done) override;
+
+  // ---- presence ----
+
+  void presence_join(const std::string& channel, const connection& c) override;
+  void presence_leave(const std::string& channel, const connection& c) override;
+  void presence(const std::string& channel, std::size_t limit,
+                std::function<void(presence_result)> done) override;
+
+  // ---- store-first ----
+
+  void append_stream(std::string key, std::vector<std::pair<std::string, std::string>> fields,
+                     std::size_t max_length, std::function<void(bool, std::string)> done) override;
+
+  // ---- health and metrics ----
+
+  backplane_status status() const override;
+
+  // ---- the cluster ----
+
+  void set_node_summary(std::function<std::string()> summary) override;
+  void nodes(std::function<void(std::vector<node_entry>)> done) override;
+  void write_metrics(prometheus_text& out) const override;
+
+ private:
+  enum class sub_state { none, subscribing, subscribed, unsubscribing };
+  // Where this node is in a history channel.
+  struct stream_state {
+    std::string epoch;
+    std::uint64_t last = 0;   // the newest offset of `epoch` handed to the workers (0: none yet)
+    bool positioned = false;  // epoch and last say where this node is; else take what comes
+    bool filling = false;
+    bool needs_fill = false;  // the subscriber connection was lost: read what was missed
+    // The subscription was lost since the position was last confirmed: if the channel's
+    // history turns out to have been replaced meanwhile (a new epoch), publications of the old
+    // one may have been missed and cannot be read back any more.
+    bool interrupted = false;
+    std::map<std::uint64_t, publication> held;  // arrived during a fill, by offset
+  };
+  static constexpr std::size_t kMaxHeld = 10000;
+  struct pending_request {
+    std::function<void(remote_result)> done;
+    std::shared_ptr<asio::steady_timer> timer;
+  };
+
+  // Time down in all: the finished outages, and the current one if the backplane is down now.
+  double outage_seconds() const {
+    double seconds = static_cast<double>(outage_ms_.load()) / 1000.0;
+    if (const auto since = down_since_ms_.load(); since != 0)
+      seconds += static_cast<double>(now_ms() - since) / 1000.0;
+    return seconds;
+  }
+
+  std::string node_channel(const std::string& node) const { return prefix_ + "node:" + node; }
+  std::string alive_key(const std::string& node) const {
+    return prefix_ + "node:" + node + ":alive";
+  }
+  std::string nodes_key() const { return prefix_ + "nodes"; }
+  std::string conn_key(const std::string& id) const { return prefix_ + "conn:" + id; }
+  std::string presence_key(const std::string& channel) const {
+    return prefix_ + "presence:" + channel;
+  }
+
+  void register_presence(const std::string& channel, const std::string& id,
+                         const std::string& user);
+
+  // FCALL history; `done` on this thread. A failed read is a page with ok = false.
+  void read_page(const history_query& q, std::function<void(history_page)> done);
+  std::shared_ptr<redis_connection> make_connection(bool subscriber);
+  void shutdown_connections();
+
+  // ---- connection life ----
+
+  void on_ready(bool subscriber);
+  void on_lost(bool subscriber, const std::string& why);
+
+  // History keys carry TTLs, so every eviction policy but noeviction may delete them under
+  // memory pressure (volatile-* ones first of all): said once per connect, as a warning. Managed
+  // Redis services that refuse CONFIG are not second-guessed.
+  void check_eviction_policy();
+
+  // FUNCTION LOAD, retried while Redis answers errors such as LOADING after a restart.
+  void load_functions();
+  void set_down(std::string reason);
+  void update_status();
+
+  // ---- subscriptions ----
+
+  sub_state state_of(const std::string& name) const {
+    const auto it = states_.find(name);
+    return it == states_.end() ? sub_state::none : it->second;
+  }
+
+  void release(const std::string& name);
+  void want(const std::string& name, bool wanted);
+  void flush_subscriptions();
+  void on_push(reply_view r);
+  void on_message(const std::string& channel, std::string_view payload);
+
+  // A publication from Redis that is not delivered. Logged at most once a second (a backend
+  // looping on a bad payload must not flood the log); the counters say how many.
+  void drop(const std::string& channel, const std::string& reason, std::string_view payload);
+
+  // ---- history order and gap fill ----
+  //
+  // Per channel, this node hands history publications to its workers in offset order, once
+  // each. A gap (a publication missed while Redis or the subscriber connection was away, or
+  // reordered) is filled from the history before anything after it is handed over.
+
+  void on_stored(publication p);
+
+  // Hands `p` over unless it is old; a jump forward, or an epoch we did not expect, starts a fill.
+  void accept(stream_state& s, publication p);
+
+  // A read tells where the history is. If this node has handed nothing of the channel over yet,
+  // that is where it stands: whatever is published after the read and before the subscription
+  // to the channel is confirmed (Redis was away, or the subscription is in flight) is then read
+  // back on confirmation instead of being missed.
+  void seed(const std::string& channel, const history_page& page);
+  void retry_fill_later(const std::string& channel);
+  void start_fill(const std::string& channel);
+
+  // The fill found another history than the one this node followed (Redis lost its data, or
+  // the channel's history expired or was deleted, and publishing went on in a new epoch). The
+  // new epoch is read from its start, so connected clients miss none of it. If this node was
+  // away meanwhile, publications of the old epoch may have been lost with it, and no one can
+  // tell which: its subscribers are told to resync first. Both are counted.
+  void epoch_changed(const std::string& channel, stream_state& st, const history_page& page);
+
+  // Hands over what was held, in order, counting what could not be recovered.
+  void finish_fill(stream_state& s);
+
+  // Requests addressed to this node.
+  void on_node_op(std::string_view payload);
+  void on_control(std::string_view payload);
+  void finish_request(std::uint64_t rid, remote_result r);
+
+  // ---- directory ----
+
+  static std::vector<std::string> directory_fields(const connection& c);
+  void register_connection(const std::vector<std::string>& fields);
+
+  // Every third of the TTL: refresh this node's entries (and their lastActiveAt).
+  void schedule_refresh();
+
+  // The liveness key, with this node's report for the console and the CLI, and its place in
+  // <prefix>:nodes (a sorted set by refresh time: the live nodes without a SCAN).
+  void refresh_alive();
+  void schedule_alive();
+
+  // ---- liveness probe ----
+
+  void schedule_probe();
+  void probe();
+
+  const config& cfg_;
+  const redis_config& rc_;
+  logger& log_;
+  connection_registry& registry_;
+  delivery deliver_;
+  worker_poster post_;
+  const std::string node_;
+  const std::string prefix_;
+  const function_names fn_;
+  const std::string library_;
+  const std::string settings_;
+  std::function<std::string()> summary_;  // set before start(); called on this thread
+  redis_connection::options options_;
+
+  asio::io_context ioc_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_;
+  std::thread thread_;
+  std::shared_ptr<redis_connection> cmd_;
+  std::shared_ptr<redis_connection> sub_;
+  asio::steady_timer probe_timer_;
+  asio::steady_timer refresh_timer_;
+  asio::steady_timer alive_timer_;
+  std::unordered_map<bool, std::shared_ptr<asio::steady_timer>> reconnect_timers_;
+  std::mt19937_64 rng_;
+
+  // Backplane thread only.
+  std::vector<std::string> fixed_;              // always subscribed
+  std::unordered_map<std::string, int> refs_;   // workers interested in a Redis channel
+  std::unordered_map<std::string, bool> want_;  // Redis channels we should be in
+  std::unordered_map<std::string, sub_state> states_;
+  std::unordered_set<std::string> dirty_;
+  std::unordered_map<std::string, std::vector<std::pair<unsigned, std::function<void()>>>> waiters_;
+  std::unordered_map<std::uint64_t, pending_request> requests_;
+  std::unordered_map<std::string, stream_state> streams_;  // history channels, by name
+  std::unordered_map<std::string, std::unordered_map<std::string, std::string>>
+      presence_local_;  // channel -> connection id -> user, for re-registration
+  bool functions_loaded_ = false;
+  std::uint64_t next_rid_ = 0;
+  std::uint64_t probe_nonce_ = 0;
+  steady_clock::time_point probe_sent_;
+  steady_clock::time_point last_drop_log_;
+  unsigned attempts_cmd_ = 0;
+  unsigned attempts_sub_ = 0;
+  bool sub_up_ = false;
+  bool flush_posted_ = false;
+  bool probe_outstanding_ = false;
+  bool probe_failed_ = false;
+  bool probe_confirmed_ = false;  // a probe came back since the subscriber (re)connected
+  bool stopped_ = false;
+
+  // Read by other threads.
+  std::atomic<bool> cmd_up_{false};
+  std::atomic<bool> up_{false};
+  std::atomic<system_time_ms> down_since_ms_{now_ms()};
+  std::atomic<std::uint64_t> outage_ms_{0};
+  std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0}, published_{0}, not_forwarded_{0},
+      failures_{0}, received_{0}, probe_failures_{0}, stored_{0}, stored_duplicates_{0},
+      store_failures_{0}, gap_fills_{0}, recovered_{0}, lost_{0}, dup_received_{0},
+      stream_appends_{0}, stream_failures_{0}, dropped_large_{0}, dropped_deep_{0},
+      epoch_changes_{0}, resyncs_{0}, outages_{0};
+  std::atomic<std::int64_t> subscribed_count_{0};
+  mutable std::mutex status_mutex_;
+  backplane_status status_;
+};
+
+}  // namespace herald::redis

@@ -1,0 +1,219 @@
+// The Redis backplane's connection directory and node-to-node requests.
+#include "redis/redis_backplane_impl.hpp"
+
+namespace herald::redis {
+
+void redis_backplane::connection_opened(const connection& c) {
+  asio::post(ioc_, [this, fields = directory_fields(c)] {
+    if (cmd_->ready()) register_connection(fields);
+  });
+}
+
+void redis_backplane::connection_closed(const connection& c) {
+  asio::post(ioc_, [this, key = conn_key(std::string(c.id().view()))] {
+    if (cmd_->ready()) cmd_->command({"DEL", key}, [](reply_view) {});
+  });
+}
+
+void redis_backplane::locate(const std::string& id,
+                             std::function<void(std::optional<remote_connection>)> done) {
+  asio::post(ioc_, [this, id, done = std::move(done)] {
+    const bool sent = cmd_->command({"HGETALL", conn_key(id)}, [this, id, done](reply_view r) {
+      if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) return done(std::nullopt);
+      remote_connection rc;
+      rc.connection_id = id;
+      for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
+        const std::string k = reply_text(r->element[i]);
+        const std::string v = reply_text(r->element[i + 1]);
+        if (k == "node")
+          rc.node = v;
+        else if (k == "user")
+          rc.user_id = v;
+        else if (k == "connectedAt")
+          rc.connected_at = std::stoll(v);
+        else if (k == "lastActiveAt")
+          rc.last_active_at = std::stoll(v);
+        else if (k == "sourceIp")
+          rc.source_ip = v;
+        else if (k == "userAgent")
+          rc.user_agent = v;
+        else if (k == "subprotocol")
+          rc.subprotocol = v;
+      }
+      if (rc.node.empty()) return done(std::nullopt);
+      // A connection whose node is not alive is gone. Alive: its liveness key is there (it
+      // expires redis.node_ttl after a crash) and it listens on its node channel, which Redis
+      // drops the moment the node's process dies, as a POST finds out (PUBLISH answers 0).
+      // Both are pipelined; replies come in order, so the second callback decides.
+      auto has_key = std::make_shared<bool>(false);
+      const bool asked =
+          cmd_->command({"EXISTS", alive_key(rc.node)},
+                        [has_key](reply_view a) {
+                          *has_key = a && a->type == REDIS_REPLY_INTEGER && a->integer == 1;
+                        }) &&
+          cmd_->command(
+              {"PUBSUB", "NUMSUB", node_channel(rc.node)}, [rc, done, has_key](reply_view n) {
+                const bool listening = n && n->type == REDIS_REPLY_ARRAY && n->elements == 2 &&
+                                       n->element[1]->type == REDIS_REPLY_INTEGER &&
+                                       n->element[1]->integer >= 1;
+                if (*has_key && listening) return done(rc);
+                done(std::nullopt);
+              });
+      if (!asked) done(std::nullopt);
+    });
+    if (!sent) done(std::nullopt);
+  });
+}
+
+void redis_backplane::send_remote(const remote_connection& where,
+                                  std::shared_ptr<const std::string> payload, bool binary,
+                                  std::function<void(remote_result)> done) {
+  asio::post(ioc_, [this, node = where.node, id = where.connection_id, payload, binary,
+                    done = std::move(done)] {
+    const std::uint64_t rid = ++next_rid_;
+    const json op = {
+        {"op", "send"},     {"connection", id},
+        {"binary", binary}, {"payload", binary ? ws::base64_encode(*payload) : *payload},
+        {"rid", rid},       {"reply", node_}};
+    const bool sent = cmd_->command(
+        {"PUBLISH", node_channel(node), op.dump(-1, ' ', false, json::error_handler_t::replace)},
+        [this, rid](reply_view r) {
+          // Nobody listening on that node's channel: it is gone.
+          if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+            finish_request(rid, remote_result::gone);
+        });
+    if (!sent) return done(remote_result::unavailable);
+    auto timer = std::make_shared<asio::steady_timer>(ioc_, rc_.remote_timeout);
+    requests_[rid] = {done, timer};
+    timer->async_wait([this, rid](boost::system::error_code ec) {
+      if (!ec) finish_request(rid, remote_result::unavailable);
+    });
+  });
+}
+
+void redis_backplane::close_remote(const remote_connection& where, std::uint16_t code,
+                                   std::string reason) {
+  asio::post(
+      ioc_, [this, node = where.node, id = where.connection_id, code, reason = std::move(reason)] {
+        const json op = {{"op", "close"}, {"connection", id}, {"code", code}, {"reason", reason}};
+        cmd_->command({"PUBLISH", node_channel(node), op.dump()}, [](reply_view) {});
+      });
+}
+
+bool redis_backplane::close_user(const std::string& user, std::uint16_t code, std::string reason) {
+  asio::post(ioc_, [this, user, code, reason = std::move(reason)] {
+    const json op = {{"op", "close_user"},
+                     {"user", user},
+                     {"code", code},
+                     {"reason", reason},
+                     {"origin", node_}};
+    cmd_->command({"PUBLISH", prefix_ + "control", op.dump()}, [](reply_view) {});
+  });
+  return status().up;
+}
+
+void redis_backplane::on_node_op(std::string_view payload) {
+  const json op = parse_json(payload, cfg_.limits.json_max_depth);
+  if (!op.is_object()) return;
+  const std::string kind = op.value("op", "");
+  if (kind == "probe") {
+    if (op.value("nonce", std::uint64_t{0}) == probe_nonce_ && probe_outstanding_) {
+      probe_outstanding_ = false;
+      if (probe_failed_ || !probe_confirmed_) {
+        probe_failed_ = false;
+        probe_confirmed_ = true;
+        update_status();
+      }
+    }
+    return;
+  }
+  if (kind == "result") {
+    const std::string result = op.value("result", "");
+    finish_request(op.value("rid", std::uint64_t{0}), result == "queued"    ? remote_result::queued
+                                                      : result == "dropped" ? remote_result::dropped
+                                                                            : remote_result::gone);
+    return;
+  }
+  const auto id = connection_id::parse(op.value("connection", ""));
+  const auto conn = id ? registry_.find(*id) : nullptr;
+  if (kind == "close") {
+    if (conn) conn->close(op.value("code", std::uint16_t{1000}), op.value("reason", ""));
+    return;
+  }
+  if (kind != "send") return;
+  const std::uint64_t rid = op.value("rid", std::uint64_t{0});
+  const std::string reply_to = op.value("reply", "");
+  const auto answer = [this, rid, reply_to](std::string_view result) {
+    const json res = {{"op", "result"}, {"rid", rid}, {"result", result}};
+    cmd_->command({"PUBLISH", node_channel(reply_to), res.dump()}, [](reply_view) {});
+  };
+  if (!conn) return answer("gone");
+  const bool binary = op.value("binary", false);
+  std::string text = op.value("payload", "");
+  if (binary) text = ws::base64_decode(text).value_or(std::string());
+  auto payload_ptr = std::make_shared<const std::string>(std::move(text));
+  // The send happens on the connection's worker, where the queue's answer is exact.
+  post_(conn->info().worker, [this, conn, payload_ptr, binary, answer] {
+    const send_result r = conn->send(payload_ptr, binary);
+    asio::post(ioc_, [r, answer] {
+      answer(r == send_result::queued ? "queued" : r == send_result::dropped ? "dropped" : "gone");
+    });
+  });
+}
+
+void redis_backplane::finish_request(std::uint64_t rid, remote_result r) {
+  const auto it = requests_.find(rid);
+  if (it == requests_.end()) return;
+  auto done = std::move(it->second.done);
+  it->second.timer->cancel();
+  requests_.erase(it);
+  done(r);
+}
+
+std::vector<std::string> redis_backplane::directory_fields(const connection& c) {
+  const auto& i = c.info();
+  return {std::string(i.id.view()),
+          "user",
+          i.user_id,
+          "connectedAt",
+          std::to_string(i.connected_at),
+          "lastActiveAt",
+          std::to_string(c.last_active_at()),
+          "sourceIp",
+          i.source_ip,
+          "userAgent",
+          i.user_agent,
+          "subprotocol",
+          i.subprotocol};
+}
+
+void redis_backplane::register_connection(const std::vector<std::string>& fields) {
+  std::vector<std::string> args{"HSET", conn_key(fields[0]), "node", node_};
+  args.insert(args.end(), fields.begin() + 1, fields.end());
+  cmd_->command(args, [](reply_view) {});
+  cmd_->command({"PEXPIRE", conn_key(fields[0]), std::to_string(rc_.directory_ttl.count())},
+                [](reply_view) {});
+}
+
+void redis_backplane::schedule_refresh() {
+  refresh_timer_.expires_after(rc_.directory_ttl / 3);
+  refresh_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopped_) return;
+    if (cmd_->ready()) {
+      for (const auto& c : registry_.all()) {
+        const std::string key = conn_key(std::string(c->id().view()));
+        cmd_->command({"HSET", key, "lastActiveAt", std::to_string(c->last_active_at())},
+                      [](reply_view) {});
+        cmd_->command({"PEXPIRE", key, std::to_string(rc_.directory_ttl.count())},
+                      [](reply_view) {});
+      }
+      for (const auto& [channel, members] : presence_local_) {
+        cmd_->command({"PEXPIRE", presence_key(channel), std::to_string(rc_.directory_ttl.count())},
+                      [](reply_view) {});
+      }
+    }
+    schedule_refresh();
+  });
+}
+
+}  // namespace herald::redis

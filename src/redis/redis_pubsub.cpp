@@ -1,0 +1,226 @@
+// The Redis backplane's pub/sub: forwarding, interest, subscriptions, what arrives.
+#include "redis/redis_backplane_impl.hpp"
+
+namespace herald::redis {
+
+void redis_backplane::forward(const publication& p, std::function<void(bool)> done) {
+  if (!cmd_up_.load(std::memory_order_relaxed)) {
+    not_forwarded_.fetch_add(1, std::memory_order_relaxed);
+    return done(false);
+  }
+  std::string channel;
+  switch (p.kind) {
+    case target_kind::channel:
+      channel = prefix_ + "channel:" + p.target;
+      break;
+    case target_kind::user:
+      channel = prefix_ + "user:" + p.target;
+      break;
+    case target_kind::broadcast:
+      channel = prefix_ + "broadcast";
+      break;
+    case target_kind::connection:
+      return done(false);  // sent to the node that holds it instead
+  }
+  std::string payload = make_envelope({node_, p.id, p.exclude, p.event, p.data_json});
+  // Forwarded means Redis answered the PUBLISH: a frozen Redis takes the bytes into its socket
+  // buffer and answers nothing, until the command timeout drops the connection.
+  asio::post(ioc_, [this, channel = std::move(channel), payload = std::move(payload),
+                    done = std::move(done)]() mutable {
+    auto shared = std::make_shared<std::function<void(bool)>>(std::move(done));
+    const bool sent = cmd_->command({"PUBLISH", channel, payload}, [this, shared](reply_view r) {
+      const bool ok = r && r->type == REDIS_REPLY_INTEGER;
+      (ok ? published_ : failures_).fetch_add(1, std::memory_order_relaxed);
+      (*shared)(ok);
+    });
+    if (!sent) {
+      not_forwarded_.fetch_add(1, std::memory_order_relaxed);
+      (*shared)(false);
+    }
+  });
+}
+
+void redis_backplane::channel_added(const std::string& channel, unsigned worker,
+                                    std::function<void()> ready) {
+  asio::post(ioc_, [this, name = prefix_ + "channel:" + channel, worker,
+                    ready = std::move(ready)]() mutable {
+    if (++refs_[name] == 1) want(name, true);
+    if (state_of(name) == sub_state::subscribed || !sub_up_) {
+      // Confirmed already, or Redis is away (resubscribed on return): nothing to wait for.
+      return post_(worker, std::move(ready));
+    }
+    waiters_[name].emplace_back(worker, std::move(ready));
+  });
+}
+
+void redis_backplane::channel_removed(const std::string& channel) {
+  asio::post(ioc_, [this, name = prefix_ + "channel:" + channel] { release(name); });
+}
+
+void redis_backplane::user_added(const std::string& user) {
+  asio::post(ioc_, [this, name = prefix_ + "user:" + user] {
+    if (++refs_[name] == 1) want(name, true);
+  });
+}
+
+void redis_backplane::user_removed(const std::string& user) {
+  asio::post(ioc_, [this, name = prefix_ + "user:" + user] { release(name); });
+}
+
+void redis_backplane::release(const std::string& name) {
+  const auto it = refs_.find(name);
+  if (it == refs_.end() || --it->second > 0) return;
+  refs_.erase(it);
+  want(name, false);
+  if (name.starts_with(prefix_ + "channel:")) streams_.erase(name.substr(prefix_.size() + 8));
+  // Whoever waited for this channel has left it.
+  if (auto w = waiters_.find(name); w != waiters_.end()) {
+    for (auto& [worker, fn] : w->second)
+      post_(worker, std::move(fn));
+    waiters_.erase(w);
+  }
+}
+
+void redis_backplane::want(const std::string& name, bool wanted) {
+  if (wanted) {
+    want_[name] = true;
+  } else {
+    want_.erase(name);
+  }
+  dirty_.insert(name);
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    asio::post(ioc_, [this] { flush_subscriptions(); });  // batched: one command per turn
+  }
+}
+
+void redis_backplane::flush_subscriptions() {
+  flush_posted_ = false;
+  if (!sub_up_) return;
+  std::vector<std::string> add, drop;
+  for (const auto& name : dirty_) {
+    const bool wanted = want_.count(name) != 0;
+    const sub_state s = state_of(name);
+    if (wanted && (s == sub_state::none || s == sub_state::unsubscribing)) {
+      add.push_back(name);
+      states_[name] = sub_state::subscribing;
+    } else if (!wanted && (s == sub_state::subscribing || s == sub_state::subscribed)) {
+      drop.push_back(name);
+      states_[name] = sub_state::unsubscribing;
+    }
+  }
+  dirty_.clear();
+  constexpr std::size_t batch = 512;
+  for (std::size_t i = 0; i < add.size(); i += batch) {
+    sub_->subscribe({add.begin() + static_cast<long>(i),
+                     add.begin() + static_cast<long>(std::min(add.size(), i + batch))});
+  }
+  for (std::size_t i = 0; i < drop.size(); i += batch) {
+    sub_->unsubscribe({drop.begin() + static_cast<long>(i),
+                       drop.begin() + static_cast<long>(std::min(drop.size(), i + batch))});
+  }
+}
+
+void redis_backplane::on_push(reply_view r) {
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
+  const std::string kind = reply_text(r->element[0]);
+  const std::string name = reply_text(r->element[1]);
+  if (kind == "message")
+    return on_message(name, std::string_view(r->element[2]->str, r->element[2]->len));
+  if (kind == "subscribe") {
+    if (state_of(name) == sub_state::subscribing) {
+      states_[name] = sub_state::subscribed;
+      subscribed_count_.fetch_add(1, std::memory_order_relaxed);
+      if (name.starts_with(prefix_ + "channel:")) {
+        const auto s = streams_.find(name.substr(prefix_.size() + 8));
+        if (s != streams_.end() && s->second.needs_fill) start_fill(s->first);
+      }
+    }
+    if (auto w = waiters_.find(name); w != waiters_.end()) {
+      for (auto& [worker, fn] : w->second)
+        post_(worker, std::move(fn));
+      waiters_.erase(w);
+    }
+    update_status();
+  } else if (kind == "unsubscribe") {
+    if (state_of(name) == sub_state::subscribed)
+      subscribed_count_.fetch_sub(1, std::memory_order_relaxed);
+    if (state_of(name) == sub_state::unsubscribing) states_.erase(name);
+    if (want_.count(name)) {
+      // Wanted again while we were leaving it.
+      states_.erase(name);
+      dirty_.insert(name);
+      flush_subscriptions();
+    }
+  }
+}
+
+void redis_backplane::on_message(const std::string& channel, std::string_view payload) {
+  if (channel == node_channel(node_)) return on_node_op(payload);
+  if (channel == prefix_ + "control") return on_control(payload);
+  publication p;
+  if (channel.starts_with(prefix_ + "channel:")) {
+    p.kind = target_kind::channel;
+    p.target = channel.substr(prefix_.size() + 8);
+  } else if (channel.starts_with(prefix_ + "user:")) {
+    p.kind = target_kind::user;
+    p.target = channel.substr(prefix_.size() + 5);
+  } else if (channel == prefix_ + "broadcast") {
+    p.kind = target_kind::broadcast;
+  } else {
+    return;
+  }
+  // What no client may receive is dropped here, counted: data larger than a client may send
+  // (backends can PUBLISH anything), or nested deeper than limits.json_max_depth. A payload
+  // far over the limit is not even parsed; the envelope's own fields are small.
+  const std::size_t limit = cfg_.websocket.max_message_bytes;
+  if (payload.size() > limit + 64 * 1024) return drop(channel, "too_large", payload);
+  incoming in = parse_payload(payload, cfg_.limits.json_max_depth);
+  if (!in.refused.empty()) return drop(channel, in.refused, payload);
+  if (in.data_json.size() > limit) return drop(channel, "too_large", payload);
+  if (in.offset != 0 && p.kind == target_kind::channel) {
+    // A history publication (ours too: stored ones are delivered from here, in order).
+    received_.fetch_add(1, std::memory_order_relaxed);
+    auto built = publication::stored(std::move(p.target), std::move(in.data_json), std::move(in.id),
+                                     in.offset, std::move(in.epoch));
+    built.exclude = std::move(in.exclude);
+    return on_stored(std::move(built));
+  }
+  if (in.origin == node_) return;  // ours: delivered here when it was published
+  received_.fetch_add(1, std::memory_order_relaxed);
+  if (!in.event.empty() && p.kind == target_kind::channel) {
+    auto ev = publication::presence_event(std::move(p.target), std::move(in.event),
+                                          std::move(in.data_json));
+    ev.exclude = std::move(in.exclude);
+    return deliver_(std::move(ev));
+  }
+  auto built =
+      publication::message(p.kind, std::move(p.target), std::move(in.data_json), std::move(in.id));
+  built.exclude = std::move(in.exclude);
+  deliver_(std::move(built));
+}
+
+void redis_backplane::drop(const std::string& channel, const std::string& reason,
+                           std::string_view payload) {
+  (reason == "too_large" ? dropped_large_ : dropped_deep_).fetch_add(1, std::memory_order_relaxed);
+  const auto now = steady_clock::now();
+  if (now - last_drop_log_ < std::chrono::seconds(1)) return;
+  last_drop_log_ = now;
+  log_.warn("backplane.dropped", {{"channel", channel},
+                                  {"reason", reason},
+                                  {"bytes", payload.size()},
+                                  {"limit", reason == "too_large" ? cfg_.websocket.max_message_bytes
+                                                                  : cfg_.limits.json_max_depth}});
+}
+
+void redis_backplane::on_control(std::string_view payload) {
+  const json op = parse_json(payload, cfg_.limits.json_max_depth);
+  if (!op.is_object() || op.value("origin", "") == node_) return;
+  if (op.value("op", "") == "close_user") {
+    for (const auto& c : registry_.find_user(op.value("user", ""))) {
+      c->close(op.value("code", std::uint16_t{1000}), op.value("reason", ""));
+    }
+  }
+}
+
+}  // namespace herald::redis
