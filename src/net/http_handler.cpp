@@ -2,8 +2,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "herald/delivery/backplane.hpp"
-
 namespace herald::net {
 
 http_response json_response(http::status status, std::string body) {
