@@ -1080,7 +1080,8 @@ std::vector<option_def> option_table() {
           [](auto& c) -> auto& { return c.backplane; },
           {{"local", backplane_kind::local}, {"redis", backplane_kind::redis}}),
       secret(string_opt(
-          "redis.url", "redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]",
+          "redis.url",
+          "redis://[[user]:password@]host[:port][/db], rediss://... (TLS) or unix:///path[?db=N]",
           [](auto& c) -> auto& { return c.redis.url; })),
       string_opt(
           "redis.key_prefix",
@@ -1123,6 +1124,33 @@ std::vector<option_def> option_table() {
           "redis.required_for_readiness",
           "Report not ready (503 on /readyz) while the Redis backplane is down",
           [](auto& c) -> auto& { return c.redis.required_for_readiness; }),
+      count_opt(
+          "redis.max_pending_commands",
+          "Unanswered commands per Redis connection at most; more are refused and counted "
+          "(herald_backplane_commands_refused_total)",
+          [](auto& c) -> auto& { return c.redis.max_pending_commands; }, 16, 10000000),
+      bool_opt(
+          "redis.tls.enabled",
+          "TLS to Redis (also on with a rediss:// URL); never falls back to plain text",
+          [](auto& c) -> auto& { return c.redis.tls.enabled; }),
+      string_opt(
+          "redis.tls.ca_file",
+          "PEM CA certificates that sign Redis's certificate (empty: the system's trust store)",
+          [](auto& c) -> auto& { return c.redis.tls.ca_file; }),
+      string_opt(
+          "redis.tls.cert_file", "PEM client certificate chain, for Redis with tls-auth-clients",
+          [](auto& c) -> auto& { return c.redis.tls.cert_file; }),
+      string_opt(
+          "redis.tls.key_file", "PEM private key of redis.tls.cert_file",
+          [](auto& c) -> auto& { return c.redis.tls.key_file; }),
+      string_opt(
+          "redis.tls.server_name",
+          "Name checked in Redis's certificate and sent as SNI (empty: the host of redis.url)",
+          [](auto& c) -> auto& { return c.redis.tls.server_name; }),
+      bool_opt(
+          "redis.tls.verify",
+          "Verify Redis's certificate and name (turn off only to test; logged at start-up)",
+          [](auto& c) -> auto& { return c.redis.tls.verify; }),
 
       duration_opt(
           "shutdown.accept_delay",

@@ -233,6 +233,15 @@ void validate(const config& cfg) {
                                                     format_duration(cfg.redis.node_ttl) + ")");
     }
   }
+  if (const auto& t = cfg.redis.tls; t.cert_file.empty() != t.key_file.empty()) {
+    throw config_error(t.cert_file.empty() ? "redis.tls.cert_file" : "redis.tls.key_file",
+                       "redis.tls.cert_file and redis.tls.key_file go together");
+  }
+  for (const auto& [key, file] : {std::pair{"redis.tls.ca_file", cfg.redis.tls.ca_file},
+                                  std::pair{"redis.tls.cert_file", cfg.redis.tls.cert_file},
+                                  std::pair{"redis.tls.key_file", cfg.redis.tls.key_file}}) {
+    if (!file.empty() && !readable(file)) throw config_error(key, "cannot read \"" + file + "\"");
+  }
   if (cfg.http.max_url_bytes >= cfg.http.max_header_bytes) {
     throw config_error("http.max_url_bytes", "must be smaller than http.max_header_bytes (" +
                                                  format_size(cfg.http.max_header_bytes) + ")");

@@ -24,6 +24,19 @@ redis_backplane::redis_backplane(const config& cfg, logger& log, connection_regi
   options_.endpoint = *endpoint::parse(rc_.url);
   options_.connect_timeout = rc_.connect_timeout;
   options_.command_timeout = rc_.command_timeout;
+  options_.max_pending = rc_.max_pending_commands;
+  if (options_.endpoint.tls || rc_.tls.enabled) {
+    options_.endpoint.tls = true;
+    options_.tls = make_client_tls(rc_.tls);
+    options_.tls_server_name = rc_.tls.server_name;
+    options_.tls_verify = rc_.tls.verify;
+    if (!rc_.tls.verify) {
+      log_.warn(
+          "backplane.tls_unverified",
+          {{"redis", options_.endpoint.describe()},
+           {"hint", "redis.tls.verify is off: anyone on the path can read and change traffic"}});
+    }
+  }
   set_down("Redis backplane: connecting");
 }
 
@@ -145,6 +158,12 @@ void redis_backplane::write_metrics(prometheus_text& out) const {
              "or nested deeper than limits.json_max_depth");
   out.sample("herald_backplane_dropped_total", {{"reason", "too_large"}}, dropped_large_.load());
   out.sample("herald_backplane_dropped_total", {{"reason", "too_deep"}}, dropped_deep_.load());
+  out.family("herald_backplane_commands_refused_total", "counter",
+             "Redis commands refused because redis.max_pending_commands were unanswered on the "
+             "connection (the caller sees a failure: not forwarded, not stored)");
+  for (const auto& [name, conn] : {std::pair{"command", cmd_}, std::pair{"subscriber", sub_}})
+    out.sample("herald_backplane_commands_refused_total", {{"connection", name}},
+               conn ? conn->refused() : 0);
   out.family("herald_backplane_probe_failures_total", "counter",
              "Pub/sub probes that did not come back in time");
   out.sample("herald_backplane_probe_failures_total", {}, probe_failures_.load());

@@ -1,71 +1,188 @@
 #include "redis/redis_connection.hpp"
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/read.h>
+#include <openssl/ssl.h>
 
+#include <cstring>
+
+#include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/write.hpp>
 
 namespace herald::redis {
-
-// ---- connection -------------------------------------------------------------------------------
-
 namespace {
 
-// A command waiting for its reply (owned by hiredis until the callback).
-struct pending_command {
-  redis_connection* owner;
-  std::function<void(reply_view)> done;
-  bool expects_reply;
+using error_code = boost::system::error_code;
+
+constexpr std::size_t read_chunk = 16 * 1024;
+
+bool is_push(const redisReply* r) {
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) return false;
+  const redisReply* kind = r->element[0];
+  if (!kind || (kind->type != REDIS_REPLY_STRING && kind->type != REDIS_REPLY_STATUS)) return false;
+  const std::string_view k(kind->str, kind->len);
+  return k == "message" || k == "pmessage" || k == "smessage" || k == "subscribe" ||
+         k == "unsubscribe" || k == "psubscribe" || k == "punsubscribe" || k == "ssubscribe" ||
+         k == "sunsubscribe";
+}
+
+struct reply_deleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
 };
 
+// "certificate verify failed" rather than Asio's "... (SSL routines)" with a category prefix.
+std::string describe(const error_code& ec) {
+  std::string m = ec.message();
+  if (const auto paren = m.find(" ("); paren != std::string::npos) m.resize(paren);
+  return m;
+}
+
 }  // namespace
+
+std::shared_ptr<asio::ssl::context> make_client_tls(const redis_tls_config& cfg) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1);
+  const auto use = [](const char* key, const std::string& file, auto&& load) {
+    error_code ec;
+    load(ec);
+    if (ec) throw config_error(key, "cannot use \"" + file + "\": " + describe(ec));
+  };
+  if (cfg.ca_file.empty()) {
+    use("redis.tls.ca_file", "the system's trust store",
+        [&](error_code& ec) { ctx->set_default_verify_paths(ec); });
+  } else {
+    use("redis.tls.ca_file", cfg.ca_file,
+        [&](error_code& ec) { ctx->load_verify_file(cfg.ca_file, ec); });
+  }
+  if (!cfg.cert_file.empty()) {
+    use("redis.tls.cert_file", cfg.cert_file,
+        [&](error_code& ec) { ctx->use_certificate_chain_file(cfg.cert_file, ec); });
+    use("redis.tls.key_file", cfg.key_file, [&](error_code& ec) {
+      ctx->use_private_key_file(cfg.key_file, asio::ssl::context::pem, ec);
+    });
+  }
+  return ctx;
+}
 
 redis_connection::redis_connection(asio::io_context& ioc, options opts, callbacks cb)
     : ioc_(ioc),
       opts_(std::move(opts)),
       cb_(std::move(cb)),
       connect_timer_(ioc),
-      command_timer_(ioc) {}
+      command_timer_(ioc),
+      in_(read_chunk) {}
 
 redis_connection::~redis_connection() {
   lost_ = true;  // a destructor reports nothing
-  free_context();
+  close_socket();
+  if (reader_) redisReaderFree(reader_);
 }
 
 void redis_connection::start() {
   ++generation_;
   lost_ = false;
-  reading_ = writing_ = want_read_ = want_write_ = timer_armed_ = false;
-  deadlines_.clear();
+  writing_ = timer_armed_ = subscribed_ = false;
+  pending_.clear();
+  out_.clear();
+  writing_buf_.clear();
+  if (reader_) redisReaderFree(reader_);
+  reader_ = redisReaderCreate();
+  if (!reader_) return lose("cannot allocate a RESP reader");
   state_ = state::connecting;
-  ac_ = opts_.endpoint.unix_path.empty()
-            ? redisAsyncConnect(opts_.endpoint.host.c_str(), opts_.endpoint.port)
-            : redisAsyncConnectUnix(opts_.endpoint.unix_path.c_str());
-  if (!ac_) return lose("cannot allocate a Redis context");
-  if (ac_->err) {
-    std::string why = std::string("connect: ") + ac_->errstr;
-    redisAsyncFree(ac_);  // no hooks installed yet: nothing else to undo
-    ac_ = nullptr;
-    return lose(std::move(why));
-  }
-  ac_->data = this;
-  ac_->ev.data = this;
-  ac_->ev.addRead = hook_add_read;
-  ac_->ev.delRead = hook_del_read;
-  ac_->ev.addWrite = hook_add_write;
-  ac_->ev.delWrite = hook_del_write;
-  ac_->ev.cleanup = hook_cleanup;
-  fd_.emplace(ioc_, ac_->c.fd);
-  redisAsyncSetDisconnectCallback(ac_, on_disconnect);
-  redisAsyncSetConnectCallback(ac_, on_connect);  // asks for writability: the connect's completion
   connect_timer_.expires_after(opts_.connect_timeout);
-  connect_timer_.async_wait(
-      [weak = weak_from_this(), gen = generation_](boost::system::error_code ec) {
-        auto self = weak.lock();
-        if (ec || !self || gen != self->generation_) return;
-        if (self->state_ == state::connecting || self->state_ == state::handshake)
-          self->lose("connect timeout");
+  connect_timer_.async_wait([weak = weak_from_this(), gen = generation_](error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || gen != self->generation_) return;
+    if (self->state_ == state::connecting || self->state_ == state::handshake)
+      self->lose("connect timeout");
+  });
+  const auto& ep = opts_.endpoint;
+  if (!ep.unix_path.empty()) {
+    unix_.emplace(ioc_);
+    unix_->async_connect(asio::local::stream_protocol::endpoint(ep.unix_path),
+                         [self = shared_from_this(), gen = generation_](error_code ec) {
+                           if (gen != self->generation_ || self->state_ != state::connecting)
+                             return;
+                           if (ec) return self->lose("connect: " + ec.message());
+                           self->state_ = state::handshake;
+                           self->read();
+                           self->handshake();
+                         });
+    return;
+  }
+  resolver_.emplace(ioc_);
+  resolver_->async_resolve(
+      ep.host, std::to_string(ep.port),
+      [self = shared_from_this(), gen = generation_](error_code ec,
+                                                     const tcp::resolver::results_type& r) {
+        if (gen != self->generation_ || self->state_ != state::connecting) return;
+        if (ec) return self->lose("resolve " + self->opts_.endpoint.host + ": " + ec.message());
+        self->connect_tcp(r);
       });
+}
+
+void redis_connection::connect_tcp(const tcp::resolver::results_type& addresses) {
+  tcp_.emplace(ioc_);
+  asio::async_connect(
+      *tcp_, addresses,
+      [self = shared_from_this(), gen = generation_](error_code ec, const tcp::endpoint&) {
+        if (gen != self->generation_ || self->state_ != state::connecting) return;
+        if (ec) return self->lose("connect: " + ec.message());
+        error_code ignored;
+        self->tcp_->set_option(tcp::no_delay(true), ignored);
+        if (self->opts_.tls) return self->tls_handshake();
+        self->state_ = state::handshake;
+        self->read();
+        self->handshake();
+      });
+}
+
+void redis_connection::tls_handshake() {
+  tls_.emplace(std::move(*tcp_), *opts_.tls);
+  tcp_.reset();
+  const std::string& name =
+      opts_.tls_server_name.empty() ? opts_.endpoint.host : opts_.tls_server_name;
+  // SNI for names only (an address in SNI is not allowed by RFC 6066).
+  error_code not_address;
+  asio::ip::make_address(name, not_address);
+  if (not_address) {
+    // SSL_set_tlsext_host_name, without its C cast.
+    SSL_ctrl(tls_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(name.c_str()));
+  }
+  if (opts_.tls_verify) {
+    tls_->set_verify_mode(asio::ssl::verify_peer);
+    tls_->set_verify_callback(asio::ssl::host_name_verification(name));
+  } else {
+    tls_->set_verify_mode(asio::ssl::verify_none);
+  }
+  tls_->async_handshake(asio::ssl::stream_base::client, [self = shared_from_this(),
+                                                         gen = generation_, name](error_code ec) {
+    if (gen != self->generation_ || self->state_ != state::connecting) return;
+    if (ec) {
+      const long verify = SSL_get_verify_result(self->tls_->native_handle());
+      std::string why = "TLS handshake with " + name + ": " + describe(ec);
+      if (why.ends_with("certificate verify failed")) {
+        // The chain was fine, our name check was not.
+        const bool wrong_name = verify == X509_V_OK || verify == X509_V_ERR_UNSPECIFIED ||
+                                verify == X509_V_ERR_HOSTNAME_MISMATCH ||
+                                verify == X509_V_ERR_IP_ADDRESS_MISMATCH;
+        why += wrong_name ? " (the certificate is not for this name; see "
+                            "redis.tls.server_name)"
+                          : " (" + std::string(X509_verify_cert_error_string(verify)) +
+                                "; see redis.tls.ca_file)";
+      }
+      return self->lose(std::move(why));
+    }
+    self->state_ = state::handshake;
+    self->read();
+    self->handshake();
+  });
 }
 
 void redis_connection::stop() {
@@ -73,123 +190,158 @@ void redis_connection::stop() {
   state_ = state::closed;
   connect_timer_.cancel();
   command_timer_.cancel();
-  free_context();
+  ++generation_;  // handlers still queued for this connection do nothing
+  close_socket();
+  fail_pending();
 }
 
-void redis_connection::free_context() {
-  if (!ac_) return;
-  redisAsyncContext* ac = ac_;
-  redisAsyncFree(ac);  // fails pending commands, runs the cleanup hook (ac_ = nullptr)
-  ac_ = nullptr;
+void redis_connection::close_socket() {
+  error_code ignored;
+  if (resolver_) resolver_->cancel();
+  resolver_.reset();
+  if (tls_) tls_->lowest_layer().close(ignored);
+  if (tcp_) tcp_->close(ignored);
+  if (unix_) unix_->close(ignored);
+  tls_.reset();
+  tcp_.reset();
+  unix_.reset();
+  writing_ = false;
+}
+
+void redis_connection::fail_pending() {
+  // Callbacks may start new commands on another connection, or stop this one: take the list.
+  auto failed = std::move(pending_);
+  pending_.clear();
+  out_.clear();
+  for (auto& p : failed) {
+    if (p.done) p.done(nullptr);
+  }
 }
 
 void redis_connection::lose(std::string why) {
-  if (state_ != state::closed) state_ = state::closed;
+  state_ = state::closed;
   connect_timer_.cancel();
   command_timer_.cancel();
+  close_socket();  // what is in flight completes with operation_aborted and does nothing
   if (lost_) return;
   lost_ = true;
-  // Never inside a hiredis callback: free and report on a fresh turn of the loop.
+  // Reported on a fresh turn of the loop: the caller may be a reply callback of ours.
   asio::post(ioc_, [weak = weak_from_this(), gen = generation_, why = std::move(why)] {
     auto self = weak.lock();
     if (!self || gen != self->generation_) return;
-    self->free_context();
+    self->fail_pending();
     if (self->cb_.on_lost) self->cb_.on_lost(why);
   });
 }
 
-// ---- hiredis hooks ----
+// ---- reading ----
 
-void redis_connection::hook_add_read(void* p) {
-  auto* self = static_cast<redis_connection*>(p);
-  self->want_read_ = true;
-  self->wait_readable();
+void redis_connection::read() {
+  auto handler = [self = shared_from_this(), gen = generation_](error_code ec, std::size_t n) {
+    if (gen != self->generation_ || self->state_ == state::closed) return;
+    if (ec) {
+      return self->lose(ec == asio::error::eof ? std::string("disconnected")
+                                               : "connection lost: " + describe(ec));
+    }
+    self->on_data(n);
+  };
+  with_stream([&](auto& s) { s.async_read_some(asio::buffer(in_), std::move(handler)); });
 }
 
-void redis_connection::hook_del_read(void* p) {
-  static_cast<redis_connection*>(p)->want_read_ = false;
-}
-
-void redis_connection::hook_add_write(void* p) {
-  auto* self = static_cast<redis_connection*>(p);
-  self->want_write_ = true;
-  self->wait_writable();
-}
-
-void redis_connection::hook_del_write(void* p) {
-  static_cast<redis_connection*>(p)->want_write_ = false;
-}
-
-void redis_connection::hook_cleanup(void* p) {
-  auto* self = static_cast<redis_connection*>(p);
-  // hiredis is about to close the fd and free the context: let go of both.
-  if (self->fd_) {
-    self->fd_->release();  // cancels our waits without closing the fd
-    self->fd_.reset();
+void redis_connection::on_data(std::size_t n) {
+  if (redisReaderFeed(reader_, in_.data(), n) != REDIS_OK)
+    return lose(std::string("RESP reader: ") + reader_->errstr);
+  const unsigned gen = generation_;
+  for (;;) {
+    void* raw = nullptr;
+    if (redisReaderGetReply(reader_, &raw) != REDIS_OK)
+      return lose(std::string("protocol error: ") + reader_->errstr);
+    if (!raw) break;
+    std::unique_ptr<redisReply, reply_deleter> reply(static_cast<redisReply*>(raw));
+    dispatch(reply.get());
+    // A callback may have stopped or restarted this connection.
+    if (gen != generation_ || state_ == state::closed) return;
   }
-  self->want_read_ = self->want_write_ = false;
-  self->ac_ = nullptr;
+  read();
 }
 
-void redis_connection::wait_readable() {
-  if (reading_ || !fd_) return;
-  reading_ = true;
-  fd_->async_wait(asio::posix::stream_descriptor::wait_read,
-                  [self = shared_from_this(), gen = generation_](boost::system::error_code ec) {
-                    if (gen != self->generation_) return;
-                    self->reading_ = false;
-                    if (ec || !self->ac_ || !self->want_read_) return;
-                    redisAsyncHandleRead(self->ac_);  // may run callbacks, may free the context
-                    if (self->ac_ && self->want_read_) self->wait_readable();
-                  });
+void redis_connection::dispatch(redisReply* reply) {
+  if (subscribed_ && is_push(reply)) {
+    if (cb_.on_push) cb_.on_push(reply);
+    return;
+  }
+  if (pending_.empty()) return lose("a reply nobody asked for");
+  auto done = std::move(pending_.front().done);
+  pending_.pop_front();
+  if (done) done(reply);
 }
 
-void redis_connection::wait_writable() {
-  if (writing_ || !fd_) return;
+// ---- writing ----
+
+bool redis_connection::send(const std::vector<std::string>& args,
+                            std::function<void(reply_view)> done, bool expects_reply) {
+  if (!open()) return false;
+  if (expects_reply && pending_.size() >= opts_.max_pending) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  std::vector<const char*> argv;
+  std::vector<std::size_t> argvlen;
+  argv.reserve(args.size());
+  argvlen.reserve(args.size());
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    argvlen.push_back(a.size());
+  }
+  char* formatted = nullptr;
+  const int len = redisFormatCommandArgv(&formatted, static_cast<int>(argv.size()), argv.data(),
+                                         argvlen.data());
+  if (len < 0 || !formatted) return false;
+  out_.append(formatted, static_cast<std::size_t>(len));
+  redisFreeCommand(formatted);
+  if (expects_reply) {
+    pending_.push_back({std::move(done), steady_clock::now() + opts_.command_timeout});
+    arm_command_timer();
+  }
+  flush();
+  return true;
+}
+
+void redis_connection::flush() {
+  if (writing_ || out_.empty() || !open()) return;
   writing_ = true;
-  fd_->async_wait(asio::posix::stream_descriptor::wait_write,
-                  [self = shared_from_this(), gen = generation_](boost::system::error_code ec) {
-                    if (gen != self->generation_) return;
-                    self->writing_ = false;
-                    if (ec || !self->ac_ || !self->want_write_) return;
-                    redisAsyncHandleWrite(self->ac_);
-                    if (self->ac_ && self->want_write_) self->wait_writable();
-                  });
+  writing_buf_.clear();
+  writing_buf_.swap(out_);  // everything queued so far leaves in one write
+  auto handler = [self = shared_from_this(), gen = generation_](error_code ec, std::size_t) {
+    if (gen != self->generation_) return;
+    self->writing_ = false;
+    if (ec) return self->lose("write: " + describe(ec));
+    self->flush();
+  };
+  with_stream(
+      [&](auto& s) { asio::async_write(s, asio::buffer(writing_buf_), std::move(handler)); });
 }
 
-void redis_connection::on_connect(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<redis_connection*>(ac->data);
-  if (status != REDIS_OK) {
-    // hiredis frees the context right after this callback.
-    return self->lose(std::string("connect: ") + (ac->errstr[0] ? ac->errstr : "failed"));
-  }
-  self->state_ = state::handshake;
-  self->handshake();
-}
-
-void redis_connection::on_disconnect(const redisAsyncContext* ac, int status) {
-  auto* self = static_cast<redis_connection*>(ac->data);
-  // hiredis frees the context right after this callback.
-  self->lose(status == REDIS_OK ? "disconnected"
-                                : std::string(ac->errstr[0] ? ac->errstr : "connection lost"));
-}
-
-void redis_connection::on_reply(redisAsyncContext*, void* reply, void* privdata) {
-  std::unique_ptr<pending_command> cmd(static_cast<pending_command*>(privdata));
-  redis_connection* self = cmd->owner;
-  if (cmd->expects_reply && !self->deadlines_.empty()) self->deadlines_.pop_front();
-  if (cmd->done) cmd->done(static_cast<redisReply*>(reply));
-}
-
-void redis_connection::on_push_reply(redisAsyncContext*, void* reply, void* privdata) {
-  auto* self = static_cast<redis_connection*>(privdata);
-  if (reply && self->cb_.on_push) self->cb_.on_push(static_cast<redisReply*>(reply));
+// One timer for all commands: it waits for the oldest unanswered one (replies come in order).
+void redis_connection::arm_command_timer() {
+  if (timer_armed_ || pending_.empty()) return;
+  timer_armed_ = true;
+  command_timer_.expires_at(pending_.front().deadline);
+  command_timer_.async_wait([weak = weak_from_this(), gen = generation_](error_code ec) {
+    auto self = weak.lock();
+    if (!self || gen != self->generation_) return;
+    self->timer_armed_ = false;
+    if (ec) return;
+    if (!self->pending_.empty() && steady_clock::now() >= self->pending_.front().deadline)
+      return self->lose("command timeout");
+    self->arm_command_timer();  // the one it waited for was answered: wait for the next
+  });
 }
 
 // ---- commands ----
 
 void redis_connection::handshake() {
-  // AUTH and SELECT (or a PING), one after the other, then ready.
+  // AUTH and SELECT (or a PING), pipelined, then ready once the last is answered.
   std::vector<std::vector<std::string>> steps;
   const auto& ep = opts_.endpoint;
   if (!ep.password.empty()) {
@@ -201,96 +353,43 @@ void redis_connection::handshake() {
   // Ready means Redis answered: a stopped (SIGSTOP) or wedged server still completes the TCP
   // handshake in the kernel, and would otherwise count as connected.
   if (steps.empty()) steps.push_back({"PING"});
-  auto run = std::make_shared<std::function<void(std::size_t)>>();
-  *run = [this, steps, weak_run = std::weak_ptr<std::function<void(std::size_t)>>(run),
-          gen = generation_](std::size_t i) {
-    if (gen != generation_) return;
-    if (i == steps.size()) {
-      state_ = state::ready;
-      connect_timer_.cancel();
-      if (cb_.on_ready) cb_.on_ready();
-      return;
-    }
-    const bool sent = send_argv(
-        steps[i], on_reply,
-        new pending_command{this,
-                            [this, i, steps, next = weak_run.lock()](reply_view r) {
-                              if (!r) return;  // connection lost: reported elsewhere
-                              if (r->type == REDIS_REPLY_ERROR) {
-                                return lose(steps[i][0] + ": " + std::string(r->str, r->len));
-                              }
-                              if (next) (*next)(i + 1);
-                            },
-                            true},
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const bool last = i + 1 == steps.size();
+    const std::string what = steps[i][0];
+    const bool sent = send(
+        steps[i],
+        [this, what, last, gen = generation_](reply_view r) {
+          if (!r || gen != generation_ || state_ != state::handshake) return;
+          if (r->type == REDIS_REPLY_ERROR) return lose(what + ": " + std::string(r->str, r->len));
+          if (!last) return;
+          state_ = state::ready;
+          connect_timer_.cancel();
+          if (cb_.on_ready) cb_.on_ready();
+        },
         true);
-    if (!sent) lose("cannot send " + steps[i][0]);
-  };
-  (*run)(0);
-}
-
-bool redis_connection::send_argv(const std::vector<std::string>& args,
-                                 void (*fn)(redisAsyncContext*, void*, void*), void* privdata,
-                                 bool expects_reply) {
-  if (!ac_) {
-    if (fn == on_reply) delete static_cast<pending_command*>(privdata);
-    return false;
+    if (!sent) return lose("cannot send " + what);
   }
-  std::vector<const char*> argv;
-  std::vector<std::size_t> argvlen;
-  argv.reserve(args.size());
-  argvlen.reserve(args.size());
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    argvlen.push_back(a.size());
-  }
-  if (redisAsyncCommandArgv(ac_, fn, privdata, static_cast<int>(argv.size()), argv.data(),
-                            argvlen.data()) != REDIS_OK) {
-    if (fn == on_reply) delete static_cast<pending_command*>(privdata);
-    return false;
-  }
-  if (expects_reply) {
-    deadlines_.push_back(steady_clock::now() + opts_.command_timeout);
-    arm_command_timer();
-  }
-  return true;
-}
-
-// One timer for all commands: it waits for the oldest unanswered one (replies come in order).
-void redis_connection::arm_command_timer() {
-  if (timer_armed_ || deadlines_.empty()) return;
-  timer_armed_ = true;
-  command_timer_.expires_at(deadlines_.front());
-  command_timer_.async_wait(
-      [weak = weak_from_this(), gen = generation_](boost::system::error_code ec) {
-        auto self = weak.lock();
-        if (!self || gen != self->generation_) return;
-        self->timer_armed_ = false;
-        if (ec) return;
-        if (!self->deadlines_.empty() && steady_clock::now() >= self->deadlines_.front()) {
-          return self->lose("command timeout");
-        }
-        self->arm_command_timer();  // the one it waited for was answered: wait for the next
-      });
 }
 
 bool redis_connection::command(const std::vector<std::string>& args,
                                std::function<void(reply_view)> done) {
   if (state_ != state::ready) return false;
-  return send_argv(args, on_reply, new pending_command{this, std::move(done), true}, true);
+  return send(args, std::move(done), true);
 }
 
 bool redis_connection::subscribe(const std::vector<std::string>& channels) {
   if (state_ != state::ready || channels.empty()) return false;
   std::vector<std::string> args{"SUBSCRIBE"};
   args.insert(args.end(), channels.begin(), channels.end());
-  return send_argv(args, on_push_reply, this, false);
+  subscribed_ = true;
+  return send(args, {}, false);
 }
 
 bool redis_connection::unsubscribe(const std::vector<std::string>& channels) {
   if (state_ != state::ready || channels.empty()) return false;
   std::vector<std::string> args{"UNSUBSCRIBE"};
   args.insert(args.end(), channels.begin(), channels.end());
-  return send_argv(args, on_push_reply, this, false);
+  return send(args, {}, false);
 }
 
 }  // namespace herald::redis

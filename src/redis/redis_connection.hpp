@@ -1,16 +1,27 @@
-// One Redis connection: hiredis's async API driven by Boost.Asio on one io_context.
+// One Redis connection on a socket Herald owns: plain TCP, TLS (asio::ssl::stream) or a Unix
+// socket, driven by Boost.Asio on one io_context. hiredis does only what it is best at: the
+// RESP reader (redisReaderFeed / redisReaderGetReply) and command formatting
+// (redisFormatCommandArgv); it never sees the socket.
 //
-// - hiredis owns the socket; a posix::stream_descriptor waits for readiness on the same fd and
-//   releases it (never closes it) in hiredis's cleanup hook, so there is one owner of the fd.
-// - The read/write hooks are idempotent: at most one wait per direction is outstanding.
-// - hiredis 0.14 has no timers, so connect and command timeouts are ours: a steady_timer for
-//   the connect, and the deadline of the oldest unanswered command (replies come in order).
-//   Either expiring drops the connection, which fails every pending command.
-// - The context is never freed from inside a hiredis callback by us: failures found there are
-//   finished on a fresh turn of the loop.
+// - One owner of the socket: this object. Reads go into one buffer and through the reader;
+//   writes are batched: commands queued while a write is in flight leave together in the next.
+// - Connect and command timeouts are ours: a steady_timer for the connect (resolve, TCP, TLS
+//   handshake, AUTH/SELECT or PING), and the deadline of the oldest unanswered command (replies
+//   come in order). Either expiring drops the connection, which fails every pending command.
+// - Replies come in order and are matched to commands in order; on a subscriber connection,
+//   pub/sub pushes (message, subscribe, ...) go to on_push instead.
+// - The pipeline is bounded (options::max_pending unanswered commands): a command over it is
+//   refused (command() returns false) and counted (refused()).
+// - TLS: verification is on unless options::tls_verify is false; the server name (SNI and the
+//   certificate check) is options::tls_server_name or the endpoint's host. A failed handshake
+//   is a lost connection with the reason, never a fallback to plain text.
+// - Callbacks never run inside another callback's stack of ours that could free us: losses are
+//   reported on a fresh turn of the loop.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -20,12 +31,16 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "herald/config/config.hpp"
 #include "herald/redis/redis_endpoint.hpp"
 
-struct redisAsyncContext;
+struct redisReader;
 struct redisReply;
 
 namespace herald::redis {
@@ -33,6 +48,10 @@ namespace herald::redis {
 namespace asio = boost::asio;
 using steady_clock = std::chrono::steady_clock;
 using duration = std::chrono::milliseconds;
+
+// The TLS client context of redis.tls (CA, client certificate and key), shared by every
+// connection. Throws config_error naming the key whose file cannot be used.
+std::shared_ptr<asio::ssl::context> make_client_tls(const redis_tls_config& cfg);
 
 // A reply as hiredis parsed it; valid only during the callback.
 using reply_view = const redisReply*;
@@ -44,6 +63,11 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
     redis::endpoint endpoint;
     duration connect_timeout = std::chrono::seconds(2);
     duration command_timeout = std::chrono::seconds(2);
+    std::size_t max_pending = 100000;  // unanswered commands at most (redis.max_pending_commands)
+    // TLS (rediss:// or redis.tls.enabled): a client context shared by every connection.
+    std::shared_ptr<asio::ssl::context> tls;
+    std::string tls_server_name;  // empty: the endpoint's host
+    bool tls_verify = true;
   };
   struct callbacks {
     std::function<void()> on_ready;                       // connected, authenticated, db selected
@@ -62,10 +86,13 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   void stop();
 
   bool ready() const { return state_ == state::ready; }
-  std::size_t pending() const { return deadlines_.size(); }
+  std::size_t pending() const { return pending_.size(); }
+  // Commands refused because max_pending were unanswered (since construction).
+  std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
 
   // Sends a command (binary-safe arguments). `done` gets the reply, or null if the connection
-  // was lost first. Returns false (and never calls `done`) when not ready.
+  // was lost first. Returns false (and never calls `done`) when not ready or the pipeline is
+  // full.
   bool command(const std::vector<std::string>& args, std::function<void(reply_view)> done);
   // SUBSCRIBE / UNSUBSCRIBE: confirmations and messages arrive through on_push.
   bool subscribe(const std::vector<std::string>& channels);
@@ -73,43 +100,63 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
 
  private:
   enum class state { idle, connecting, handshake, ready, closed };
+  using tcp = asio::ip::tcp;
+  using unix_socket = asio::local::stream_protocol::socket;
+  using tls_stream = asio::ssl::stream<tcp::socket>;
 
-  static void hook_add_read(void* self);
-  static void hook_del_read(void* self);
-  static void hook_add_write(void* self);
-  static void hook_del_write(void* self);
-  static void hook_cleanup(void* self);
-  static void on_connect(const redisAsyncContext* ac, int status);
-  static void on_disconnect(const redisAsyncContext* ac, int status);
-  static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
-  static void on_push_reply(redisAsyncContext* ac, void* reply, void* privdata);
+  struct pending_command {
+    std::function<void(reply_view)> done;
+    steady_clock::time_point deadline;
+  };
 
-  bool send_argv(const std::vector<std::string>& args, void (*fn)(redisAsyncContext*, void*, void*),
-                 void* privdata, bool expects_reply);
-  void wait_readable();
-  void wait_writable();
-  void arm_command_timer();
+  void connect_tcp(const tcp::resolver::results_type& addresses);
+  void tls_handshake();
   void handshake();
-  // Reports the loss once and frees the context (deferred to a new loop turn).
+  // Queues a formatted command; `expects_reply`: an entry in pending_ (else a push follows).
+  bool send(const std::vector<std::string>& args, std::function<void(reply_view)> done,
+            bool expects_reply);
+  void flush();
+  void read();
+  void on_data(std::size_t n);
+  void dispatch(redisReply* reply);
+  void arm_command_timer();
+  // Reports the loss once (on a fresh turn of the loop) and fails what is pending.
   void lose(std::string why);
-  void free_context();
+  void close_socket();
+  void fail_pending();
+  bool open() const { return tcp_ || tls_ || unix_; }
+
+  template <class F>
+  void with_stream(F&& f) {
+    if (tls_)
+      f(*tls_);
+    else if (tcp_)
+      f(*tcp_);
+    else if (unix_)
+      f(*unix_);
+  }
 
   asio::io_context& ioc_;
   options opts_;
   callbacks cb_;
-  redisAsyncContext* ac_ = nullptr;
-  std::optional<asio::posix::stream_descriptor> fd_;
+  std::optional<tcp::resolver> resolver_;
+  std::optional<tcp::socket> tcp_;
+  std::optional<tls_stream> tls_;
+  std::optional<unix_socket> unix_;
+  redisReader* reader_ = nullptr;
   asio::steady_timer connect_timer_;
   asio::steady_timer command_timer_;
-  std::deque<steady_clock::time_point> deadlines_;  // unanswered commands, oldest first
+  std::deque<pending_command> pending_;  // unanswered commands, oldest first
+  std::string out_;                      // formatted commands waiting for the next write
+  std::string writing_buf_;              // what the write in flight sends
+  std::vector<char> in_;                 // read buffer
   state state_ = state::idle;
-  bool want_read_ = false;
-  bool want_write_ = false;
-  bool reading_ = false;
   bool writing_ = false;
   bool timer_armed_ = false;
+  bool subscribed_ = false;  // a SUBSCRIBE was sent: pub/sub replies are pushes from now on
   bool lost_ = false;        // on_lost already reported for this start()
   unsigned generation_ = 0;  // bumps on every start(): stale handlers recognise themselves
+  std::atomic<std::uint64_t> refused_{0};  // read by the metrics page
 };
 
 }  // namespace herald::redis

@@ -55,10 +55,14 @@ std::optional<endpoint> endpoint::parse(std::string_view url, std::string* error
     }
     return ep;
   }
-  if (url.starts_with("rediss://"))
-    return fail("TLS to Redis (rediss://) is not supported by this build");
-  if (!url.starts_with("redis://")) return fail("expected redis://host:port/db or unix:///path");
-  url.remove_prefix(8);
+  if (url.starts_with("rediss://")) {
+    ep.tls = true;
+    url.remove_prefix(9);
+  } else if (url.starts_with("redis://")) {
+    url.remove_prefix(8);
+  } else {
+    return fail("expected redis://host:port/db, rediss://host:port/db (TLS) or unix:///path");
+  }
   const auto slash = url.find('/');
   std::string_view authority = url.substr(0, slash);
   if (slash != std::string_view::npos && slash + 1 < url.size()) {
@@ -98,7 +102,7 @@ std::optional<endpoint> endpoint::parse(std::string_view url, std::string* error
 
 std::string endpoint::describe() const {
   std::string out = unix_path.empty()
-                        ? "redis://" +
+                        ? (tls ? "rediss://" : "redis://") +
                               (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
                               ":" + std::to_string(port)
                         : "unix://" + unix_path;

@@ -6,6 +6,7 @@
 #include "herald/redis/redis_endpoint.hpp"
 #include "herald/routing/route_selector.hpp"
 #include "herald/server/startup.hpp"
+#include "redis/redis_connection.hpp"
 
 namespace herald {
 namespace {
@@ -26,7 +27,14 @@ void check(const config& cfg) {
   if (cfg.auth.jwt.enabled()) load_jwt_keys(cfg.auth.jwt);
   if (cfg.backplane == backplane_kind::redis) {
     std::string why;
-    if (!redis::endpoint::parse(cfg.redis.url, &why)) throw config_error("redis.url", why);
+    const auto ep = redis::endpoint::parse(cfg.redis.url, &why);
+    if (!ep) throw config_error("redis.url", why);
+    if (ep->tls || cfg.redis.tls.enabled) {
+      if (!ep->unix_path.empty())
+        throw config_error("redis.tls.enabled",
+                           "TLS needs a TCP address in redis.url, not unix://");
+      redis::make_client_tls(cfg.redis.tls);  // the CA, certificate and key load
+    }
   }
 }
 

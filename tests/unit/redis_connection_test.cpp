@@ -1,8 +1,10 @@
-// The hiredis-on-Asio adapter against a real redis-server and against listeners that never
-// answer (connect and command timeouts).
+// The Redis connection (our Asio socket, hiredis as RESP reader and formatter) against a real
+// redis-server, plain and over TLS, and against listeners that never answer (connect and command
+// timeouts).
 #include <hiredis/hiredis.h>
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -91,7 +93,14 @@ TEST(RedisEndpoint, ParsesUrls) {
   EXPECT_EQ(e->unix_path, "/var/run/redis.sock");
   EXPECT_EQ(e->db, 3);
   std::string why;
-  EXPECT_FALSE(endpoint::parse("rediss://h:1", &why));
+  const auto tls = endpoint::parse("rediss://:pw@h:6380/2");
+  ASSERT_TRUE(tls);
+  EXPECT_TRUE(tls->tls);
+  EXPECT_EQ(tls->port, 6380);
+  EXPECT_EQ(tls->db, 2);
+  EXPECT_EQ(tls->password, "pw");
+  EXPECT_EQ(tls->describe(), "rediss://h:6380/2");
+  EXPECT_FALSE(endpoint::parse("redis:/h:1", &why));
   EXPECT_NE(why.find("TLS"), std::string::npos);
   for (const char* bad :
        {"http://x", "redis://", "redis://h:0", "redis://h:x", "redis://h/x", "unix://relative"}) {
@@ -275,6 +284,159 @@ TEST_F(RedisConnectionTest, StopIsQuietAndSafeWithCommandsInFlight) {
   EXPECT_TRUE(ev.lost.empty()) << "stop() reports nothing";
   c.reset();  // destroying after stop is fine
   ioc_.run_for(20ms);
+}
+
+TEST_F(RedisConnectionTest, ThePipelineIsBounded) {
+  test::redis_server server;
+  events ev;
+  redis_connection::options o;
+  o.endpoint = *endpoint::parse(server.unix_url());
+  o.max_pending = 16;
+  redis_connection::callbacks cb;
+  cb.on_ready = [&ev] { ++ev.ready; };
+  auto c = std::make_shared<redis_connection>(ioc_, o, cb);
+  c->start();
+  ASSERT_TRUE(run_until([&] { return ev.ready == 1; }));
+  int answered = 0, accepted = 0;
+  for (int i = 0; i < 20; ++i)
+    accepted += c->command({"PING"}, [&answered](reply_view r) { answered += r != nullptr; });
+  EXPECT_EQ(accepted, 16);
+  EXPECT_EQ(c->refused(), 4u);
+  ASSERT_TRUE(run_until([&] { return answered == 16; }));
+  // Room again once answered.
+  EXPECT_TRUE(c->command({"PING"}, [&answered](reply_view) { ++answered; }));
+  ASSERT_TRUE(run_until([&] { return answered == 17; }));
+}
+
+// TLS: a server certificate for localhost/127.0.0.1 (its own CA), another unrelated one (a
+// wrong CA), and a client certificate for servers that require one.
+class RedisTlsTest : public RedisConnectionTest {
+ protected:
+  static void SetUpTestSuite() {
+    char tmpl[] = "/tmp/herald-tls-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    server_ = test::make_test_certificate(dir_, "server");
+    other_ = test::make_test_certificate(dir_, "other");
+    client_ = test::make_test_certificate(dir_, "client");
+  }
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
+
+  test::redis_tls server_tls(bool auth_clients = false) const {
+    return {server_.cert, server_.key, client_.cert, auth_clients};
+  }
+  std::shared_ptr<redis_connection> tls_client(const test::redis_server& s, events& ev,
+                                               redis_tls_config t, std::string host = "127.0.0.1") {
+    redis_connection::options o;
+    o.endpoint = *endpoint::parse("rediss://" + host + ":" + std::to_string(s.port()));
+    o.tls = make_client_tls(t);
+    o.tls_server_name = t.server_name;
+    o.tls_verify = t.verify;
+    redis_connection::callbacks cb;
+    cb.on_ready = [&ev] { ++ev.ready; };
+    cb.on_lost = [&ev](const std::string& why) { ev.lost.push_back(why); };
+    cb.on_push = [&ev](reply_view r) { ev.pushes.push_back(strings_of(r)); };
+    return std::make_shared<redis_connection>(ioc_, o, cb);
+  }
+  static redis_tls_config trusting(const test::test_certificate& ca) {
+    redis_tls_config t;
+    t.ca_file = ca.cert;
+    return t;
+  }
+
+  static inline std::string dir_;
+  static inline test::test_certificate server_, other_, client_;
+};
+
+TEST_F(RedisTlsTest, CommandsAndPubSubOverTls) {
+  test::redis_server server(true, {}, server_tls());
+  events ev;
+  auto c = tls_client(server, ev, trusting(server_));
+  c->start();
+  ASSERT_TRUE(run_until([&] { return ev.ready == 1 || !ev.lost.empty(); }));
+  ASSERT_EQ(ev.ready, 1) << (ev.lost.empty() ? "" : ev.lost[0]);
+  std::vector<long long> seen;
+  for (int i = 0; i < 500; ++i)
+    c->command({"INCR", "n"}, [&seen](reply_view r) { seen.push_back(r ? r->integer : -1); });
+  ASSERT_TRUE(run_until([&] { return seen.size() == 500; }));
+  EXPECT_EQ(seen.back(), 500);
+
+  events sub_ev;
+  auto sub = tls_client(server, sub_ev, trusting(server_), "localhost");  // by name too
+  sub->start();
+  ASSERT_TRUE(run_until([&] { return sub_ev.ready == 1; }));
+  ASSERT_TRUE(sub->subscribe({"news"}));
+  ASSERT_TRUE(run_until([&] { return sub_ev.pushes.size() == 1; }));
+  c->command({"PUBLISH", "news", "hello"}, [](reply_view) {});
+  ASSERT_TRUE(run_until([&] { return sub_ev.pushes.size() == 2; }));
+  EXPECT_EQ(sub_ev.pushes[1], (std::vector<std::string>{"message", "news", "hello"}));
+  EXPECT_TRUE(ev.lost.empty());
+}
+
+TEST_F(RedisTlsTest, AWrongCaOrNameIsRefusedNeverPlainText) {
+  test::redis_server server(true, {}, server_tls());
+  events wrong_ca;
+  auto a = tls_client(server, wrong_ca, trusting(other_));
+  a->start();
+  ASSERT_TRUE(run_until([&] { return !wrong_ca.lost.empty(); }));
+  EXPECT_EQ(wrong_ca.ready, 0);
+  EXPECT_NE(wrong_ca.lost[0].find("TLS handshake with 127.0.0.1: certificate verify failed"),
+            std::string::npos)
+      << wrong_ca.lost[0];
+
+  events wrong_name;
+  redis_tls_config t = trusting(server_);
+  t.server_name = "redis.example.com";  // not in the certificate
+  auto b = tls_client(server, wrong_name, t);
+  b->start();
+  ASSERT_TRUE(run_until([&] { return !wrong_name.lost.empty(); }));
+  EXPECT_EQ(wrong_name.ready, 0);
+  EXPECT_NE(wrong_name.lost[0].find("redis.example.com: certificate verify failed"),
+            std::string::npos)
+      << wrong_name.lost[0];
+
+  // Verification off (for tests only) accepts the unknown CA.
+  events unverified;
+  redis_tls_config off = trusting(other_);
+  off.verify = false;
+  auto d = tls_client(server, unverified, off);
+  d->start();
+  ASSERT_TRUE(run_until([&] { return unverified.ready == 1; }));
+
+  // A plain client on the TLS port never becomes ready.
+  events plain;
+  auto p = make("redis://127.0.0.1:" + std::to_string(server.port()), plain, 500ms, 500ms);
+  p->start();
+  ASSERT_TRUE(run_until([&] { return !plain.lost.empty(); }));
+  EXPECT_EQ(plain.ready, 0);
+}
+
+TEST_F(RedisTlsTest, MutualTls) {
+  test::redis_server server(true, {}, server_tls(/*auth_clients=*/true));
+  events anonymous;
+  auto a = tls_client(server, anonymous, trusting(server_));
+  a->start();
+  ASSERT_TRUE(run_until([&] { return !anonymous.lost.empty(); }));
+  EXPECT_EQ(anonymous.ready, 0);
+
+  events with_cert;
+  redis_tls_config t = trusting(server_);
+  t.cert_file = client_.cert;
+  t.key_file = client_.key;
+  auto b = tls_client(server, with_cert, t);
+  b->start();
+  ASSERT_TRUE(run_until([&] { return with_cert.ready == 1 || !with_cert.lost.empty(); }));
+  EXPECT_EQ(with_cert.ready, 1) << (with_cert.lost.empty() ? "" : with_cert.lost[0]);
+}
+
+TEST(RedisTlsConfig, UnusableFilesNameTheKey) {
+  redis_tls_config t;
+  t.ca_file = "/nonexistent/ca.pem";
+  try {
+    make_client_tls(t);
+    ADD_FAILURE() << "accepted a missing CA file";
+  } catch (const config_error& e) {
+    EXPECT_EQ(e.key(), "redis.tls.ca_file");
+  }
 }
 
 }  // namespace

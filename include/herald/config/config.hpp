@@ -237,6 +237,16 @@ struct presence_config {
   std::size_t max_members = 1000;   // entries returned by one presence query
 };
 
+// redis.tls.*: TLS to Redis (managed services require it).
+struct redis_tls_config {
+  bool enabled = false;  // also on with a rediss:// URL
+  std::string ca_file;   // empty: the system's trust store
+  std::string cert_file;
+  std::string key_file;
+  std::string server_name;  // empty: the URL's host
+  bool verify = true;
+};
+
 // redis.*: the Redis backplane's server, timeouts and key names.
 struct redis_config {
   std::string url = "redis://127.0.0.1:6379/0";
@@ -250,6 +260,8 @@ struct redis_config {
   duration node_ttl = std::chrono::seconds(15);       // herald:node:{id}:alive
   duration remote_timeout = std::chrono::seconds(2);  // waiting for another node's answer
   bool required_for_readiness = true;
+  std::size_t max_pending_commands = 100000;  // per connection; more are refused and counted
+  redis_tls_config tls;
 };
 
 // One JWT verification key. HMAC algorithms take a secret (inline, from a file, or from an

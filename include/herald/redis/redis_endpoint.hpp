@@ -7,8 +7,8 @@
 
 namespace herald::redis {
 
-// Where and how to connect, from a URL: redis://[[user]:password@]host[:port][/db] or
-// unix:///path/to/socket[?db=N].
+// Where and how to connect, from a URL: redis://[[user]:password@]host[:port][/db],
+// rediss://... (the same over TLS) or unix:///path/to/socket[?db=N].
 struct endpoint {
   std::string host = "127.0.0.1";
   int port = 6379;
@@ -16,6 +16,7 @@ struct endpoint {
   std::string username;
   std::string password;
   int db = 0;
+  bool tls = false;  // rediss://
 
   static std::optional<endpoint> parse(std::string_view url, std::string* error = nullptr);
   std::string describe() const;  // for logs, never the password

@@ -16,11 +16,15 @@ async function ping(port) {
 }
 
 export class Redis {
-  constructor(port, dir, persistence) {
+  // `tls`: {cert, key, ca, authClients, port}: TLS on `tls.port` as well (tlsUrl); the plain
+  // port stays for the test's own redis-cli and readiness check.
+  constructor(port, dir, persistence, tls) {
     this.port = port;
     this.dir = dir;
     this.persistence = persistence;
+    this.tls = tls;
     this.url = `redis://127.0.0.1:${port}/0`;
+    if (tls) this.tlsUrl = `rediss://127.0.0.1:${tls.port}/0`;
   }
 
   async start() {
@@ -28,6 +32,11 @@ export class Redis {
       '--logfile', `${this.dir}/redis.log`];
     if (this.persistence) args.push('--appendonly', 'yes', '--appendfsync', 'always', '--save', '');
     else args.push('--appendonly', 'no', '--save', '');
+    if (this.tls) {
+      args.push('--tls-port', String(this.tls.port), '--tls-cert-file', this.tls.cert, '--tls-key-file',
+        this.tls.key, '--tls-ca-cert-file', this.tls.ca ?? this.tls.cert, '--tls-auth-clients',
+        this.tls.authClients ? 'yes' : 'no');
+    }
     this.proc = spawn('redis-server', args, { stdio: 'ignore' });
     this.exited = new Promise((r) => this.proc.on('exit', r));
     for (let i = 0; i < 300; i++) {
@@ -73,10 +82,10 @@ export class Redis {
 }
 
 // Starts a redis-server on a free port (retrying if the port was taken meanwhile).
-export async function startRedis({ persistence = false } = {}) {
+export async function startRedis({ persistence = false, tls } = {}) {
   const dir = tempDir('herald-redis-');
   for (let attempt = 0; attempt < 5; attempt++) {
-    const r = new Redis(await freePort(), dir, persistence);
+    const r = new Redis(await freePort(), dir, persistence, tls && { ...tls, port: await freePort() });
     try {
       return await r.start();
     } catch (e) {

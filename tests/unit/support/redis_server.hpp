@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -32,10 +33,35 @@ inline int free_port() {
   return ntohs(addr.sin_port);
 }
 
+// A self-signed certificate (EC P-256) for localhost and 127.0.0.1, made with the openssl
+// command at test time: it is its own CA.
+struct test_certificate {
+  std::string cert;
+  std::string key;
+};
+inline test_certificate make_test_certificate(const std::string& dir, const std::string& name) {
+  test_certificate c{dir + "/" + name + ".crt", dir + "/" + name + ".key"};
+  const std::string cmd =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout '" +
+      c.key + "' -out '" + c.cert + "' -days 1 -subj /CN=localhost -addext " +
+      "subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null";
+  if (std::system(cmd.c_str()) != 0) throw std::runtime_error("openssl req failed");
+  return c;
+}
+
+// TLS on the server's TCP port (redis-server --tls-port); the unix socket stays plain.
+struct redis_tls {
+  std::string cert_file;
+  std::string key_file;
+  std::string ca_file;        // what client certificates are checked against
+  bool auth_clients = false;  // --tls-auth-clients yes: a client certificate is required
+};
+
 class redis_server {
  public:
-  explicit redis_server(bool tcp = false, std::string password = {})
-      : password_(std::move(password)) {
+  explicit redis_server(bool tcp = false, std::string password = {},
+                        std::optional<redis_tls> tls = std::nullopt)
+      : password_(std::move(password)), tls_(std::move(tls)) {
     char tmpl[] = "/tmp/herald-redis-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
@@ -56,7 +82,7 @@ class redis_server {
   void start() {
     std::vector<std::string> args{"redis-server",
                                   "--port",
-                                  std::to_string(port_),
+                                  std::to_string(tls_ ? 0 : port_),
                                   "--bind",
                                   "127.0.0.1",
                                   "--unixsocket",
@@ -76,6 +102,14 @@ class redis_server {
     if (!password_.empty()) {
       args.push_back("--requirepass");
       args.push_back(password_);
+    }
+    if (tls_) {
+      for (const auto& a :
+           {std::string("--tls-port"), std::to_string(port_), std::string("--tls-cert-file"),
+            tls_->cert_file, std::string("--tls-key-file"), tls_->key_file,
+            std::string("--tls-ca-cert-file"), tls_->ca_file, std::string("--tls-auth-clients"),
+            std::string(tls_->auth_clients ? "yes" : "no")})
+        args.push_back(a);
     }
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -125,6 +159,7 @@ class redis_server {
   std::string dir_;
   std::string socket_;
   std::string password_;
+  std::optional<redis_tls> tls_;
   int port_ = 0;
   pid_t pid_ = -1;
 };
