@@ -1129,6 +1129,23 @@ std::vector<option_def> option_table() {
           "Unanswered commands per Redis connection at most; more are refused and counted "
           "(herald_backplane_commands_refused_total)",
           [](auto& c) -> auto& { return c.redis.max_pending_commands; }, 16, 10000000),
+      list_opt(
+          "redis.sentinel.addresses",
+          "Sentinels (host:port) that name the primary; redis.url then gives only its "
+          "password, database and scheme",
+          [](auto& c) -> auto& { return c.redis.sentinel.addresses; }),
+      string_opt(
+          "redis.sentinel.master_name", "The name the Sentinels monitor the primary under",
+          [](auto& c) -> auto& { return c.redis.sentinel.master_name; }),
+      string_opt(
+          "redis.sentinel.username", "The Sentinels' own user (ACL), if they require one",
+          [](auto& c) -> auto& { return c.redis.sentinel.username; }),
+      secret(string_opt(
+          "redis.sentinel.password", "The Sentinels' own password, if they require one",
+          [](auto& c) -> auto& { return c.redis.sentinel.password; })),
+      duration_opt(
+          "redis.sentinel.timeout", "Time allowed to connect to one Sentinel and hear its answer",
+          [](auto& c) -> auto& { return c.redis.sentinel.timeout; }, milliseconds(10), seconds(60)),
       bool_opt(
           "redis.tls.enabled",
           "TLS to Redis (also on with a rediss:// URL); never falls back to plain text",

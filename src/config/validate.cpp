@@ -233,6 +233,17 @@ void validate(const config& cfg) {
                                                     format_duration(cfg.redis.node_ttl) + ")");
     }
   }
+  if (const auto& s = cfg.redis.sentinel; !s.addresses.empty()) {
+    if (s.master_name.empty())
+      throw config_error("redis.sentinel.master_name", "required with redis.sentinel.addresses");
+    for (const auto& a : s.addresses) {
+      try {
+        if (parse_endpoint(a).port == 0) throw std::invalid_argument("port must not be 0");
+      } catch (const std::invalid_argument& e) {
+        throw config_error("redis.sentinel.addresses", "\"" + a + "\": " + e.what());
+      }
+    }
+  }
   if (const auto& t = cfg.redis.tls; t.cert_file.empty() != t.key_file.empty()) {
     throw config_error(t.cert_file.empty() ? "redis.tls.cert_file" : "redis.tls.key_file",
                        "redis.tls.cert_file and redis.tls.key_file go together");

@@ -1,4 +1,6 @@
 // The Redis backplane: construction, the connections' life, status, metrics and liveness.
+#include <sstream>
+
 #include "redis/redis_backplane_impl.hpp"
 
 namespace herald::redis {
@@ -20,6 +22,7 @@ redis_backplane::redis_backplane(const config& cfg, logger& log, connection_regi
       probe_timer_(ioc_),
       refresh_timer_(ioc_),
       alive_timer_(ioc_),
+      watch_timer_(ioc_),
       rng_(std::random_device{}()) {
   options_.endpoint = *endpoint::parse(rc_.url);
   options_.connect_timeout = rc_.connect_timeout;
@@ -37,7 +40,71 @@ redis_backplane::redis_backplane(const config& cfg, logger& log, connection_regi
            {"hint", "redis.tls.verify is off: anyone on the path can read and change traffic"}});
     }
   }
+  if (const auto& s = rc_.sentinel; !s.addresses.empty()) {
+    for (const auto& a : s.addresses) {
+      const auto ep = parse_endpoint(a);
+      endpoint sentinel;
+      sentinel.host = ep.host;
+      sentinel.port = ep.port;
+      sentinel.username = s.username;
+      sentinel.password = s.password;
+      sentinel.tls = options_.endpoint.tls;
+      options_.sentinels.push_back(std::move(sentinel));
+    }
+    options_.master_name = s.master_name;
+    options_.sentinel_timeout = s.timeout;
+  }
   set_down("Redis backplane: connecting");
+}
+
+std::string redis_backplane::describe_redis() const {
+  if (options_.sentinels.empty()) return options_.endpoint.describe();
+  std::string out = "sentinel:" + options_.master_name + "@";
+  for (std::size_t i = 0; i < options_.sentinels.size(); ++i)
+    out += (i ? "," : "") + options_.sentinels[i].host + ":" +
+           std::to_string(options_.sentinels[i].port);
+  return out;
+}
+
+// A subscriber on one Sentinel at a time, for +switch-master: a failover is acted on at once
+// (the old primary keeps answering for seconds after it), not when its socket finally drops.
+void redis_backplane::watch_sentinels() {
+  if (options_.sentinels.empty() || stopped_) return;
+  redis_connection::options o;
+  o.endpoint = options_.sentinels[watch_index_++ % options_.sentinels.size()];
+  o.connect_timeout = o.command_timeout = options_.sentinel_timeout;
+  o.tls = options_.tls;
+  o.tls_verify = options_.tls_verify;
+  redis_connection::callbacks cb;
+  cb.on_ready = [this] { watch_->subscribe({"+switch-master"}); };
+  cb.on_lost = [this](const std::string&) {
+    if (stopped_) return;
+    watch_timer_.expires_after(std::chrono::seconds(1));
+    watch_timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) watch_sentinels();
+    });
+  };
+  cb.on_push = [this](reply_view r) {
+    // ["message", "+switch-master", "<name> <old-ip> <old-port> <new-ip> <new-port>"]
+    if (!r || r->elements != 3 || reply_text(r->element[0]) != "message") return;
+    std::istringstream in(reply_text(r->element[2]));
+    std::string name, old_ip, old_port, new_ip, new_port;
+    in >> name >> old_ip >> old_port >> new_ip >> new_port;
+    if (name != options_.master_name) return;
+    failovers_.fetch_add(1, std::memory_order_relaxed);
+    log_.warn(
+        "backplane.failover",
+        {{"master", name}, {"from", old_ip + ":" + old_port}, {"to", new_ip + ":" + new_port}});
+    const std::string why = "Sentinel: " + name + " failed over to " + new_ip + ":" + new_port;
+    for (const bool subscriber : {false, true}) {
+      auto& c = subscriber ? sub_ : cmd_;
+      if (!c || !c->ready()) continue;  // already reconnecting: it asks the Sentinels anyway
+      c->stop();
+      on_lost(subscriber, why);
+    }
+  };
+  watch_ = std::make_shared<redis_connection>(ioc_, std::move(o), std::move(cb));
+  watch_->start();
 }
 
 redis_backplane::~redis_backplane() {
@@ -53,9 +120,10 @@ void redis_backplane::start() {
   for (const auto& c : fixed_)
     want_[c] = true;
   thread_ = std::thread([this] {
-    log_.info("backplane.starting", {{"redis", options_.endpoint.describe()}});
+    log_.info("backplane.starting", {{"redis", describe_redis()}});
     cmd_->start();
     sub_->start();
+    watch_sentinels();
     schedule_probe();
     schedule_refresh();
     schedule_alive();
@@ -158,6 +226,9 @@ void redis_backplane::write_metrics(prometheus_text& out) const {
              "or nested deeper than limits.json_max_depth");
   out.sample("herald_backplane_dropped_total", {{"reason", "too_large"}}, dropped_large_.load());
   out.sample("herald_backplane_dropped_total", {{"reason", "too_deep"}}, dropped_deep_.load());
+  out.family("herald_backplane_failovers_total", "counter",
+             "Failovers announced by Sentinel (+switch-master) for redis.sentinel.master_name");
+  out.sample("herald_backplane_failovers_total", {}, failovers_.load());
   out.family("herald_backplane_commands_refused_total", "counter",
              "Redis commands refused because redis.max_pending_commands were unanswered on the "
              "connection (the caller sees a failure: not forwarded, not stored)");
@@ -192,9 +263,13 @@ void redis_backplane::write_metrics(prometheus_text& out) const {
              "Times this node found a channel's history replaced by a new epoch (lost or "
              "expired) while following it, and read the new one from its start");
   out.sample("herald_history_epoch_changes_total", {}, epoch_changes_.load());
+  out.family("herald_history_rewinds_total", "counter",
+             "Times this node found a channel's history shorter than what it had delivered (Redis "
+             "lost its newest publications, e.g. in a failover): subscribers were told to resync");
+  out.sample("herald_history_rewinds_total", {}, rewinds_.load());
   out.family("herald_history_resyncs_total", "counter",
-             "Epoch changes after this node had been away: the channel's subscribers here were "
-             "told to resync (old publications may be lost)");
+             "Epoch changes after this node had been away, and rewinds: the channel's "
+             "subscribers here were told to resync (publications may be lost)");
   out.sample("herald_history_resyncs_total", {}, resyncs_.load());
   out.family("herald_history_duplicates_total", "counter",
              "History publications received twice (dropped)");
@@ -219,6 +294,8 @@ void redis_backplane::shutdown_connections() {
   probe_timer_.cancel();
   refresh_timer_.cancel();
   alive_timer_.cancel();
+  watch_timer_.cancel();
+  if (watch_) watch_->stop();
   for (auto& t : reconnect_timers_)
     t.second->cancel();
   if (cmd_) cmd_->stop();
@@ -234,7 +311,7 @@ void redis_backplane::shutdown_connections() {
 void redis_backplane::on_ready(bool subscriber) {
   (subscriber ? attempts_sub_ : attempts_cmd_) = 0;
   log_.info("backplane.connected", {{"connection", subscriber ? "subscriber" : "command"},
-                                    {"redis", options_.endpoint.describe()}});
+                                    {"redis", (subscriber ? sub_ : cmd_)->target().describe()}});
   if (subscriber) {
     sub_up_ = true;
     states_.clear();

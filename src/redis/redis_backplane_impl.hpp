@@ -126,6 +126,9 @@ class redis_backplane final : public backplane {
   };
 
   // Time down in all: the finished outages, and the current one if the backplane is down now.
+  std::string describe_redis() const;  // for logs: the URL, or the Sentinels and master name
+  void watch_sentinels();
+
   double outage_seconds() const {
     double seconds = static_cast<double>(outage_ms_.load()) / 1000.0;
     if (const auto since = down_since_ms_.load(); since != 0)
@@ -208,6 +211,7 @@ class redis_backplane final : public backplane {
   // away meanwhile, publications of the old epoch may have been lost with it, and no one can
   // tell which: its subscribers are told to resync first. Both are counted.
   void epoch_changed(const std::string& channel, stream_state& st, const history_page& page);
+  void history_rewound(const std::string& channel, stream_state& st, const history_page& page);
 
   // Hands over what was held, in order, counting what could not be recovered.
   void finish_fill(stream_state& s);
@@ -257,6 +261,9 @@ class redis_backplane final : public backplane {
   asio::steady_timer probe_timer_;
   asio::steady_timer refresh_timer_;
   asio::steady_timer alive_timer_;
+  asio::steady_timer watch_timer_;           // reconnects the Sentinel watcher
+  std::shared_ptr<redis_connection> watch_;  // subscribed to +switch-master on one Sentinel
+  std::size_t watch_index_ = 0;
   std::unordered_map<bool, std::shared_ptr<asio::steady_timer>> reconnect_timers_;
   std::mt19937_64 rng_;
 
@@ -294,7 +301,7 @@ class redis_backplane final : public backplane {
       failures_{0}, received_{0}, probe_failures_{0}, stored_{0}, stored_duplicates_{0},
       store_failures_{0}, gap_fills_{0}, recovered_{0}, lost_{0}, dup_received_{0},
       stream_appends_{0}, stream_failures_{0}, dropped_large_{0}, dropped_deep_{0},
-      epoch_changes_{0}, resyncs_{0}, outages_{0};
+      epoch_changes_{0}, resyncs_{0}, outages_{0}, failovers_{0}, rewinds_{0};
   std::atomic<std::int64_t> subscribed_count_{0};
   mutable std::mutex status_mutex_;
   backplane_status status_;

@@ -4,6 +4,7 @@
 #include <hiredis/read.h>
 #include <openssl/ssl.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include <boost/asio/connect.hpp>
@@ -94,6 +95,72 @@ void redis_connection::start() {
   reader_ = redisReaderCreate();
   if (!reader_) return lose("cannot allocate a RESP reader");
   state_ = state::connecting;
+  target_ = opts_.endpoint;
+  if (!opts_.sentinels.empty()) return ask_sentinel(0, {});
+  connect();
+}
+
+void redis_connection::ask_sentinel(std::size_t tried, std::string errors) {
+  if (tried == opts_.sentinels.size()) {
+    return lose("no Sentinel named the primary of " + opts_.master_name + " (" + errors + ")");
+  }
+  const std::size_t i = (preferred_sentinel_ + tried) % opts_.sentinels.size();
+  options o;
+  o.endpoint = opts_.sentinels[i];
+  o.connect_timeout = o.command_timeout = opts_.sentinel_timeout;
+  o.tls = opts_.tls;
+  o.tls_verify = opts_.tls_verify;
+  callbacks cb;
+  const auto next = [weak = weak_from_this(), gen = generation_, tried, errors,
+                     where = o.endpoint.describe()](const std::string& why) {
+    auto self = weak.lock();
+    if (!self || gen != self->generation_ || self->state_ != state::connecting) return;
+    if (self->sentinel_) self->sentinel_->stop();
+    // Asked again on a fresh turn: this may run inside the Sentinel connection's callback.
+    asio::post(self->ioc_, [weak, gen, tried,
+                            errors = errors + (errors.empty() ? "" : "; ") + where + ": " + why] {
+      auto s = weak.lock();
+      if (s && gen == s->generation_ && s->state_ == state::connecting)
+        s->ask_sentinel(tried + 1, errors);
+    });
+  };
+  cb.on_lost = next;
+  cb.on_ready = [weak = weak_from_this(), gen = generation_, i, next] {
+    auto self = weak.lock();
+    if (!self || gen != self->generation_ || !self->sentinel_) return;
+    self->sentinel_->command(
+        {"SENTINEL", "get-master-addr-by-name", self->opts_.master_name},
+        [weak, gen, i, next](reply_view r) {
+          auto s = weak.lock();
+          if (!s || gen != s->generation_ || s->state_ != state::connecting || !r) return;
+          int port = 0;
+          if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+              r->element[0]->type == REDIS_REPLY_STRING &&
+              r->element[1]->type == REDIS_REPLY_STRING) {
+            port = std::atoi(std::string(r->element[1]->str, r->element[1]->len).c_str());
+          }
+          if (port <= 0 || port > 65535) {
+            return next(r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len)
+                                                     : "does not know " + s->opts_.master_name);
+          }
+          s->target_.host.assign(r->element[0]->str, r->element[0]->len);
+          s->target_.port = port;
+          s->target_.unix_path.clear();
+          s->preferred_sentinel_ = i;
+          s->sentinel_->stop();
+          asio::post(s->ioc_, [weak, gen] {
+            auto t = weak.lock();
+            if (!t || gen != t->generation_ || t->state_ != state::connecting) return;
+            t->sentinel_.reset();
+            t->connect();
+          });
+        });
+  };
+  sentinel_ = std::make_shared<redis_connection>(ioc_, std::move(o), std::move(cb));
+  sentinel_->start();
+}
+
+void redis_connection::connect() {
   connect_timer_.expires_after(opts_.connect_timeout);
   connect_timer_.async_wait([weak = weak_from_this(), gen = generation_](error_code ec) {
     auto self = weak.lock();
@@ -101,7 +168,7 @@ void redis_connection::start() {
     if (self->state_ == state::connecting || self->state_ == state::handshake)
       self->lose("connect timeout");
   });
-  const auto& ep = opts_.endpoint;
+  const auto& ep = target_;
   if (!ep.unix_path.empty()) {
     unix_.emplace(ioc_);
     unix_->async_connect(asio::local::stream_protocol::endpoint(ep.unix_path),
@@ -121,7 +188,7 @@ void redis_connection::start() {
       [self = shared_from_this(), gen = generation_](error_code ec,
                                                      const tcp::resolver::results_type& r) {
         if (gen != self->generation_ || self->state_ != state::connecting) return;
-        if (ec) return self->lose("resolve " + self->opts_.endpoint.host + ": " + ec.message());
+        if (ec) return self->lose("resolve " + self->target_.host + ": " + ec.message());
         self->connect_tcp(r);
       });
 }
@@ -145,8 +212,7 @@ void redis_connection::connect_tcp(const tcp::resolver::results_type& addresses)
 void redis_connection::tls_handshake() {
   tls_.emplace(std::move(*tcp_), *opts_.tls);
   tcp_.reset();
-  const std::string& name =
-      opts_.tls_server_name.empty() ? opts_.endpoint.host : opts_.tls_server_name;
+  const std::string& name = opts_.tls_server_name.empty() ? target_.host : opts_.tls_server_name;
   // SNI for names only (an address in SNI is not allowed by RFC 6066).
   error_code not_address;
   asio::ip::make_address(name, not_address);
@@ -186,6 +252,8 @@ void redis_connection::tls_handshake() {
 }
 
 void redis_connection::stop() {
+  if (sentinel_) sentinel_->stop();
+  sentinel_.reset();
   lost_ = true;
   state_ = state::closed;
   connect_timer_.cancel();
@@ -219,6 +287,7 @@ void redis_connection::fail_pending() {
 }
 
 void redis_connection::lose(std::string why) {
+  if (sentinel_) sentinel_->stop();
   state_ = state::closed;
   connect_timer_.cancel();
   command_timer_.cancel();
@@ -274,6 +343,10 @@ void redis_connection::dispatch(redisReply* reply) {
   auto done = std::move(pending_.front().done);
   pending_.pop_front();
   if (done) done(reply);
+  // The server was demoted to a replica under us (a failover): connect again, to the primary.
+  if (reply->type == REDIS_REPLY_ERROR &&
+      std::string_view(reply->str, reply->len).starts_with("READONLY"))
+    lose("READONLY: " + target_.describe() + " is a replica now");
 }
 
 // ---- writing ----
@@ -353,6 +426,9 @@ void redis_connection::handshake() {
   // Ready means Redis answered: a stopped (SIGSTOP) or wedged server still completes the TCP
   // handshake in the kernel, and would otherwise count as connected.
   if (steps.empty()) steps.push_back({"PING"});
+  // Through Sentinel: the server it named must still be the primary (a stale Sentinel, or a
+  // failover since it answered).
+  if (!opts_.sentinels.empty()) steps.push_back({"ROLE"});
   for (std::size_t i = 0; i < steps.size(); ++i) {
     const bool last = i + 1 == steps.size();
     const std::string what = steps[i][0];
@@ -361,6 +437,16 @@ void redis_connection::handshake() {
         [this, what, last, gen = generation_](reply_view r) {
           if (!r || gen != generation_ || state_ != state::handshake) return;
           if (r->type == REDIS_REPLY_ERROR) return lose(what + ": " + std::string(r->str, r->len));
+          if (what == "ROLE") {
+            const std::string role = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                                             r->element[0]->type == REDIS_REPLY_STRING
+                                         ? std::string(r->element[0]->str, r->element[0]->len)
+                                         : std::string("unknown");
+            if (role != "master") {
+              return lose(target_.describe() + " is not the primary of " + opts_.master_name +
+                          " (ROLE: " + role + ")");
+            }
+          }
           if (!last) return;
           state_ = state::ready;
           connect_timer_.cancel();

@@ -15,6 +15,11 @@
 // - TLS: verification is on unless options::tls_verify is false; the server name (SNI and the
 //   certificate check) is options::tls_server_name or the endpoint's host. A failed handshake
 //   is a lost connection with the reason, never a fallback to plain text.
+// - Sentinel (options::sentinels): every start() asks the Sentinels, in turn, for the primary
+//   of options::master_name (SENTINEL get-master-addr-by-name), connects there, and checks with
+//   ROLE that it is the primary before it is ready; a connection is never reused blindly after
+//   a failover. A READONLY error (the server was demoted under us) drops the connection, so the
+//   next start() asks again.
 // - Callbacks never run inside another callback's stack of ours that could free us: losses are
 //   reported on a fresh turn of the loop.
 #pragma once
@@ -68,6 +73,11 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
     std::shared_ptr<asio::ssl::context> tls;
     std::string tls_server_name;  // empty: the endpoint's host
     bool tls_verify = true;
+    // Sentinel: where the Sentinels are (their own credentials, and TLS when `tls` is set) and
+    // the primary's name. The endpoint's host and port are then replaced by what they answer.
+    std::vector<redis::endpoint> sentinels;
+    std::string master_name;
+    duration sentinel_timeout = std::chrono::milliseconds(500);  // per Sentinel asked
   };
   struct callbacks {
     std::function<void()> on_ready;                       // connected, authenticated, db selected
@@ -86,6 +96,8 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   void stop();
 
   bool ready() const { return state_ == state::ready; }
+  // Where it connects (or did): the endpoint, or the primary a Sentinel named.
+  const redis::endpoint& target() const { return target_; }
   std::size_t pending() const { return pending_.size(); }
   // Commands refused because max_pending were unanswered (since construction).
   std::uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
@@ -109,6 +121,8 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
     steady_clock::time_point deadline;
   };
 
+  void connect();
+  void ask_sentinel(std::size_t tried, std::string errors);
   void connect_tcp(const tcp::resolver::results_type& addresses);
   void tls_handshake();
   void handshake();
@@ -139,6 +153,9 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   asio::io_context& ioc_;
   options opts_;
   callbacks cb_;
+  redis::endpoint target_;                      // what connect() dials
+  std::shared_ptr<redis_connection> sentinel_;  // the Sentinel being asked, while resolving
+  std::size_t preferred_sentinel_ = 0;          // the one that answered last: asked first
   std::optional<tcp::resolver> resolver_;
   std::optional<tcp::socket> tcp_;
   std::optional<tls_stream> tls_;

@@ -320,6 +320,7 @@ void redis_backplane::start_fill(const std::string& channel) {
       return;
     }
     if (page.epoch != st.epoch) return epoch_changed(channel, st, page);
+    if (page.top < st.last) return history_rewound(channel, st, page);
     std::size_t n = 0;
     for (auto& e : page.entries) {
       if (e.offset <= st.last) continue;
@@ -375,6 +376,27 @@ void redis_backplane::epoch_changed(const std::string& channel, stream_state& st
   }
   st.positioned = true;
   start_fill(channel);  // from offset 0 of the new epoch
+}
+
+// The same history, shorter than what this node already delivered: Redis lost its newest
+// publications (a failover to a replica that had not received them, a restore from an older
+// copy). Offsets after the new top will be given again to other publications, so subscribers
+// are moved back to the top with a resync (not a silent gap), and the history is read on
+// from there: what was published since, on the new primary, included.
+void redis_backplane::history_rewound(const std::string& channel, stream_state& st,
+                                      const history_page& page) {
+  rewinds_.fetch_add(1, std::memory_order_relaxed);
+  resyncs_.fetch_add(1, std::memory_order_relaxed);
+  log_.warn("backplane.history_rewound",
+            {{"channel", channel}, {"epoch", st.epoch}, {"last", st.last}, {"newest", page.top}});
+  deliver_(publication::resync(
+      channel, st.epoch, page.top,
+      "the channel's history lost the publications after offset " + std::to_string(page.top) +
+          " (Redis failed over to a copy that had not received them); those delivered after "
+          "it may be followed by others with the same offsets"));
+  st.last = page.top;
+  st.interrupted = false;
+  start_fill(channel);
 }
 
 void redis_backplane::finish_fill(stream_state& s) {

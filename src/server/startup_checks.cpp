@@ -29,6 +29,11 @@ void check(const config& cfg) {
     std::string why;
     const auto ep = redis::endpoint::parse(cfg.redis.url, &why);
     if (!ep) throw config_error("redis.url", why);
+    if (!cfg.redis.sentinel.addresses.empty() && !ep->unix_path.empty()) {
+      throw config_error("redis.url",
+                         "with redis.sentinel the URL must be redis:// or rediss:// (its password, "
+                         "database and scheme apply to the primary the Sentinels name)");
+    }
     if (ep->tls || cfg.redis.tls.enabled) {
       if (!ep->unix_path.empty())
         throw config_error("redis.tls.enabled",

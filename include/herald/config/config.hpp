@@ -247,6 +247,15 @@ struct redis_tls_config {
   bool verify = true;
 };
 
+// redis.sentinel.*: find the primary through Redis Sentinel, and follow its failovers.
+struct redis_sentinel_config {
+  std::vector<std::string> addresses;  // host:port of each Sentinel; empty: no Sentinel
+  std::string master_name;             // the name the Sentinels monitor the primary under
+  std::string username;                // the Sentinels' own credentials (requirepass / ACL)
+  std::string password;
+  duration timeout = std::chrono::milliseconds(500);  // to connect to and hear from one Sentinel
+};
+
 // redis.*: the Redis backplane's server, timeouts and key names.
 struct redis_config {
   std::string url = "redis://127.0.0.1:6379/0";
@@ -262,6 +271,7 @@ struct redis_config {
   bool required_for_readiness = true;
   std::size_t max_pending_commands = 100000;  // per connection; more are refused and counted
   redis_tls_config tls;
+  redis_sentinel_config sentinel;
 };
 
 // One JWT verification key. HMAC algorithms take a secret (inline, from a file, or from an
