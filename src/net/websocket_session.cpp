@@ -73,7 +73,8 @@ class websocket_session final : public websocket_session_base {
 
   void start(std::string initial) {
     const auto now = worker_.now();
-    opened_ = last_activity_ = last_received_ = now;
+    last_activity_ = last_received_ = now;
+    opened_ = steady_clock::now();  // exact: connection.close reports duration_ms from it
     tokens_ = ctx_.cfg.websocket.rate_limit.burst;
     refill_at_ = steady_clock::now();
     touch(info().connected_at);
@@ -190,7 +191,9 @@ class websocket_session final : public websocket_session_base {
     if (state_ != state::open) return true;  // closing: discard data, keep looking for the close
     worker_.metrics().messages_in.add();
     last_activity_ = worker_.now();
-    touch(worker_.now_ms());
+    // lastActiveAt (GetConnection) to the millisecond: one clock read per client message. Sends
+    // use the worker's clock (refreshed every tick), which is free on the fan-out path.
+    touch(herald::now_ms());
     if (op == ws::opcode::binary && ctx_.cfg.websocket.binary == binary_policy::reject) {
       start_close(cc::unsupported_data, "binary frames are not supported", true);
       return true;
@@ -613,7 +616,7 @@ class websocket_session final : public websocket_session_base {
     m.connections_closed.add();
     m.count_close(close_code_);
     const auto lived =
-        std::chrono::duration_cast<std::chrono::milliseconds>(worker_.now() - opened_);
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - opened_);
     ctx_.log.info("connection.close", {{"connectionId", id().view()},
                                        {"code", close_code_},
                                        {"reason", close_reason_},

@@ -2,6 +2,7 @@
 // @connections, API keys and SigV4, Herald's /v1 publish and query endpoints, and /metrics
 // checked with a strict Prometheus text parser.
 import { test, describe, before, after } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import {
   ApiGatewayManagementApiClient,
@@ -76,6 +77,20 @@ describe('AWS SDK v3 against @connections (SigV4)', () => {
     assert.equal(typeof out.Identity.UserAgent, 'string');
     assert.match(out.$metadata.requestId, /^[A-Za-z0-9_-]{16}$/);
     c.ws.close();
+  });
+
+  test('lastActiveAt and the close duration are exact to the millisecond', async () => {
+    const [c, id] = await openWithId(h);
+    await sleep(150);
+    c.send('activity');
+    await c.next();
+    const out = await sdk(h).send(new GetConnectionCommand({ ConnectionId: id }));
+    const active = out.LastActiveAt.getTime() - out.ConnectedAt.getTime();
+    assert.ok(active >= 150, `a message 150 ms after connect is activity 150 ms after it (got ${active} ms)`);
+    await sleep(100);
+    await c.close();
+    const line = await h.waitForLog((l) => l.event === 'connection.close' && l.connectionId === id);
+    assert.ok(line.duration_ms >= 250, `a connection of 250 ms or more (got duration_ms=${line.duration_ms})`);
   });
 
   test('DeleteConnection closes the socket and $disconnect fires', async () => {
