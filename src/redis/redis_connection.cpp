@@ -168,25 +168,25 @@ void redis_connection::connect() {
     if (self->state_ == state::connecting || self->state_ == state::handshake)
       self->lose("connect timeout");
   });
+  io_ = std::make_shared<transport>(ioc_);
   const auto& ep = target_;
   if (!ep.unix_path.empty()) {
-    unix_.emplace(ioc_);
-    unix_->async_connect(asio::local::stream_protocol::endpoint(ep.unix_path),
-                         [self = shared_from_this(), gen = generation_](error_code ec) {
-                           if (gen != self->generation_ || self->state_ != state::connecting)
-                             return;
-                           if (ec) return self->lose("connect: " + ec.message());
-                           self->state_ = state::handshake;
-                           self->read();
-                           self->handshake();
-                         });
+    io_->local_socket.emplace(ioc_);
+    io_->local_socket->async_connect(
+        asio::local::stream_protocol::endpoint(ep.unix_path),
+        [self = shared_from_this(), io = io_, gen = generation_](error_code ec) {
+          if (gen != self->generation_ || self->state_ != state::connecting) return;
+          if (ec) return self->lose("connect: " + ec.message());
+          self->state_ = state::handshake;
+          self->read();
+          self->handshake();
+        });
     return;
   }
-  resolver_.emplace(ioc_);
-  resolver_->async_resolve(
+  io_->resolver.async_resolve(
       ep.host, std::to_string(ep.port),
-      [self = shared_from_this(), gen = generation_](error_code ec,
-                                                     const tcp::resolver::results_type& r) {
+      [self = shared_from_this(), io = io_, gen = generation_](
+          error_code ec, const tcp::resolver::results_type& r) {
         if (gen != self->generation_ || self->state_ != state::connecting) return;
         if (ec) return self->lose("resolve " + self->target_.host + ": " + ec.message());
         self->connect_tcp(r);
@@ -194,44 +194,44 @@ void redis_connection::connect() {
 }
 
 void redis_connection::connect_tcp(const tcp::resolver::results_type& addresses) {
-  tcp_.emplace(ioc_);
-  asio::async_connect(
-      *tcp_, addresses,
-      [self = shared_from_this(), gen = generation_](error_code ec, const tcp::endpoint&) {
-        if (gen != self->generation_ || self->state_ != state::connecting) return;
-        if (ec) return self->lose("connect: " + ec.message());
-        error_code ignored;
-        self->tcp_->set_option(tcp::no_delay(true), ignored);
-        if (self->opts_.tls) return self->tls_handshake();
-        self->state_ = state::handshake;
-        self->read();
-        self->handshake();
-      });
+  io_->plain.emplace(ioc_);
+  asio::async_connect(*io_->plain, addresses,
+                      [self = shared_from_this(), io = io_, gen = generation_](
+                          error_code ec, const tcp::endpoint&) {
+                        if (gen != self->generation_ || self->state_ != state::connecting) return;
+                        if (ec) return self->lose("connect: " + ec.message());
+                        error_code ignored;
+                        io->plain->set_option(tcp::no_delay(true), ignored);
+                        if (self->opts_.tls) return self->tls_handshake();
+                        self->state_ = state::handshake;
+                        self->read();
+                        self->handshake();
+                      });
 }
 
 void redis_connection::tls_handshake() {
-  tls_.emplace(std::move(*tcp_), *opts_.tls);
-  tcp_.reset();
+  auto& tls = io_->secure.emplace(std::move(*io_->plain), *opts_.tls);
+  io_->plain.reset();
   const std::string& name = opts_.tls_server_name.empty() ? target_.host : opts_.tls_server_name;
   // SNI for names only (an address in SNI is not allowed by RFC 6066).
   error_code not_address;
   asio::ip::make_address(name, not_address);
   if (not_address) {
     // SSL_set_tlsext_host_name, without its C cast.
-    SSL_ctrl(tls_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+    SSL_ctrl(tls.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
              const_cast<char*>(name.c_str()));
   }
   if (opts_.tls_verify) {
-    tls_->set_verify_mode(asio::ssl::verify_peer);
-    tls_->set_verify_callback(asio::ssl::host_name_verification(name));
+    tls.set_verify_mode(asio::ssl::verify_peer);
+    tls.set_verify_callback(asio::ssl::host_name_verification(name));
   } else {
-    tls_->set_verify_mode(asio::ssl::verify_none);
+    tls.set_verify_mode(asio::ssl::verify_none);
   }
-  tls_->async_handshake(asio::ssl::stream_base::client, [self = shared_from_this(),
-                                                         gen = generation_, name](error_code ec) {
+  tls.async_handshake(asio::ssl::stream_base::client, [self = shared_from_this(), io = io_,
+                                                       gen = generation_, name](error_code ec) {
     if (gen != self->generation_ || self->state_ != state::connecting) return;
     if (ec) {
-      const long verify = SSL_get_verify_result(self->tls_->native_handle());
+      const long verify = SSL_get_verify_result(io->secure->native_handle());
       std::string why = "TLS handshake with " + name + ": " + describe(ec);
       if (why.ends_with("certificate verify failed")) {
         // The chain was fine, our name check was not.
@@ -264,16 +264,14 @@ void redis_connection::stop() {
 }
 
 void redis_connection::close_socket() {
-  error_code ignored;
-  if (resolver_) resolver_->cancel();
-  resolver_.reset();
-  if (tls_) tls_->lowest_layer().close(ignored);
-  if (tcp_) tcp_->close(ignored);
-  if (unix_) unix_->close(ignored);
-  tls_.reset();
-  tcp_.reset();
-  unix_.reset();
   writing_ = false;
+  if (!io_) return;
+  error_code ignored;
+  io_->resolver.cancel();
+  if (io_->secure) io_->secure->lowest_layer().close(ignored);
+  if (io_->plain) io_->plain->close(ignored);
+  if (io_->local_socket) io_->local_socket->close(ignored);
+  io_.reset();  // the operations cancelled above keep it until they have completed
 }
 
 void redis_connection::fail_pending() {
@@ -306,7 +304,8 @@ void redis_connection::lose(std::string why) {
 // ---- reading ----
 
 void redis_connection::read() {
-  auto handler = [self = shared_from_this(), gen = generation_](error_code ec, std::size_t n) {
+  auto handler = [self = shared_from_this(), io = io_, gen = generation_](error_code ec,
+                                                                          std::size_t n) {
     if (gen != self->generation_ || self->state_ == state::closed) return;
     if (ec) {
       return self->lose(ec == asio::error::eof ? std::string("disconnected")
@@ -385,7 +384,8 @@ void redis_connection::flush() {
   writing_ = true;
   writing_buf_.clear();
   writing_buf_.swap(out_);  // everything queued so far leaves in one write
-  auto handler = [self = shared_from_this(), gen = generation_](error_code ec, std::size_t) {
+  auto handler = [self = shared_from_this(), io = io_, gen = generation_](error_code ec,
+                                                                          std::size_t) {
     if (gen != self->generation_) return;
     self->writing_ = false;
     if (ec) return self->lose("write: " + describe(ec));

@@ -120,6 +120,16 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
     std::function<void(reply_view)> done;
     steady_clock::time_point deadline;
   };
+  // One connection's socket (and resolver). Every operation in flight holds a reference, so a
+  // closed socket is destroyed only once its cancelled operations have completed (an
+  // asio::ssl::stream must outlive its operations); each start() makes a new one.
+  struct transport {
+    explicit transport(asio::io_context& ioc) : resolver(ioc) {}
+    tcp::resolver resolver;
+    std::optional<tcp::socket> plain;
+    std::optional<tls_stream> secure;
+    std::optional<unix_socket> local_socket;
+  };
 
   void connect();
   void ask_sentinel(std::size_t tried, std::string errors);
@@ -138,16 +148,16 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   void lose(std::string why);
   void close_socket();
   void fail_pending();
-  bool open() const { return tcp_ || tls_ || unix_; }
+  bool open() const { return io_ && (io_->plain || io_->secure || io_->local_socket); }
 
   template <class F>
   void with_stream(F&& f) {
-    if (tls_)
-      f(*tls_);
-    else if (tcp_)
-      f(*tcp_);
-    else if (unix_)
-      f(*unix_);
+    if (io_->secure)
+      f(*io_->secure);
+    else if (io_->plain)
+      f(*io_->plain);
+    else if (io_->local_socket)
+      f(*io_->local_socket);
   }
 
   asio::io_context& ioc_;
@@ -156,10 +166,7 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   redis::endpoint target_;                      // what connect() dials
   std::shared_ptr<redis_connection> sentinel_;  // the Sentinel being asked, while resolving
   std::size_t preferred_sentinel_ = 0;          // the one that answered last: asked first
-  std::optional<tcp::resolver> resolver_;
-  std::optional<tcp::socket> tcp_;
-  std::optional<tls_stream> tls_;
-  std::optional<unix_socket> unix_;
+  std::shared_ptr<transport> io_;               // null while not connected
   redisReader* reader_ = nullptr;
   asio::steady_timer connect_timer_;
   asio::steady_timer command_timer_;
