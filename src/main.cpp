@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     cfg = load_config({opts.config_path, {}, herald_environment(environ), opts.overrides});
-    check_components(cfg);
+    // Running, the server checks the components itself before it builds anything.
+    if (opts.what != cli_options::action::run) check_components(cfg);
   } catch (const config_error& e) {
     std::fprintf(stderr, "herald: configuration error: %s\n", e.what());
     return 2;

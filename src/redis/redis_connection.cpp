@@ -85,6 +85,7 @@ redis_connection::~redis_connection() {
 }
 
 void redis_connection::start() {
+  if (sentinel_) sentinel_->stop();  // a lookup of an earlier start() must not linger
   ++generation_;
   lost_ = false;
   writing_ = timer_armed_ = subscribed_ = false;

@@ -254,8 +254,17 @@ struct server::impl {
   }
 };
 
-server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(cfg, log)) {
+namespace {
+
+// The configuration, once checked against the components (before anything is built from it).
+const config& checked(const config& cfg) {
   check_components(cfg);
+  return cfg;
+}
+
+}  // namespace
+
+server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(checked(cfg), log)) {
   auto& ctx = impl_->ctx;
   ctx.connection_limit = descriptor_budget(cfg, log);
   ctx.client_http = &impl_->client_health;
