@@ -1,7 +1,9 @@
-// Anything published on a Herald channel in Redis (other nodes, or backends using PUBLISH).
+// Anything published on a Herald channel in Redis (other nodes, or backends using PUBLISH), and
+// on the channels nodes tell one another things (control, node:<id>).
 #include <string>
 
 #include "herald/common/json_input.hpp"
+#include "herald/ws/frame.hpp"
 #include "redis/payload.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -9,5 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::string_view(reinterpret_cast<const char*>(data), size), herald::default_json_max_depth);
   // Always some JSON to deliver, or a reason it was refused.
   if (in.data_json.empty() == in.refused.empty()) __builtin_trap();
+  const auto op = herald::redis::parse_node_op(
+      std::string_view(reinterpret_cast<const char*>(data), size), herald::default_json_max_depth);
+  if (!herald::ws::is_valid_wire_close_code(op.code)) __builtin_trap();
   return 0;
 }

@@ -151,6 +151,15 @@ std::string member_bytes(const json& jwk, const char* name) {
   return out;
 }
 
+// A member that must be a string when present; absent gives "".
+std::string string_member(const json& jwk, const char* name) {
+  const auto it = jwk.find(name);
+  if (it == jwk.end()) return {};
+  if (!it->is_string())
+    throw std::invalid_argument(std::string("\"") + name + "\" is not a string");
+  return it->get<std::string>();
+}
+
 bool digest_verify(EVP_PKEY* pkey, const EVP_MD* md, std::string_view data,
                    const unsigned char* sig, std::size_t sig_len) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
@@ -363,9 +372,13 @@ std::size_t key_set::add_jwks(std::string_view json_text) {
     if (!jwk.is_object()) throw std::invalid_argument(where + "not an object");
     const auto use = jwk.find("use");
     if (use != jwk.end() && *use != "sig") continue;  // encryption keys are not for us
-    const std::string kty = jwk.value("kty", std::string());
-    const std::string kid =
-        jwk.contains("kid") && jwk["kid"].is_string() ? jwk["kid"].get<std::string>() : "";
+    std::string kty, kid;
+    try {
+      kty = string_member(jwk, "kty");
+      kid = string_member(jwk, "kid");
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(where + e.what());
+    }
     unsigned only = ~0u;
     if (const auto a = jwk.find("alg"); a != jwk.end()) {
       algorithm alg{};
@@ -379,8 +392,8 @@ std::size_t key_set::add_jwks(std::string_view json_text) {
         k.pkey = rsa_from_jwk(member_bytes(jwk, "n"), member_bytes(jwk, "e"));
         k.algorithms = algorithms_for(k.pkey.get()) & only;
       } else if (kty == "EC") {
-        k.pkey = ec_from_jwk(jwk.value("crv", std::string()), member_bytes(jwk, "x"),
-                             member_bytes(jwk, "y"));
+        k.pkey =
+            ec_from_jwk(string_member(jwk, "crv"), member_bytes(jwk, "x"), member_bytes(jwk, "y"));
         k.algorithms = algorithms_for(k.pkey.get()) & only;
       } else if (kty == "oct") {
         k.secret = member_bytes(jwk, "k");

@@ -101,4 +101,31 @@ std::string describe(json_status status, std::size_t max_depth) {
   return "not valid JSON";
 }
 
+namespace {
+
+const nlohmann::json* find_member(const nlohmann::json& object, std::string_view key) {
+  if (!object.is_object()) return nullptr;
+  const auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+}  // namespace
+
+std::string string_member(const nlohmann::json& object, std::string_view key,
+                          std::string_view fallback) {
+  const nlohmann::json* v = find_member(object, key);
+  return v && v->is_string() ? v->get<std::string>() : std::string(fallback);
+}
+
+std::uint64_t uint_member(const nlohmann::json& object, std::string_view key,
+                          std::uint64_t fallback) {
+  const nlohmann::json* v = find_member(object, key);
+  return v && v->is_number_unsigned() ? v->get<std::uint64_t>() : fallback;
+}
+
+bool bool_member(const nlohmann::json& object, std::string_view key, bool fallback) {
+  const nlohmann::json* v = find_member(object, key);
+  return v && v->is_boolean() ? v->get<bool>() : fallback;
+}
+
 }  // namespace herald

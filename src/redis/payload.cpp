@@ -4,6 +4,7 @@
 
 #include "herald/common/json_input.hpp"
 #include "herald/common/json_text.hpp"
+#include "herald/ws/frame.hpp"
 
 namespace herald::redis {
 
@@ -68,6 +69,30 @@ std::string make_envelope(const outgoing& o) {
   out += o.data_json;
   out += '}';
   return out;
+}
+
+node_op parse_node_op(std::string_view payload, std::size_t max_depth) {
+  const json doc = parse_json(payload, max_depth);
+  node_op o;
+  if (!doc.is_object()) return o;
+  o.op = string_member(doc, "op");
+  o.origin = string_member(doc, "origin");
+  o.nonce = uint_member(doc, "nonce", 0);
+  o.rid = uint_member(doc, "rid", 0);
+  o.result = string_member(doc, "result");
+  o.connection = string_member(doc, "connection");
+  o.user = string_member(doc, "user");
+  const std::uint64_t code = uint_member(doc, "code", 1000);
+  if (code <= 0xffff && ws::is_valid_wire_close_code(static_cast<std::uint16_t>(code)))
+    o.code = static_cast<std::uint16_t>(code);
+  o.reason = string_member(doc, "reason");
+  o.reply = string_member(doc, "reply");
+  o.binary = bool_member(doc, "binary", false);
+  o.payload = string_member(doc, "payload");
+  // A send must carry its payload as a string; anything else is not delivered as "".
+  if (const auto p = doc.find("payload"); o.op == "send" && (p == doc.end() || !p->is_string()))
+    o.op.clear();
+  return o;
 }
 
 }  // namespace herald::redis

@@ -39,4 +39,24 @@ struct outgoing {
 };
 std::string make_envelope(const outgoing& o);
 
+// What nodes tell one another on <prefix>control and <prefix>node:<id>. Anyone with access to
+// Redis can publish there, so every member is read leniently: a missing member, or one of
+// another type, reads as its default, and a close code no client may receive reads as 1000. A
+// "send" without a string payload is unreadable (op "").
+struct node_op {
+  std::string op;  // "probe", "result", "close", "send", "close_user"; "" if unreadable
+  std::string origin;
+  std::uint64_t nonce = 0;  // probe
+  std::uint64_t rid = 0;    // send and result
+  std::string result;       // result: "queued", "dropped", anything else is "gone"
+  std::string connection;   // close and send
+  std::string user;         // close_user
+  std::uint16_t code = 1000;
+  std::string reason;
+  std::string reply;  // send: the node to answer
+  bool binary = false;
+  std::string payload;  // send: text, or base64 when binary
+};
+node_op parse_node_op(std::string_view payload, std::size_t max_depth);
+
 }  // namespace herald::redis

@@ -182,8 +182,8 @@ void redis_backplane::nodes(std::function<void(std::vector<node_entry>)> done) {
                               if (!v.is_object() || !v.contains("node"))
                                 continue;  // expired meanwhile
                               node_entry e;
-                              e.node = v.value("node", "");
-                              e.at = v.value("at", system_time_ms{0});
+                              e.node = string_member(v, "node");
+                              e.at = static_cast<system_time_ms>(uint_member(v, "at", 0));
                               const auto s = v.find("summary");
                               e.summary_json = s != v.end() && s->is_object() ? s->dump() : "{}";
                               out.push_back(std::move(e));

@@ -113,11 +113,9 @@ bool redis_backplane::close_user(const std::string& user, std::uint16_t code, st
 }
 
 void redis_backplane::on_node_op(std::string_view payload) {
-  const json op = parse_json(payload, cfg_.limits.json_max_depth);
-  if (!op.is_object()) return;
-  const std::string kind = op.value("op", "");
-  if (kind == "probe") {
-    if (op.value("nonce", std::uint64_t{0}) == probe_nonce_ && probe_outstanding_) {
+  node_op op = parse_node_op(payload, cfg_.limits.json_max_depth);
+  if (op.op == "probe") {
+    if (op.nonce == probe_nonce_ && probe_outstanding_) {
       probe_outstanding_ = false;
       if (probe_failed_ || !probe_confirmed_) {
         probe_failed_ = false;
@@ -127,29 +125,28 @@ void redis_backplane::on_node_op(std::string_view payload) {
     }
     return;
   }
-  if (kind == "result") {
-    const std::string result = op.value("result", "");
-    finish_request(op.value("rid", std::uint64_t{0}), result == "queued"    ? remote_result::queued
-                                                      : result == "dropped" ? remote_result::dropped
-                                                                            : remote_result::gone);
+  if (op.op == "result") {
+    finish_request(op.rid, op.result == "queued"    ? remote_result::queued
+                           : op.result == "dropped" ? remote_result::dropped
+                                                    : remote_result::gone);
     return;
   }
-  const auto id = connection_id::parse(op.value("connection", ""));
+  const auto id = connection_id::parse(op.connection);
   const auto conn = id ? registry_.find(*id) : nullptr;
-  if (kind == "close") {
-    if (conn) conn->close(op.value("code", std::uint16_t{1000}), op.value("reason", ""));
+  if (op.op == "close") {
+    if (conn) conn->close(op.code, std::move(op.reason));
     return;
   }
-  if (kind != "send") return;
-  const std::uint64_t rid = op.value("rid", std::uint64_t{0});
-  const std::string reply_to = op.value("reply", "");
+  if (op.op != "send") return;
+  const std::uint64_t rid = op.rid;
+  const std::string reply_to = std::move(op.reply);
   const auto answer = [this, rid, reply_to](std::string_view result) {
     const json res = {{"op", "result"}, {"rid", rid}, {"result", result}};
     cmd_->command({"PUBLISH", node_channel(reply_to), res.dump()}, [](reply_view) {});
   };
   if (!conn) return answer("gone");
-  const bool binary = op.value("binary", false);
-  std::string text = op.value("payload", "");
+  const bool binary = op.binary;
+  std::string text = std::move(op.payload);
   if (binary) text = ws::base64_decode(text).value_or(std::string());
   auto payload_ptr = std::make_shared<const std::string>(std::move(text));
   // The send happens on the connection's worker, where the queue's answer is exact.

@@ -214,13 +214,10 @@ void redis_backplane::drop(const std::string& channel, const std::string& reason
 }
 
 void redis_backplane::on_control(std::string_view payload) {
-  const json op = parse_json(payload, cfg_.limits.json_max_depth);
-  if (!op.is_object() || op.value("origin", "") == node_) return;
-  if (op.value("op", "") == "close_user") {
-    for (const auto& c : registry_.find_user(op.value("user", ""))) {
-      c->close(op.value("code", std::uint16_t{1000}), op.value("reason", ""));
-    }
-  }
+  const node_op op = parse_node_op(payload, cfg_.limits.json_max_depth);
+  if (op.origin == node_ || op.op != "close_user") return;
+  for (const auto& c : registry_.find_user(op.user))
+    c->close(op.code, op.reason);
 }
 
 }  // namespace herald::redis

@@ -111,7 +111,8 @@ void redis_backplane::presence(const std::string& channel, std::size_t limit,
           for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
             const json v = parse_json(reply_text(r->element[i + 1]), cfg_.limits.json_max_depth);
             if (!v.is_object()) continue;
-            presence_member m{reply_text(r->element[i]), v.value("user", ""), v.value("node", "")};
+            presence_member m{reply_text(r->element[i]), string_member(v, "user"),
+                              string_member(v, "node")};
             if (std::find(nodes.begin(), nodes.end(), m.node) == nodes.end())
               nodes.push_back(m.node);
             members->push_back(std::move(m));

@@ -123,6 +123,29 @@ describe('JSON nested 50,000 deep at every entry point: refused, never a crash',
     await c.close();
   });
 
+  test('node messages of the wrong shape on the control and node channels are ignored; the node lives', async () => {
+    const [c, id] = await h.withConnectionId(() => connect(h.url));
+    const node = `herald:node:${h.nodeId}`;
+    // Any type where a string, number or boolean is expected (found by fuzzing a JWKS "crv").
+    const bad = [
+      ['herald:control', { op: 5 }],
+      ['herald:control', { op: 'close_user', user: { a: 1 }, code: 'x', reason: [], origin: 7 }],
+      ['herald:control', ['not', 'an', 'object']],
+      [node, { op: 'probe', nonce: 'x' }],
+      [node, { op: 'result', rid: -1, result: {} }],
+      [node, { op: 'close', connection: { id }, code: {}, reason: 1 }],
+      [node, { op: 'send', connection: id, rid: 'x', reply: 7, binary: 'yes', payload: { a: 1 } }],
+    ];
+    for (const [channel, op] of bad) redis.cli('PUBLISH', channel, JSON.stringify(op));
+    // A close code no client may receive is sent as 1000.
+    redis.cli('PUBLISH', node, JSON.stringify({ op: 'close', connection: id, code: 1005, reason: 'bye' }));
+    const closed = await c.closed;
+    assert.deepEqual(closed, { code: 1000, reason: 'bye' });
+    // The send whose payload is not a string delivered nothing.
+    assert.deepEqual(c.messages, []);
+    assert.ok(await alive(h));
+  });
+
   test('FCALL herald_publish refuses data too deep or too large for a client, storing nothing', async () => {
     const deep = cliStdin(redis, ['FCALL', 'herald_publish', '0', 'hist.1'], nested(65));
     assert.match(deep, /nested deeper than 64 levels/);

@@ -264,6 +264,18 @@ TEST(Jwt, JwksDocuments) {
   EXPECT_THROW(keys.add_jwks("[]"), std::invalid_argument);
   EXPECT_THROW(keys.add_jwks(R"({"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]})"),
                std::invalid_argument);
+  // Members of the wrong JSON type are a clear error naming the key, never another exception
+  // (found by fuzz_jwt: "crv" as an object).
+  for (const char* bad : {R"({"keys":[{"kty":"EC","crv":{"keys":[]},"x":"AA","y":"AA"}]})",
+                          R"({"keys":[{"kty":7,"k":"a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tr"}]})",
+                          R"({"keys":[{"kty":"oct","kid":[],"k":"a2tra2tra2tra2tra2tra2tr"}]})"}) {
+    try {
+      keys.add_jwks(bad);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const std::invalid_argument& error) {
+      EXPECT_NE(std::string(error.what()).find("keys[0]: \""), std::string::npos) << error.what();
+    }
+  }
 }
 
 TEST(Auth, TokenSourcesInOrderAndTheSubprotocolNeverStays) {

@@ -89,5 +89,44 @@ TEST(RedisPayload, DeepPayloadsAreRefused) {
   EXPECT_EQ(in.data_json, wide);
 }
 
+TEST(RedisPayload, NodeMessagesAreReadLeniently) {
+  auto op = parse_node_op(
+      R"({"op":"send","connection":"c1","rid":9,"reply":"n2","binary":true,"payload":"aGk="})", 64);
+  EXPECT_EQ(op.op, "send");
+  EXPECT_EQ(op.connection, "c1");
+  EXPECT_EQ(op.rid, 9u);
+  EXPECT_EQ(op.reply, "n2");
+  EXPECT_TRUE(op.binary);
+  EXPECT_EQ(op.payload, "aGk=");
+  op = parse_node_op(R"({"op":"close_user","user":"u","code":4001,"reason":"r","origin":"n"})", 64);
+  EXPECT_EQ(op.user, "u");
+  EXPECT_EQ(op.code, 4001);
+  EXPECT_EQ(op.reason, "r");
+  EXPECT_EQ(op.origin, "n");
+
+  // Every member of another type reads as its default; nothing throws.
+  op = parse_node_op(
+      R"({"op":5,"connection":{},"rid":-1,"nonce":"x","reply":7,"binary":"yes","user":[],"reason":1,"origin":null})",
+      64);
+  EXPECT_EQ(op.op, "");
+  EXPECT_EQ(op.connection, "");
+  EXPECT_EQ(op.rid, 0u);
+  EXPECT_EQ(op.nonce, 0u);
+  EXPECT_FALSE(op.binary);
+  EXPECT_EQ(op.user, "");
+  for (const char* text : {"[1]", "7", "not json", "", "{\"op\":"})
+    EXPECT_EQ(parse_node_op(text, 64).op, "") << text;
+  // A send without a string payload is not a send.
+  EXPECT_EQ(parse_node_op(R"({"op":"send","connection":"c1","payload":{"a":1}})", 64).op, "");
+  EXPECT_EQ(parse_node_op(R"({"op":"send","connection":"c1"})", 64).op, "");
+  // Close codes a client may not receive (reserved, out of range, not integers) read as 1000.
+  for (const char* code : {"1005", "1006", "999", "5000", "70000", "-1", "4000.5", "\"4000\""}) {
+    EXPECT_EQ(parse_node_op(std::string(R"({"op":"close","code":)") + code + "}", 64).code, 1000)
+        << code;
+  }
+  EXPECT_EQ(parse_node_op(R"({"op":"close","code":4999})", 64).code, 4999);
+  EXPECT_EQ(parse_node_op(std::string(100, '[') + std::string(100, ']'), 64).op, "");
+}
+
 }  // namespace
 }  // namespace herald::redis

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -34,6 +35,15 @@ nlohmann::json parse_json(std::string_view text, std::size_t max_depth,
 // The same for an ordered_json document (member order kept).
 nlohmann::ordered_json parse_ordered_json(std::string_view text, std::size_t max_depth,
                                           json_status* status = nullptr);
+
+// Members of an object from outside, read without throwing: `fallback` when `object` is not an
+// object, the member is missing, or it has another type (nlohmann's value() throws on a type
+// mismatch, so a Redis message with {"op": 5} would otherwise take a node down).
+std::string string_member(const nlohmann::json& object, std::string_view key,
+                          std::string_view fallback = {});
+std::uint64_t uint_member(const nlohmann::json& object, std::string_view key,
+                          std::uint64_t fallback);
+bool bool_member(const nlohmann::json& object, std::string_view key, bool fallback);
 
 // One line for logs and error messages, e.g. "nested deeper than 64 levels".
 std::string describe(json_status status, std::size_t max_depth);
