@@ -96,7 +96,8 @@ void admin_api::count(api which, unsigned status) {
   requests_[static_cast<std::size_t>(which)][col].fetch_add(1, std::memory_order_relaxed);
 }
 
-admin_api::auth admin_api::authenticate(const http_request& req, std::string& why) const {
+admin_api::auth admin_api::authenticate(const http_request& req, std::string& why,
+                                        bool sigv4_only) const {
   const bool keys = !key_digests_.empty();
   const bool sig = !sigv4_.access_key_id.empty();
   if (!keys && !sig) return auth::ok;  // validated at start-up: only on loopback, or allowed
@@ -114,6 +115,12 @@ admin_api::auth admin_api::authenticate(const http_request& req, std::string& wh
     if (outcome.status == sigv4_status::ok) return auth::ok;
     why = outcome.detail;
     return auth::invalid;
+  }
+  if (sigv4_only) {
+    why = authorization.empty() && req["x-api-key"].empty()
+              ? "no credentials"
+              : "only SigV4 signatures are accepted on the client listener";
+    return authorization.empty() && req["x-api-key"].empty() ? auth::missing : auth::invalid;
   }
   std::string_view key;
   if (authorization.size() > 7 && iequals(authorization.substr(0, 7), "Bearer ")) {
@@ -137,6 +144,39 @@ admin_api::auth admin_api::authenticate(const http_request& req, std::string& wh
   if (match) return auth::ok;
   why = "unknown API key";
   return auth::invalid;
+}
+
+bool admin_api::handle_on_client_listener(http_request& req, const request_context& rc,
+                                          http_responder& respond) {
+  const std::string target(req.target());
+  const std::string path = url_decode(request_path(target), false);
+  const auto marker = path.find(kConnectionsMarker);
+  // "/@connections/{id}" or "/{stage}/@connections/{id}", as on the admin listener.
+  if (marker == std::string::npos) return false;
+  http_responder done = [this, respond = std::move(respond)](http_response&& res) {
+    count(api::aws_connections, res.result_int());
+    respond(std::move(res));
+  };
+  std::string why;
+  const auth a = authenticate(req, why, true);
+  if (a != auth::ok) {
+    ctx_.log.warn("admin.auth_failed", {{"path", request_path(target)},
+                                        {"sourceIp", rc.remote_ip},
+                                        {"listener", "client"},
+                                        {"reason", why}});
+    done(aws_error(http::status::forbidden, "ForbiddenException",
+                   a == auth::missing ? "Missing Authentication Token" : "Forbidden"));
+    return true;
+  }
+  aws_connection(req, std::string_view(path).substr(marker + kConnectionsMarker.size()), done);
+  return true;
+}
+
+void client_connections_handler::handle(http_request&& req, const request_context& rc,
+                                        http_responder respond) {
+  if (api_.handle_on_client_listener(req, rc, respond)) return;
+  if (next_) return next_->handle(std::move(req), rc, std::move(respond));
+  respond(json_error(http::status::not_found, "not_found", "no such endpoint"));
 }
 
 void admin_api::handle(http_request&& req, const request_context& rc, http_responder respond) {

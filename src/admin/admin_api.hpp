@@ -37,6 +37,11 @@ class admin_api final : public http_handler {
             worker_poster post);
 
   void handle(http_request&& req, const request_context& rc, http_responder respond) override;
+  // A request on the client listener (admin.client_listener_connections): @connections paths
+  // are answered, with SigV4 only (true); anything else is left to the caller (false, and
+  // `respond` is not called).
+  bool handle_on_client_listener(http_request& req, const request_context& rc,
+                                 http_responder& respond);
 
   // The /metrics body.
   std::string render_metrics() const;
@@ -61,7 +66,8 @@ class admin_api final : public http_handler {
                                                      405, 410, 413, 415, 429, 500, 503};
   enum class auth : std::uint8_t { ok, missing, invalid };
 
-  auth authenticate(const http_request& req, std::string& why) const;
+  // `sigv4_only`: API keys are refused (the client listener).
+  auth authenticate(const http_request& req, std::string& why, bool sigv4_only = false) const;
   void count(api which, unsigned status);
 
   void aws_connection(http_request& req, std::string_view id_text, const http_responder& respond);
@@ -101,6 +107,18 @@ class admin_api final : public http_handler {
   std::array<std::array<std::atomic<std::uint64_t>, statuses.size() + 1>,
              static_cast<std::size_t>(api::count)>
       requests_{};
+};
+
+// The client listener's chain with admin.client_listener_connections: @connections to the admin
+// API (SigV4 only), everything else to `next` (or 404).
+class client_connections_handler final : public http_handler {
+ public:
+  client_connections_handler(admin_api& api, http_handler* next) : api_(api), next_(next) {}
+  void handle(http_request&& req, const request_context& rc, http_responder respond) override;
+
+ private:
+  admin_api& api_;
+  http_handler* next_;
 };
 
 }  // namespace herald::net

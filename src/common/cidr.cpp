@@ -60,8 +60,6 @@ bool cidr::contains(const ip_address& a) const {
   return true;
 }
 
-namespace {
-
 bool trusted_address(std::string_view text, const std::vector<cidr>& trusted) {
   const auto a = ip_address::parse(text);
   if (!a) return false;
@@ -70,8 +68,6 @@ bool trusted_address(std::string_view text, const std::vector<cidr>& trusted) {
   }
   return false;
 }
-
-}  // namespace
 
 std::string client_address(std::string_view peer, std::string_view x_forwarded_for,
                            const std::vector<cidr>& trusted) {

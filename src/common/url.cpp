@@ -48,4 +48,15 @@ std::optional<url_parts> parse_url(std::string_view url) {
   return out;
 }
 
+std::string_view host_without_port(std::string_view host) {
+  if (host.starts_with('[')) {
+    const auto close = host.find(']');
+    return close == std::string_view::npos ? host : host.substr(0, close + 1);
+  }
+  const auto colon = host.rfind(':');
+  // More than one colon without brackets is not host:port; leave it as sent.
+  if (colon == std::string_view::npos || host.find(':') != colon) return host;
+  return host.substr(0, colon);
+}
+
 }  // namespace herald

@@ -791,6 +791,13 @@ std::vector<option_def> option_table() {
       count_opt(
           "admin.max_batch", "Publications accepted in one /v1/publish request",
           [](auto& c) -> auto& { return c.admin.max_batch; }, 1, 10000),
+      bool_opt(
+          "admin.client_listener_connections",
+          "Also serve @connections (with and without a stage prefix) on the client listener, as "
+          "API Gateway does on the API's host, for handlers that call back "
+          "https://{domainName}/{stage}; SigV4 only (needs admin.sigv4); nothing else of the "
+          "admin API is served there",
+          [](auto& c) -> auto& { return c.admin.client_listener_connections; }),
 
       list_opt(
           "http.trusted_proxies",

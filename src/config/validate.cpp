@@ -141,6 +141,11 @@ void validate(const config& cfg) {
     throw config_error("admin.sigv4.secret_access_key",
                        "admin.sigv4.access_key_id and admin.sigv4.secret_access_key go together");
   }
+  if (cfg.admin.client_listener_connections && cfg.admin.sigv4.access_key_id.empty()) {
+    throw config_error("admin.client_listener_connections",
+                       "serves @connections on the client listener with SigV4 only: set "
+                       "admin.sigv4.access_key_id and admin.sigv4.secret_access_key");
+  }
   const bool loopback = cfg.admin.listen.host == "::1" || cfg.admin.listen.host.starts_with("127.");
   if (cfg.admin.enabled && !loopback && cfg.admin.api_keys.empty() &&
       cfg.admin.sigv4.access_key_id.empty() && !cfg.admin.allow_unauthenticated) {

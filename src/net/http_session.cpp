@@ -19,6 +19,8 @@
 
 #include "herald/auth/authenticator.hpp"
 #include "herald/auth/upgrade_guard.hpp"
+#include "herald/common/cidr.hpp"
+#include "herald/common/url.hpp"
 #include "herald/routing/router.hpp"
 #include "herald/ws/handshake.hpp"
 #include "net/http_handler.hpp"
@@ -248,7 +250,7 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     info.connected_at = now_ms();
     info.source_ip = source_ip;
     info.user_agent = std::string(req[http::field::user_agent]);
-    info.host = std::string(req[http::field::host]);
+    info.host = std::string(host_without_port(req[http::field::host]));
     info.worker = worker_.index();
     auto offered = ws::split_header_list(req[http::field::sec_websocket_protocol]);
     std::string accept = ws::accept_key(key);
@@ -260,6 +262,16 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     creq->target = std::string(req.target());
     for (const auto& field : req)
       creq->headers.emplace_back(field.name_string(), field.value());
+    {
+      unsigned char random[12];
+      random_bytes(random, sizeof random);
+      error_code ec;
+      const auto local = stream_.lowest_layer().local_endpoint(ec);
+      const std::string trace = make_trace_id(info.connected_at, random);
+      add_forwarding_headers(
+          creq->headers, {info.source_ip, trusted_address(remote_ip_, ctx_.trusted_proxies), is_tls,
+                          ec ? 0u : local.port(), trace});
+    }
     // Every integration has its own bounded timeout; this is only a safety net.
     arm_timer(steady_clock::now() + std::chrono::minutes(11));
     if (!authenticate) return run_connect_hook(std::move(info), creq, offered, std::move(accept));

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "herald/common/text.hpp"
+
 namespace herald {
 
 using nlohmann::json;
@@ -125,6 +127,60 @@ string_pairs query_pairs(std::string_view target) {
   return out;
 }
 
+void add_forwarding_headers(string_pairs& headers, const forwarding& f) {
+  std::string proto = f.tls ? "https" : "http";
+  std::string port = std::to_string(f.local_port);
+  bool proto_kept = false, port_kept = false, has_trace = false;
+  string_pairs out;
+  out.reserve(headers.size() + 4);
+  for (auto& [name, value] : headers) {
+    if (iequals(name, "X-Forwarded-Proto") || iequals(name, "X-Forwarded-Port")) {
+      const bool is_proto = iequals(name, "X-Forwarded-Proto");
+      bool& kept = is_proto ? proto_kept : port_kept;
+      if (f.from_trusted_proxy && !kept && !value.empty()) {
+        // A proxy that forwards hop after hop lists them; the first is the client's.
+        const auto comma = value.find(',');
+        (is_proto ? proto : port) = std::string(trim(std::string_view(value).substr(0, comma)));
+        kept = true;
+      }
+      continue;
+    }
+    if (iequals(name, "X-Forwarded-For")) continue;
+    if (iequals(name, "X-Amzn-Trace-Id")) has_trace = true;
+    out.emplace_back(std::move(name), std::move(value));
+  }
+  if (!has_trace) out.emplace_back("X-Amzn-Trace-Id", std::string(f.trace_id));
+  out.emplace_back("X-Forwarded-For", std::string(f.client_ip));
+  out.emplace_back("X-Forwarded-Port", std::move(port));
+  out.emplace_back("X-Forwarded-Proto", std::move(proto));
+  headers = std::move(out);
+}
+
+std::string make_trace_id(system_time_ms now, const unsigned char (&random)[12]) {
+  static constexpr char digits[] = "0123456789abcdef";
+  char time_hex[9];
+  std::snprintf(time_hex, sizeof time_hex, "%08llx",
+                static_cast<unsigned long long>(now / 1000) & 0xffffffffull);
+  std::string out = "Root=1-";
+  out += time_hex;
+  out += '-';
+  for (const unsigned char b : random) {
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
+namespace {
+
+// Hop-by-hop headers of the upgrade: a REQUEST authorizer sees them, the $connect integration
+// does not (as on API Gateway).
+bool hop_by_hop(std::string_view name) {
+  return iequals(name, "Connection") || iequals(name, "Upgrade");
+}
+
+}  // namespace
+
 std::string build_event(const event_input& in) {
   const connection_info& conn = *in.conn;
   const std::string domain = in.routing->domain_name.empty() ? conn.host : in.routing->domain_name;
@@ -137,12 +193,14 @@ std::string build_event(const event_input& in) {
       {"stage", in.routing->stage},
       {"connectedAt", conn.connected_at},
       {"requestTimeEpoch", in.request_time},
-      {"identity", {{"sourceIp", conn.source_ip}, {"userAgent", conn.user_agent}}},
+      {"identity", {{"sourceIp", conn.source_ip}}},
       {"requestId", in.request_id},
       {"domainName", domain},
       {"connectionId", conn.id.view()},
       {"apiId", in.routing->api_id},
   };
+  // As AWS since 2024: userAgent only when the handshake carried one.
+  if (!conn.user_agent.empty()) ctx["identity"]["userAgent"] = conn.user_agent;
   if (conn.authorizer) {
     json auth = json::object();
     for (const auto& [k, v] : *conn.authorizer)
@@ -152,8 +210,17 @@ std::string build_event(const event_input& in) {
   json event = json::object();
   switch (in.type) {
     case event_type::connect: {
-      if (in.request) {
+      if (in.request && !in.method_arn.empty()) {
         add_pairs(event, "headers", "multiValueHeaders", in.request->headers);
+      } else if (in.request) {
+        string_pairs headers;
+        headers.reserve(in.request->headers.size());
+        for (const auto& h : in.request->headers) {
+          if (!hop_by_hop(h.first)) headers.push_back(h);
+        }
+        add_pairs(event, "headers", "multiValueHeaders", headers);
+      }
+      if (in.request) {
         const auto query = query_pairs(in.request->target);
         if (!query.empty())
           add_pairs(event, "queryStringParameters", "multiValueQueryStringParameters", query);

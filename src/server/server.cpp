@@ -117,8 +117,7 @@ struct server::impl {
         ctx(cfg, log, registry),
         files(cfg.http.static_dir.empty()
                   ? nullptr
-                  : std::make_unique<static_files>(cfg.http.static_dir, nullptr)),
-        client_health(ctx, files.get()) {}
+                  : std::make_unique<static_files>(cfg.http.static_dir, nullptr)) {}
 
   const config& cfg;
   logger& log;
@@ -133,8 +132,11 @@ struct server::impl {
   std::unique_ptr<authenticator> auth;
   std::unique_ptr<ip_limiter> ip_limits;
   std::unique_ptr<admin_api> admin;
-  std::unique_ptr<static_files> files;           // http.static_dir, after the health endpoints
-  health_handler client_health;                  // the client listener: health, readiness, files
+  std::unique_ptr<static_files> files;  // http.static_dir, after the health endpoints
+  // The client listener: health, readiness, @connections (admin.client_listener_connections),
+  // files.
+  std::unique_ptr<client_connections_handler> client_connections;
+  std::unique_ptr<health_handler> client_health;
   std::unique_ptr<health_handler> admin_health;  // the admin listener: health, then the admin API
   std::shared_ptr<listener> client_listener;
   std::shared_ptr<listener> admin_listener;
@@ -267,7 +269,6 @@ const config& checked(const config& cfg) {
 server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(checked(cfg), log)) {
   auto& ctx = impl_->ctx;
   ctx.connection_limit = descriptor_budget(cfg, log);
-  ctx.client_http = &impl_->client_health;
   ctx.serves_files = impl_->files != nullptr;
   if (cfg.tls.mode != tls_mode::off) ctx.tls = std::make_shared<tls_context>(cfg.tls);
   const unsigned n = worker_count(cfg);
@@ -338,6 +339,14 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(ch
       std::make_unique<admin_api>(ctx, *impl_->dispatcher, backplane, *impl_->router, post);
   // What this node tells the others about itself (the console's and the CLI's cluster view).
   backplane.set_node_summary([admin = impl_->admin.get()] { return admin->node_summary(); });
+  http_handler* after_health = impl_->files.get();
+  if (cfg.admin.client_listener_connections) {
+    impl_->client_connections =
+        std::make_unique<client_connections_handler>(*impl_->admin, after_health);
+    after_health = impl_->client_connections.get();
+  }
+  impl_->client_health = std::make_unique<health_handler>(ctx, after_health);
+  ctx.client_http = impl_->client_health.get();
   impl_->admin_health = std::make_unique<health_handler>(ctx, impl_->admin.get());
   ctx.admin_http = impl_->admin_health.get();
   if (cfg.admin.enabled && cfg.admin.api_keys.empty() && cfg.admin.sigv4.access_key_id.empty()) {

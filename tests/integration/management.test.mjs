@@ -14,7 +14,7 @@ import {
   PayloadTooLargeException,
   LimitExceededException,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { startHerald } from './lib/herald.mjs';
+import { startHerald, freePort } from './lib/herald.mjs';
 import { connect, RawClient } from './lib/clients.mjs';
 import { startBackend, eventually } from './lib/backend.mjs';
 import { parsePrometheus } from './lib/prometheus.mjs';
@@ -163,6 +163,85 @@ describe('AWS SDK v3 against @connections (SigV4)', () => {
     const deep = sdk(h, { stage: 'prod/v2' });
     await deep.send(new PostToConnectionCommand({ ConnectionId: id, Data: 'deep stage' }));
     assert.equal(await c.next(), 'deep stage');
+    c.ws.close();
+  });
+});
+
+describe('@connections on the client listener (admin.client_listener_connections)', () => {
+  let backend;
+  let h;
+  let port;
+  // A handler written for API Gateway: the callback endpoint from the event's domainName and
+  // stage, signed with SigV4 by the SDK. Only the scheme differs (this listener has no TLS;
+  // examples/aws-chat runs the https:// form).
+  const handler = async (r) => {
+    const ctx = r.event?.requestContext;
+    if (ctx?.eventType !== 'MESSAGE') return { lambda: { statusCode: 200 } };
+    const client = new ApiGatewayManagementApiClient({
+      endpoint: `http://${ctx.domainName}/${ctx.stage}`,
+      region: 'eu-west-1',
+      credentials: CREDENTIALS,
+      maxAttempts: 1,
+    });
+    await client.send(new PostToConnectionCommand({ ConnectionId: ctx.connectionId, Data: `echo:${r.event.body}` }));
+    const info = await client.send(new GetConnectionCommand({ ConnectionId: ctx.connectionId }));
+    await client.send(new PostToConnectionCommand({ ConnectionId: ctx.connectionId, Data: `ip:${info.Identity.SourceIp}` }));
+    return { lambda: { statusCode: 200 } };
+  };
+  before(async () => {
+    backend = await startBackend(handler);
+    port = await freePort();
+    h = await startHerald({
+      listen: `127.0.0.1:${port}`,
+      routing: { stage: 'production', domain_name: `127.0.0.1:${port}` },
+      admin: {
+        client_listener_connections: true,
+        api_keys: [API_KEY],
+        sigv4: { access_key_id: CREDENTIALS.accessKeyId, secret_access_key: CREDENTIALS.secretAccessKey },
+      },
+      integrations: { backend: { type: 'http', url: `${backend.url}/events`, timeout: '5s' } },
+      routes: { $default: { integration: 'backend' } },
+    });
+  });
+  after(async () => {
+    await h?.stop();
+    await backend?.close();
+  });
+
+  test('a handler that calls back {domainName}/{stage} with the SDK works unchanged', async () => {
+    const [c, id] = await openWithId(h);
+    c.send('hello');
+    assert.equal(await c.next(), 'echo:hello');
+    assert.equal(await c.next(), 'ip:127.0.0.1');
+    // DeleteConnection through the client listener too.
+    const client = new ApiGatewayManagementApiClient({ endpoint: `http://127.0.0.1:${port}/production`, region: 'eu-west-1', credentials: CREDENTIALS, maxAttempts: 1 });
+    await client.send(new DeleteConnectionCommand({ ConnectionId: id }));
+    await c.closed;
+    await assert.rejects(client.send(new GetConnectionCommand({ ConnectionId: id })), GoneException);
+  });
+
+  test('only SigV4 there: no API keys, no other admin path', async () => {
+    const [c, id] = await openWithId(h);
+    const post = (headers) => fetch(`${h.httpUrl}/production/@connections/${encodeURIComponent(id)}`, { method: 'POST', headers, body: 'x' });
+    const unsigned = await post({});
+    assert.equal(unsigned.status, 403);
+    assert.equal(unsigned.headers.get('x-amzn-errortype'), 'ForbiddenException');
+    assert.deepEqual(await unsigned.json(), { message: 'Missing Authentication Token' });
+    // The key works on the admin listener, never on the client listener.
+    assert.equal((await post({ authorization: `Bearer ${API_KEY}` })).status, 403);
+    assert.equal((await post({ 'x-api-key': API_KEY })).status, 403);
+    const adminPost = await fetch(`${h.adminUrl}/production/@connections/${encodeURIComponent(id)}`, { method: 'POST', headers: { 'x-api-key': API_KEY }, body: 'via admin' });
+    assert.equal(adminPost.status, 200);
+    assert.equal(await c.next(), 'via admin');
+    // Wrong credentials: ForbiddenException, nothing delivered.
+    const wrong = new ApiGatewayManagementApiClient({ endpoint: `${h.httpUrl}/production`, region: 'eu-west-1', credentials: { ...CREDENTIALS, secretAccessKey: 'not-the-secret-0123456789' }, maxAttempts: 1 });
+    await assert.rejects(wrong.send(new PostToConnectionCommand({ ConnectionId: id, Data: 'no' })), ForbiddenException);
+    // The rest of the admin API is not on the client listener, signed or not.
+    for (const path of ['/v1/connections', '/metrics', '/v1/publish', '/console/']) {
+      const r = await fetch(`${h.httpUrl}${path}`, { headers: { 'x-api-key': API_KEY } });
+      assert.equal(r.status, 404, path);
+    }
+    assert.ok(await c.silentFor(200));
     c.ws.close();
   });
 });

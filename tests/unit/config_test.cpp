@@ -306,6 +306,12 @@ TEST(ConfigValidation, CrossKeyRules) {
   EXPECT_EQ(error_of([] { from_text(R"({"websocket": {"send_queue": {"max_bytes": "64KiB"}}})"); }),
             "websocket.send_queue.max_bytes: must be at least websocket.max_message_bytes (128KiB) "
             "so one message always fits (in config)");
+  EXPECT_EQ(error_of([] { from_text(R"({"admin": {"client_listener_connections": true}})"); }),
+            "admin.client_listener_connections: serves @connections on the client listener with "
+            "SigV4 only: set admin.sigv4.access_key_id and admin.sigv4.secret_access_key (in "
+            "config)");
+  EXPECT_NO_THROW(from_text(R"({"admin": {"client_listener_connections": true,
+      "sigv4": {"access_key_id": "AKID", "secret_access_key": "secret"}}})"));
   // Port 0 on both listeners is fine: each gets its own free port.
   EXPECT_NO_THROW(from_text(R"({"listen": "127.0.0.1:0", "admin": {"listen": "127.0.0.1:0"}})"));
 }

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "herald/common/url.hpp"
 #include "herald/routing/event.hpp"
 
 namespace herald {
@@ -136,6 +137,76 @@ TEST(Event, InvalidUtf8InHeadersDoesNotBreakTheEvent) {
   in.type = event_type::connect;
   in.request = &req;
   EXPECT_NO_THROW(build(in, c, r));
+}
+
+TEST(Event, ConnectDropsHopByHopHeadersAnAuthorizerStillSees) {
+  const auto c = sample_connection();
+  routing_config r;
+  connect_request req;
+  req.target = "/";
+  req.headers = {{"Host", "ws.example.com"},
+                 {"connection", "Upgrade"},
+                 {"Upgrade", "websocket"},
+                 {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}};
+  event_input in;
+  in.type = event_type::connect;
+  in.request = &req;
+  json e = build(in, c, r);
+  EXPECT_EQ(e["headers"],
+            (json{{"Host", "ws.example.com"}, {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}}));
+  EXPECT_FALSE(e["multiValueHeaders"].contains("Upgrade"));
+  in.method_arn = "arn:aws:execute-api:local:000000000000:herald/default/$connect";
+  e = build(in, c, r);
+  EXPECT_EQ(e["headers"]["connection"], "Upgrade");
+  EXPECT_EQ(e["headers"]["Upgrade"], "websocket");
+}
+
+TEST(Event, IdentityHasUserAgentOnlyWhenSent) {
+  auto c = sample_connection();
+  c.user_agent.clear();
+  routing_config r;
+  const json e = build({}, c, r);
+  EXPECT_EQ(e["requestContext"]["identity"], (json{{"sourceIp", "203.0.113.7"}}));
+}
+
+TEST(Event, ForwardingHeadersNameTheRealClient) {
+  const char* trace = "Root=1-65abc123-0123456789abcdef01234567";
+  // A client's own X-Forwarded-* are replaced, whatever their case.
+  string_pairs h = {{"Host", "h"},
+                    {"x-forwarded-for", "6.6.6.6"},
+                    {"X-Forwarded-Proto", "gopher"},
+                    {"X-FORWARDED-PORT", "1"}};
+  add_forwarding_headers(h, {"203.0.113.7", false, true, 8443, trace});
+  EXPECT_EQ(h, (string_pairs{{"Host", "h"},
+                             {"X-Amzn-Trace-Id", trace},
+                             {"X-Forwarded-For", "203.0.113.7"},
+                             {"X-Forwarded-Port", "8443"},
+                             {"X-Forwarded-Proto", "https"}}));
+  // Behind a trusted proxy: its scheme and port (the first of a list), and its trace id.
+  h = {{"X-Forwarded-Proto", "https, http"},
+       {"X-Forwarded-Port", "443"},
+       {"X-Amzn-Trace-Id", "Root=1-1-2"}};
+  add_forwarding_headers(h, {"198.51.100.7", true, false, 8080, trace});
+  EXPECT_EQ(h, (string_pairs{{"X-Amzn-Trace-Id", "Root=1-1-2"},
+                             {"X-Forwarded-For", "198.51.100.7"},
+                             {"X-Forwarded-Port", "443"},
+                             {"X-Forwarded-Proto", "https"}}));
+}
+
+TEST(Event, TraceIdHasAwsShape) {
+  const unsigned char random[12] = {0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+                                    0xcd, 0xef, 0x00, 0x11, 0x22, 0xff};
+  EXPECT_EQ(make_trace_id(1705751697419, random), "Root=1-65abb491-0123456789abcdef001122ff");
+}
+
+TEST(Event, HostWithoutPort) {
+  EXPECT_EQ(host_without_port("chat.example.com:8080"), "chat.example.com");
+  EXPECT_EQ(host_without_port("chat.example.com"), "chat.example.com");
+  EXPECT_EQ(host_without_port("127.0.0.1:1"), "127.0.0.1");
+  EXPECT_EQ(host_without_port("[::1]:8080"), "[::1]");
+  EXPECT_EQ(host_without_port("[::1]"), "[::1]");
+  EXPECT_EQ(host_without_port("::1"), "::1");
+  EXPECT_EQ(host_without_port(""), "");
 }
 
 TEST(Event, UrlDecode) {

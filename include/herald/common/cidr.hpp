@@ -28,6 +28,9 @@ class cidr {
   unsigned prefix_ = 128;  // in the 128-bit space
 };
 
+// Whether `address` (an IP address as text) is in one of the `trusted` ranges.
+bool trusted_address(std::string_view address, const std::vector<cidr>& trusted);
+
 // The client's address: `peer`, unless `peer` is a trusted proxy, in which case the
 // X-Forwarded-For list is walked from the right, skipping trusted proxies, and the first
 // untrusted address is the client. Malformed entries stop the walk (the last good address wins).

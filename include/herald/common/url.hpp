@@ -20,4 +20,9 @@ struct url_parts {
 // http(s)://host[:port][/path][?query]; nullopt when malformed (no host, user info, a bad port).
 std::optional<url_parts> parse_url(std::string_view url);
 
+// A Host header without its port, as API Gateway's requestContext.domainName:
+// "chat.example.com:8080" → "chat.example.com", "[::1]:8080" → "[::1]" (brackets kept, so it
+// can go back into a URL).
+std::string_view host_without_port(std::string_view host);
+
 }  // namespace herald

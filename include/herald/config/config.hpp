@@ -74,6 +74,9 @@ struct admin_config {
   sigv4_config sigv4;
   bool allow_unauthenticated = false;  // needed to run without keys on a non-loopback address
   std::size_t max_batch = 100;         // publications in one /v1/publish request
+  // @connections also on the client listener (as API Gateway serves it on the API's own host),
+  // SigV4 only.
+  bool client_listener_connections = false;
 };
 
 // http.*: request limits, timeouts, trusted proxies and static files.

@@ -36,7 +36,7 @@ struct connection_info {
   system_time_ms connected_at = 0;
   std::string source_ip;  // the client, behind trusted proxies (http.trusted_proxies)
   std::string user_agent;
-  std::string host;  // Host header of the upgrade request
+  std::string host;  // Host header of the upgrade request, without the port
   std::string subprotocol;
   std::string user_id;  // empty when the connection is anonymous
   // What an authorizer returned (principalId and context values as strings), shared by every

@@ -25,6 +25,23 @@ struct connect_request {
   string_pairs headers;  // as sent, in order, duplicates kept
 };
 
+// What API Gateway adds to the upgrade request's headers before $connect (and a REQUEST
+// authorizer) sees them: X-Amzn-Trace-Id (a client's or proxy's own is kept), and
+// X-Forwarded-For, -Port and -Proto naming the real client. Any X-Forwarded-* the client sent
+// is replaced; behind a trusted proxy (http.trusted_proxies), its -Proto and -Port are kept.
+struct forwarding {
+  std::string_view client_ip;  // the connection's sourceIp
+  bool from_trusted_proxy = false;
+  bool tls = false;
+  unsigned local_port = 0;    // the port the client connected to
+  std::string_view trace_id;  // "Root=1-<8 hex>-<24 hex>" (make_trace_id)
+};
+void add_forwarding_headers(string_pairs& headers, const forwarding& f);
+
+// An X-Amzn-Trace-Id value: "Root=1-" + the time in seconds (8 hex digits) + "-" + the 12
+// random bytes (24 hex digits).
+std::string make_trace_id(system_time_ms now, const unsigned char (&random)[12]);
+
 // Everything an API Gateway event is built from.
 struct event_input {
   event_type type = event_type::message;
