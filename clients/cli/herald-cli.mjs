@@ -238,7 +238,13 @@ async function run(argv, out) {
       allowOnly(flags, []);
       if (sub !== 'kick' || args.length !== 1) throw new UsageError('users kick ID');
       const r = await api.expect('DELETE', `/v1/users/${enc(args[0])}/connections`);
-      print(r.body, (b) => `closed ${b.closed} connection${b.closed === 1 ? '' : 's'} of ${args[0]}${b.forwarded ? ' here, and asked the other nodes' : ''}`);
+      print(r.body, (b) => {
+        const answered = b.nodes?.answered ?? [];
+        const silent = b.nodes?.silent ?? [];
+        let text = `closed ${b.closed} connection${b.closed === 1 ? '' : 's'} of ${args[0]} on ${answered.length} node${answered.length === 1 ? '' : 's'}`;
+        if (silent.length) text += `; no answer from ${silent.join(', ')} (their connections may still be open)`;
+        return text;
+      });
       return 0;
     }
     case 'channels': {

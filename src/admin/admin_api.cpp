@@ -605,6 +605,55 @@ void admin_api::get_connection(std::string_view id_text, const http_responder& d
   });
 }
 
+namespace {
+
+// The newest first (stable pages while connections come and go at the end); only the first
+// `end` are sorted (10,000 connections: a partial sort of offset + limit).
+void sort_newest_first(std::vector<std::shared_ptr<connection>>& conns, std::size_t end) {
+  const auto newer = [](const std::shared_ptr<connection>& a,
+                        const std::shared_ptr<connection>& b) {
+    if (a->info().connected_at != b->info().connected_at)
+      return a->info().connected_at > b->info().connected_at;
+    return a->id().view() < b->id().view();
+  };
+  end = std::min(end, conns.size());
+  std::partial_sort(conns.begin(), conns.begin() + static_cast<std::ptrdiff_t>(end), conns.end(),
+                    newer);
+}
+
+// {"answered": [this node, then the others as they answered], "silent": [...]}.
+json nodes_json(const std::string& self, const cluster_replies& replies) {
+  json answered = json::array({self});
+  for (const auto& r : replies.answered)
+    answered.push_back(r.node);
+  return {{"answered", answered}, {"silent", replies.silent}};
+}
+
+}  // namespace
+
+std::string admin_api::answer_node_question(std::string_view kind, std::string_view arg) {
+  if (kind == "user_connections") {
+    const json a = parse_json(arg, ctx_.cfg.limits.json_max_depth);
+    const std::string user = string_member(a, "user");
+    if (user.empty()) return R"({"count":0,"connections":[]})";
+    auto conns = ctx_.registry.find_user(user);
+    const std::size_t end = std::min<std::size_t>(conns.size(), uint_member(a, "limit", 100));
+    sort_newest_first(conns, end);
+    json list = json::array();
+    for (std::size_t i = 0; i < end; ++i)
+      list.push_back(connection_json(*conns[i], ctx_.cfg.node_id));
+    return json{{"count", conns.size()}, {"connections", list}}.dump();
+  }
+  if (kind == "close_user") {
+    const auto conns = arg.empty() ? std::vector<std::shared_ptr<connection>>{}
+                                   : ctx_.registry.find_user(std::string(arg));
+    for (const auto& c : conns)
+      c->close(ws::close_code::normal, "user disconnected");
+    return json{{"closed", conns.size()}}.dump();
+  }
+  return "{}";
+}
+
 void admin_api::list_connections(const http_request& req, const http_responder& done) {
   const std::string user = query_value(req.target(), "user");
   const auto limit = query_count(req.target(), "limit", 100, 1, 1000);
@@ -614,24 +663,56 @@ void admin_api::list_connections(const http_request& req, const http_responder& 
   if (!offset)
     return done(herald_error(http::status::bad_request, "bad_request",
                              "offset must be a non-negative integer"));
-  auto conns = user.empty() ? ctx_.registry.all() : ctx_.registry.find_user(user);
-  // Newest first, so pages are stable while connections come and go at the end; only the
-  // requested page is sorted (10,000 connections: a partial sort of offset + limit).
-  const std::size_t end = std::min(conns.size(), *offset + *limit);
-  const auto newer = [](const std::shared_ptr<connection>& a,
-                        const std::shared_ptr<connection>& b) {
-    if (a->info().connected_at != b->info().connected_at)
-      return a->info().connected_at > b->info().connected_at;
-    return a->id().view() < b->id().view();
-  };
-  std::partial_sort(conns.begin(), conns.begin() + static_cast<std::ptrdiff_t>(end), conns.end(),
-                    newer);
-  json list = json::array();
-  for (std::size_t i = *offset; i < end; ++i)
-    list.push_back(connection_json(*conns[i], ctx_.cfg.node_id));
-  done(json_response(
-      http::status::ok,
-      json{{"connections", list}, {"count", conns.size()}, {"offset", *offset}}.dump()));
+  const std::size_t end = *offset + *limit;
+  if (user.empty()) {
+    // Every connection of this node (the whole cluster's would be unbounded).
+    auto conns = ctx_.registry.all();
+    sort_newest_first(conns, end);
+    json list = json::array();
+    for (std::size_t i = *offset; i < std::min(end, conns.size()); ++i)
+      list.push_back(connection_json(*conns[i], ctx_.cfg.node_id));
+    return done(json_response(http::status::ok, json{{"connections", list},
+                                                     {"count", conns.size()},
+                                                     {"offset", *offset},
+                                                     {"nodes", nodes_json(ctx_.cfg.node_id, {})}}
+                                                    .dump()));
+  }
+  // A user's connections on every node: each answers with its newest offset + limit, so the
+  // merged page is exact.
+  const std::string arg = json{{"user", user}, {"limit", end}}.dump();
+  backplane_.ask_other_nodes(
+      "user_connections", arg, [this, arg, end, offset = *offset, done](cluster_replies replies) {
+        std::vector<json> all;
+        std::size_t count = 0;
+        const auto take = [&](std::string_view answer) {
+          json a = parse_json(answer, ctx_.cfg.limits.json_max_depth);
+          count += uint_member(a, "count", 0);
+          if (const auto it = a.find("connections");
+              a.is_object() && it != a.end() && it->is_array()) {
+            for (auto& c : *it) {
+              if (c.is_object()) all.push_back(std::move(c));
+            }
+          }
+        };
+        take(answer_node_question("user_connections", arg));
+        for (const auto& r : replies.answered)
+          take(r.answer_json);
+        std::sort(all.begin(), all.end(), [](const json& a, const json& b) {
+          // ISO 8601 with milliseconds sorts as time does.
+          const std::string ta = string_member(a, "connectedAt"),
+                            tb = string_member(b, "connectedAt");
+          if (ta != tb) return ta > tb;
+          return string_member(a, "connectionId") < string_member(b, "connectionId");
+        });
+        json list = json::array();
+        for (std::size_t i = offset; i < std::min(end, all.size()); ++i)
+          list.push_back(std::move(all[i]));
+        done(json_response(http::status::ok, json{{"connections", list},
+                                                  {"count", count},
+                                                  {"offset", offset},
+                                                  {"nodes", nodes_json(ctx_.cfg.node_id, replies)}}
+                                                 .dump()));
+      });
 }
 
 void admin_api::delete_connection(std::string_view id_text, const http_responder& done) {
@@ -650,14 +731,18 @@ void admin_api::delete_user(std::string_view user, const http_responder& done) {
   if (user.empty() || user.size() > 256 || user.find('/') != std::string_view::npos) {
     return done(herald_error(http::status::bad_request, "bad_request", "not a user id"));
   }
-  const auto conns = ctx_.registry.find_user(std::string(user));
-  for (const auto& c : conns)
-    c->close(ws::close_code::normal, "user disconnected");
-  // The other nodes close theirs when the backplane tells them.
-  const bool forwarded =
-      backplane_.close_user(std::string(user), ws::close_code::normal, "user disconnected");
-  done(json_response(http::status::ok,
-                     json{{"closed", conns.size()}, {"forwarded", forwarded}}.dump()));
+  const std::string local = answer_node_question("close_user", user);
+  backplane_.ask_other_nodes(
+      "close_user", std::string(user), [this, local, done](cluster_replies replies) {
+        std::uint64_t closed = uint_member(parse_json(local, 4), "closed", 0);
+        for (const auto& r : replies.answered)
+          closed +=
+              uint_member(parse_json(r.answer_json, ctx_.cfg.limits.json_max_depth), "closed", 0);
+        done(json_response(http::status::ok, json{{"closed", closed},
+                                                  {"forwarded", replies.asked},
+                                                  {"nodes", nodes_json(ctx_.cfg.node_id, replies)}}
+                                                 .dump()));
+      });
 }
 
 }  // namespace herald::net

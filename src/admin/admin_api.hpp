@@ -43,6 +43,11 @@ class admin_api final : public http_handler {
   bool handle_on_client_listener(http_request& req, const request_context& rc,
                                  http_responder& respond);
 
+  // This node's answer when another node asks (backplane::set_node_question): "user_connections"
+  // (arg {"user", "limit"}: {"count", "connections": the newest `limit`}) and "close_user" (arg:
+  // the user id; {"closed": n}). Any thread.
+  std::string answer_node_question(std::string_view kind, std::string_view arg);
+
   // The /metrics body.
   std::string render_metrics() const;
   // What this node says about itself, as JSON text (published in its liveness entry for the

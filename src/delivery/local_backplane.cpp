@@ -32,7 +32,6 @@ class local_backplane final : public backplane {
     done(remote_result::gone);
   }
   void close_remote(const remote_connection&, std::uint16_t, std::string) override {}
-  bool close_user(const std::string&, std::uint16_t, std::string) override { return false; }
 
   void publish_stored(const publication& p, const history_rule& rule,
                       std::function<void(stored_result)> done) override {

@@ -89,6 +89,10 @@ node_op parse_node_op(std::string_view payload, std::size_t max_depth) {
   o.reply = string_member(doc, "reply");
   o.binary = bool_member(doc, "binary", false);
   o.payload = string_member(doc, "payload");
+  o.kind = string_member(doc, "kind");
+  o.arg = string_member(doc, "arg");
+  o.node = string_member(doc, "node");
+  o.answer = string_member(doc, "answer");
   // A send must carry its payload as a string; anything else is not delivered as "".
   if (const auto p = doc.find("payload"); o.op == "send" && (p == doc.end() || !p->is_string()))
     o.op.clear();

@@ -44,7 +44,9 @@ std::string make_envelope(const outgoing& o);
 // another type, reads as its default, and a close code no client may receive reads as 1000. A
 // "send" without a string payload is unreadable (op "").
 struct node_op {
-  std::string op;  // "probe", "result", "close", "send", "close_user"; "" if unreadable
+  // "probe", "result", "close", "send", "ask", "answer", "close_user" (from older nodes);
+  // "" if unreadable
+  std::string op;
   std::string origin;
   std::uint64_t nonce = 0;  // probe
   std::uint64_t rid = 0;    // send and result
@@ -56,6 +58,10 @@ struct node_op {
   std::string reply;  // send: the node to answer
   bool binary = false;
   std::string payload;  // send: text, or base64 when binary
+  std::string kind;     // ask: the question (node_question's kind)
+  std::string arg;      // ask: its argument
+  std::string node;     // answer: the node answering
+  std::string answer;   // answer: its answer, JSON text
 };
 node_op parse_node_op(std::string_view payload, std::size_t max_depth);
 

@@ -305,6 +305,12 @@ void redis_backplane::shutdown_connections() {
     req.done(remote_result::unavailable);
   }
   requests_.clear();
+  // Questions still out are answered with what came, the rest named silent.
+  std::vector<std::uint64_t> asked;
+  for (const auto& q : questions_)
+    asked.push_back(q.first);
+  for (const auto rid : asked)
+    finish_question(rid);
   stopped_ = true;
 }
 

@@ -71,7 +71,9 @@ class redis_backplane final : public backplane {
                    bool binary, std::function<void(remote_result)> done) override;
   void close_remote(const remote_connection& where, std::uint16_t code,
                     std::string reason) override;
-  bool close_user(const std::string& user, std::uint16_t code, std::string reason) override;
+  void ask_other_nodes(std::string kind, std::string arg,
+                       std::function<void(cluster_replies)> done) override;
+  void set_node_question(node_question answer) override { question_ = std::move(answer); }
 
   // ---- durable delivery ----
 
@@ -123,6 +125,12 @@ class redis_backplane final : public backplane {
   struct pending_request {
     std::function<void(remote_result)> done;
     std::shared_ptr<asio::steady_timer> timer;
+  };
+  struct pending_question {
+    std::function<void(cluster_replies)> done;
+    std::shared_ptr<asio::steady_timer> timer;
+    std::unordered_set<std::string> waiting;  // nodes that have not answered yet
+    cluster_replies replies;
   };
 
   // Time down in all: the finished outages, and the current one if the backplane is down now.
@@ -220,6 +228,7 @@ class redis_backplane final : public backplane {
   void on_node_op(std::string_view payload);
   void on_control(std::string_view payload);
   void finish_request(std::uint64_t rid, remote_result r);
+  void finish_question(std::uint64_t rid);
 
   // ---- directory ----
 
@@ -275,6 +284,8 @@ class redis_backplane final : public backplane {
   std::unordered_set<std::string> dirty_;
   std::unordered_map<std::string, std::vector<std::pair<unsigned, std::function<void()>>>> waiters_;
   std::unordered_map<std::uint64_t, pending_request> requests_;
+  std::unordered_map<std::uint64_t, pending_question> questions_;
+  node_question question_;
   std::unordered_map<std::string, stream_state> streams_;  // history channels, by name
   std::unordered_map<std::string, std::unordered_map<std::string, std::string>>
       presence_local_;  // channel -> connection id -> user, for re-registration

@@ -100,16 +100,49 @@ void redis_backplane::close_remote(const remote_connection& where, std::uint16_t
       });
 }
 
-bool redis_backplane::close_user(const std::string& user, std::uint16_t code, std::string reason) {
-  asio::post(ioc_, [this, user, code, reason = std::move(reason)] {
-    const json op = {{"op", "close_user"},
-                     {"user", user},
-                     {"code", code},
-                     {"reason", reason},
-                     {"origin", node_}};
-    cmd_->command({"PUBLISH", prefix_ + "control", op.dump()}, [](reply_view) {});
-  });
-  return status().up;
+void redis_backplane::ask_other_nodes(std::string kind, std::string arg,
+                                      std::function<void(cluster_replies)> done) {
+  asio::post(
+      ioc_, [this, kind = std::move(kind), arg = std::move(arg), done = std::move(done)]() mutable {
+        // The nodes refreshed within redis.node_ttl are the ones expected to answer.
+        const std::string since = std::to_string(now_ms() - rc_.node_ttl.count());
+        const bool sent = cmd_->command(
+            {"ZRANGEBYSCORE", nodes_key(), since, "+inf", "LIMIT", "0", "1000"},
+            [this, kind, arg, done](reply_view r) mutable {
+              if (!r || r->type != REDIS_REPLY_ARRAY) return done({});
+              pending_question q;
+              for (std::size_t i = 0; i < r->elements; ++i) {
+                std::string node = reply_text(r->element[i]);
+                if (node != node_) q.waiting.insert(std::move(node));
+              }
+              q.replies.asked = true;
+              if (q.waiting.empty()) return done(std::move(q.replies));
+              const std::uint64_t rid = ++next_rid_;
+              const json op = {{"op", "ask"}, {"kind", kind},   {"arg", arg},
+                               {"rid", rid},  {"reply", node_}, {"origin", node_}};
+              if (!cmd_->command({"PUBLISH", prefix_ + "control", op.dump()}, [](reply_view) {})) {
+                return done({});
+              }
+              q.done = std::move(done);
+              q.timer = std::make_shared<asio::steady_timer>(ioc_, rc_.remote_timeout);
+              q.timer->async_wait([this, rid](boost::system::error_code ec) {
+                if (!ec) finish_question(rid);
+              });
+              questions_.emplace(rid, std::move(q));
+            });
+        if (!sent) done({});
+      });
+}
+
+void redis_backplane::finish_question(std::uint64_t rid) {
+  const auto it = questions_.find(rid);
+  if (it == questions_.end()) return;
+  pending_question q = std::move(it->second);
+  questions_.erase(it);
+  q.timer->cancel();
+  q.replies.silent.assign(q.waiting.begin(), q.waiting.end());
+  std::sort(q.replies.silent.begin(), q.replies.silent.end());
+  q.done(std::move(q.replies));
 }
 
 void redis_backplane::on_node_op(std::string_view payload) {
@@ -123,6 +156,19 @@ void redis_backplane::on_node_op(std::string_view payload) {
         update_status();
       }
     }
+    return;
+  }
+  if (op.op == "answer") {
+    const auto it = questions_.find(op.rid);
+    if (it == questions_.end() || op.node.empty()) return;  // late, or not ours
+    auto& q = it->second;
+    // A node answers once; one not listed as alive (it just started) is welcome too.
+    const bool expected = q.waiting.erase(op.node) > 0;
+    const bool again =
+        !expected && std::any_of(q.replies.answered.begin(), q.replies.answered.end(),
+                                 [&](const node_reply& r) { return r.node == op.node; });
+    if (!again) q.replies.answered.push_back({op.node, std::move(op.answer)});
+    if (q.waiting.empty()) finish_question(op.rid);
     return;
   }
   if (op.op == "result") {

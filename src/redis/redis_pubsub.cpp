@@ -215,9 +215,21 @@ void redis_backplane::drop(const std::string& channel, const std::string& reason
 
 void redis_backplane::on_control(std::string_view payload) {
   const node_op op = parse_node_op(payload, cfg_.limits.json_max_depth);
-  if (op.origin == node_ || op.op != "close_user") return;
-  for (const auto& c : registry_.find_user(op.user))
-    c->close(op.code, op.reason);
+  if (op.origin == node_) return;
+  if (op.op == "ask") {
+    if (!question_ || op.reply.empty()) return;
+    const json answer = {
+        {"op", "answer"}, {"rid", op.rid}, {"node", node_}, {"answer", question_(op.kind, op.arg)}};
+    cmd_->command({"PUBLISH", node_channel(op.reply),
+                   answer.dump(-1, ' ', false, json::error_handler_t::replace)},
+                  [](reply_view) {});
+    return;
+  }
+  // Nodes of earlier versions close a user's connections everywhere with this, unanswered.
+  if (op.op == "close_user") {
+    for (const auto& c : registry_.find_user(op.user))
+      c->close(op.code, op.reason);
+  }
 }
 
 }  // namespace herald::redis

@@ -339,6 +339,12 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(ch
       std::make_unique<admin_api>(ctx, *impl_->dispatcher, backplane, *impl_->router, post);
   // What this node tells the others about itself (the console's and the CLI's cluster view).
   backplane.set_node_summary([admin = impl_->admin.get()] { return admin->node_summary(); });
+  // What it answers when another node asks about a user (GET /v1/connections?user=, DELETE
+  // /v1/users/{id}/connections on any node).
+  backplane.set_node_question(
+      [admin = impl_->admin.get()](std::string_view kind, std::string_view arg) {
+        return admin->answer_node_question(kind, arg);
+      });
   http_handler* after_health = impl_->files.get();
   if (cfg.admin.client_listener_connections) {
     impl_->client_connections =

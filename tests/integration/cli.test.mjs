@@ -88,6 +88,9 @@ describe('herald-cli', () => {
     r = await cli(['connections', 'kick', aliceId], { env });
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await alice.closed).code, 1000);
+    r = await cli(['users', 'kick', 'nobody'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'closed 0 connections of nobody on 1 node');
   });
 
   test('errors: clear messages and exit codes', async () => {

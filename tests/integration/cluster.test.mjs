@@ -143,7 +143,7 @@ describe('users across nodes', () => {
       const user = r.event?.queryStringParameters?.user;
       return { lambda: { statusCode: 200, headers: user ? { 'X-Herald-User-Id': user } : {} } };
     });
-    const withConnect = { config: { integrations: { login: { type: 'http', url: `${backend.url}/c` } }, routes: { $connect: { integration: 'login' }, $default: { integration: 'echo', response: true } } } };
+    const withConnect = { redis: { remote_timeout: '700ms' }, config: { integrations: { login: { type: 'http', url: `${backend.url}/c` } }, routes: { $connect: { integration: 'login' }, $default: { integration: 'echo', response: true } } } };
     const [a, b, c] = await Promise.all([node(redis, 'u-a', withConnect), node(redis, 'u-b', withConnect), node(redis, 'u-c', withConnect)]);
     try {
       const onA = await connect(`${a.url}/?user=alice`);
@@ -162,8 +162,38 @@ describe('users across nodes', () => {
       assert.deepEqual(await drain(onA), []);
       assert.deepEqual(await drain(onC), []);
       assert.deepEqual(await drain(bob), []);
+      // B holds none of alice's connections, and answers for the whole cluster.
+      const list = await (await fetch(`${b.adminUrl}/v1/connections?user=alice`)).json();
+      assert.equal(list.count, 2);
+      assert.deepEqual(list.connections.map((x) => x.node).sort(), ['u-a', 'u-c']);
+      assert.ok(list.connections.every((x) => x.userId === 'alice'));
+      assert.ok(list.connections[0].connectedAt >= list.connections[1].connectedAt, 'newest first');
+      assert.deepEqual(list.nodes.answered.slice().sort(), ['u-a', 'u-b', 'u-c']);
+      assert.equal(list.nodes.answered[0], 'u-b', 'the asking node first');
+      assert.deepEqual(list.nodes.silent, []);
+      // Pages across nodes: one at a time, each connection once.
+      const first = await (await fetch(`${b.adminUrl}/v1/connections?user=alice&limit=1`)).json();
+      const second = await (await fetch(`${b.adminUrl}/v1/connections?user=alice&limit=1&offset=1`)).json();
+      assert.equal(first.count, 2);
+      assert.deepEqual([first.connections.length, second.connections.length], [1, 1]);
+      assert.notEqual(first.connections[0].connectionId, second.connections[0].connectionId);
+      assert.deepEqual(first.connections[0], list.connections[0]);
+      // A frozen node is named silent after redis.remote_timeout; the others still answer.
+      await c.freeze();
+      let frozen;
+      try {
+        frozen = await (await fetch(`${b.adminUrl}/v1/connections?user=alice`)).json();
+      } finally {
+        c.thaw();
+      }
+      assert.deepEqual(frozen.nodes.silent, ['u-c'], JSON.stringify(frozen));
+      assert.deepEqual(frozen.nodes.answered.slice().sort(), ['u-a', 'u-b']);
+      assert.equal(frozen.count, 1);
       const kick = await (await fetch(`${b.adminUrl}/v1/users/alice/connections`, { method: 'DELETE' })).json();
-      assert.equal(kick.closed, 0);  // none on B itself; the others are told
+      assert.equal(kick.closed, 2, 'one on A and one on C, none on B itself');
+      assert.equal(kick.forwarded, true);
+      assert.deepEqual(kick.nodes.answered.slice().sort(), ['u-a', 'u-b', 'u-c']);
+      assert.deepEqual(kick.nodes.silent, []);
       assert.equal((await onA.closed).code, 1000);
       assert.equal((await onC.closed).code, 1000);
       assert.equal(bob.closeInfo, undefined);

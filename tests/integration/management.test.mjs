@@ -419,12 +419,13 @@ describe('users', () => {
       const list = await (await fetch(`${h.adminUrl}/v1/connections?user=alice`, { headers })).json();
       assert.equal(list.count, 2);
       assert.ok(list.connections.every((x) => x.userId === 'alice'));
+      assert.deepEqual(list.nodes, { answered: [h.nodeId], silent: [] }, 'one node: only this one answers');
       const pub = await fetch(`${h.adminUrl}/v1/publish`, { method: 'POST', headers, body: JSON.stringify({ user: 'alice', data: { n: 1 } }) });
       assert.deepEqual(await pub.json(), { recipients: 2, forwarded: false });
       for (const c of [a1, a2]) assert.deepEqual(await c.nextJson(), { type: 'message', data: { n: 1 } });
       assert.ok(await b.silentFor(200));
       const kick = await fetch(`${h.adminUrl}/v1/users/alice/connections`, { method: 'DELETE', headers });
-      assert.deepEqual(await kick.json(), { closed: 2, forwarded: false });
+      assert.deepEqual(await kick.json(), { closed: 2, forwarded: false, nodes: { answered: [h.nodeId], silent: [] } });
       assert.equal((await a1.closed).code, 1000);
       assert.equal((await a2.closed).code, 1000);
       assert.equal(b.closeInfo, undefined);

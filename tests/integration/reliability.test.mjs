@@ -448,7 +448,7 @@ describe('a frozen Redis (SIGSTOP), and a node killed -9', () => {
 
   test('readiness stays false while frozen; "forwarded" means Redis answered', async (t) => {
     const sub = await recorder(b.url, 'plain');
-    redis.freeze();
+    await redis.freeze();
     const frozenAt = Date.now();
     const statuses = [];
     const answers = [];

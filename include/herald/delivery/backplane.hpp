@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -64,6 +65,18 @@ struct node_entry {
   system_time_ms at = 0;     // when it last refreshed
 };
 
+// What one node answers about itself when another asks (ask_other_nodes): JSON text.
+using node_question = std::function<std::string(std::string_view kind, std::string_view arg)>;
+struct node_reply {
+  std::string node;
+  std::string answer_json;
+};
+struct cluster_replies {
+  bool asked = false;                // the question went out (a cluster, and Redis took it)
+  std::vector<node_reply> answered;  // in the order the answers came
+  std::vector<std::string> silent;   // listed as alive, but no answer within the time
+};
+
 // The cluster as this node sees it (see the top of this file).
 class backplane {
  public:
@@ -96,8 +109,19 @@ class backplane {
                            std::function<void(remote_result)> done) = 0;
   virtual void close_remote(const remote_connection& where, std::uint16_t code,
                             std::string reason) = 0;
-  // Closes a user's connections on the other nodes. True when it was handed to them.
-  virtual bool close_user(const std::string& user, std::uint16_t code, std::string reason) = 0;
+  // Asks every other live node a question (`kind`, `arg`) that its node_question answers (a
+  // user's connections there, or closing them). `done` once every node listed as alive has
+  // answered, or after redis.remote_timeout with the silent ones named; on any thread. Without a
+  // cluster: done({}) at once.
+  virtual void ask_other_nodes(std::string kind, std::string arg,
+                               std::function<void(cluster_replies)> done) {
+    (void)kind;
+    (void)arg;
+    done({});
+  }
+  // How this node answers the others' questions; called on the backplane's own thread. Set
+  // once, before start().
+  virtual void set_node_question(node_question answer) { (void)answer; }
 
   // ---- durable delivery ----
 

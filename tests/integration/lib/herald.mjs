@@ -1,7 +1,7 @@
 // Starts the real herald binary for a test: a temporary config on free loopback ports, JSON
 // logs parsed as they arrive, readiness awaited, and a clean stop that reports the exit code.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -158,6 +158,31 @@ export class Herald {
     this.proc.kill(signal);
     return this.exited;
   }
+
+  // SIGSTOP, resolved once every thread has stopped (a node that answers nothing); thaw() ends it.
+  freeze() {
+    this.proc.kill('SIGSTOP');
+    return whenStopped(this.proc.pid);
+  }
+
+  thaw() {
+    this.proc.kill('SIGCONT');
+  }
+}
+
+// A SIGSTOP is not instant: a request already on its way can still be answered. This waits
+// (up to 5 s) until /proc says the process is stopped.
+export async function whenStopped(pid) {
+  for (let i = 0; i < 500; i++) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return;
+    } catch {
+      return;  // gone
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`process ${pid} did not stop`);
 }
 
 // Starts herald with TEST_DEFAULTS merged with `config`, waits until /readyz answers 200.

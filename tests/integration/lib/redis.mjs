@@ -2,7 +2,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { tempDir, freePort } from './herald.mjs';
+import { tempDir, freePort, whenStopped } from './herald.mjs';
 
 async function ping(port) {
   return new Promise((resolve) => {
@@ -67,6 +67,7 @@ export class Redis {
   freeze() {
     this.frozen = true;
     this.proc.kill('SIGSTOP');
+    return whenStopped(this.proc.pid);
   }
 
   thaw() {
