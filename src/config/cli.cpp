@@ -69,7 +69,9 @@ cli_options parse_cli(int argc, const char* const* argv, const char* env_config,
 std::string usage_text() {
   std::ostringstream os;
   os << "Usage: herald [--config FILE] [--KEY VALUE ...]\n"
-        "       herald --check-config | --print-config | --help | --version\n\n"
+        "       herald --check-config | --print-config | --help | --version\n"
+        "       herald import-aws TEMPLATE   (an API Gateway WebSocket API to a configuration;\n"
+        "                                     herald import-aws --help)\n\n"
         "Herald is a WebSocket notification gateway. Settings come from built-in defaults,\n"
         "then the config file (JSON; default config/herald.json when it exists, or "
         "$HERALD_CONFIG),\n"
