@@ -13,6 +13,7 @@
 #include "herald/delivery/channel_policy.hpp"
 #include "herald/delivery/history.hpp"
 #include "redis/redis_functions.hpp"
+#include "support/hiredis_sync.hpp"
 #include "support/redis_server.hpp"
 
 namespace herald {
@@ -139,10 +140,7 @@ TEST(HistoryRules, Offsets) {
 
 // ---- the Redis functions -----------------------------------------------------------------
 
-struct reply_deleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using reply_ptr = std::unique_ptr<redisReply, reply_deleter>;
+using test::reply_ptr;
 
 class RedisFunctions : public ::testing::Test {
  protected:
@@ -159,16 +157,7 @@ class RedisFunctions : public ::testing::Test {
     if (ctx_) redisFree(ctx_);
   }
 
-  reply_ptr call(const std::vector<std::string>& args) {
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lens;
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    return reply_ptr(static_cast<redisReply*>(
-        redisCommandArgv(ctx_, static_cast<int>(args.size()), argv.data(), lens.data())));
-  }
+  reply_ptr call(const std::vector<std::string>& args) { return test::redis_call(ctx_, args); }
 
   config cfg_;
   std::unique_ptr<test::redis_server> server_;

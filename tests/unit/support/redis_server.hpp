@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -60,8 +62,9 @@ struct redis_tls {
 class redis_server {
  public:
   explicit redis_server(bool tcp = false, std::string password = {},
-                        std::optional<redis_tls> tls = std::nullopt)
-      : password_(std::move(password)), tls_(std::move(tls)) {
+                        std::optional<redis_tls> tls = std::nullopt,
+                        std::vector<std::string> extra_args = {})
+      : password_(std::move(password)), tls_(std::move(tls)), extra_(std::move(extra_args)) {
     char tmpl[] = "/tmp/herald-redis-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
@@ -110,6 +113,10 @@ class redis_server {
             std::string("--tls-ca-cert-file"), tls_->ca_file, std::string("--tls-auth-clients"),
             std::string(tls_->auth_clients ? "yes" : "no")})
         args.push_back(a);
+    }
+    for (auto a : extra_) {
+      if (const auto at = a.find("{dir}"); at != std::string::npos) a.replace(at, 5, dir_);
+      args.push_back(a);
     }
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -160,8 +167,61 @@ class redis_server {
   std::string socket_;
   std::string password_;
   std::optional<redis_tls> tls_;
+  std::vector<std::string> extra_;  // "{dir}" stands for the server's directory
   int port_ = 0;
   pid_t pid_ = -1;
+};
+
+// The output of a command (popen), for redis-cli.
+inline std::string run_output(const std::string& cmd) {
+  std::string out;
+  if (FILE* f = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
+      out.append(buf, n);
+    ::pclose(f);
+  }
+  return out;
+}
+
+// A Redis Cluster of `primaries` redis-servers on 127.0.0.1 (no replicas), slots spread by
+// redis-cli --cluster create; ready once every node says cluster_state:ok.
+class redis_cluster {
+ public:
+  explicit redis_cluster(int primaries = 3) {
+    std::string addresses;
+    for (int i = 0; i < primaries; ++i) {
+      nodes_.push_back(std::make_unique<redis_server>(
+          true, std::string(), std::nullopt,
+          std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file",
+                                   "{dir}/nodes.conf", "--cluster-node-timeout", "2000",
+                                   "--cluster-port", std::to_string(free_port())}));
+      addresses += " 127.0.0.1:" + std::to_string(nodes_.back()->port());
+    }
+    const std::string create = "redis-cli --cluster create" + addresses +
+                               " --cluster-replicas 0 --cluster-yes >/dev/null 2>&1";
+    if (std::system(create.c_str()) != 0)
+      throw std::runtime_error("redis-cli --cluster create failed");
+    for (int attempt = 0; attempt < 500; ++attempt) {
+      bool ok = true;
+      for (const auto& n : nodes_) {
+        ok = ok && cli(n->port(), "CLUSTER INFO").find("cluster_state:ok") != std::string::npos;
+      }
+      if (ok) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    throw std::runtime_error("the cluster did not reach cluster_state:ok");
+  }
+
+  const std::vector<std::unique_ptr<redis_server>>& nodes() const { return nodes_; }
+  // redis-cli -p PORT ARGS (arguments split on spaces), its output.
+  static std::string cli(int port, const std::string& args) {
+    return run_output("redis-cli -p " + std::to_string(port) + " " + args + " 2>&1");
+  }
+
+ private:
+  std::vector<std::unique_ptr<redis_server>> nodes_;
 };
 
 // A TCP listener that never answers. With `full`, its accept queue is filled first, so new

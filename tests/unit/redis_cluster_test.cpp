@@ -1,0 +1,195 @@
+// Redis Cluster's key space and topology (issue 17, step 3): slots and hash tags, MOVED/ASK,
+// and the slot map read from CLUSTER SHARDS, checked against hand-made replies and a real
+// three-primary cluster.
+#include <memory>
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+
+#include "herald/redis/cluster_keys.hpp"
+#include "redis/cluster_map.hpp"
+#include "support/hiredis_sync.hpp"
+#include "support/redis_server.hpp"
+
+namespace herald::redis {
+namespace {
+
+using test::reply_ptr;
+
+// A reply parsed from RESP2 bytes, as it would come off the wire.
+reply_ptr parse_resp(const std::string& bytes) {
+  redisReader* reader = redisReaderCreate();
+  redisReaderFeed(reader, bytes.data(), bytes.size());
+  void* out = nullptr;
+  const int rc = redisReaderGetReply(reader, &out);
+  redisReaderFree(reader);
+  if (rc != REDIS_OK || !out) throw std::runtime_error("not a complete RESP reply");
+  return reply_ptr(static_cast<redisReply*>(out));
+}
+
+std::string bulk(const std::string& s) {
+  return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";
+}
+std::string integer(long long v) {
+  return ":" + std::to_string(v) + "\r\n";
+}
+
+// One node of CLUSTER SHARDS, RESP2 (a flat key/value array); endpoint "" is sent as null.
+std::string node(const std::string& id, const std::string& endpoint, int port, int tls_port,
+                 const std::string& role, const std::string& health) {
+  std::string fields = bulk("id") + bulk(id) + bulk("port") + integer(port);
+  int n = 2;
+  if (tls_port) {
+    fields += bulk("tls-port") + integer(tls_port);
+    ++n;
+  }
+  fields += bulk("ip") + bulk("10.0.0.9") + bulk("endpoint") +
+            (endpoint.empty() ? std::string("$-1\r\n") : bulk(endpoint)) + bulk("role") +
+            bulk(role) + bulk("replication-offset") + integer(14) + bulk("health") + bulk(health);
+  n += 5;
+  return "*" + std::to_string(2 * n) + "\r\n" + fields;
+}
+
+TEST(RedisCluster, SlotsAndHashTags) {
+  EXPECT_EQ(crc16("123456789"), 0x31C3);
+  EXPECT_EQ(key_slot("123456789"), 12739u);
+  EXPECT_EQ(key_slot("user1000"), 3443u);
+  EXPECT_EQ(key_slot("{user1000}.following"), 3443u);
+  EXPECT_EQ(key_slot("{user1000}.followers"), 3443u);
+  EXPECT_EQ(hash_tag("foo{}{bar}"), "foo{}{bar}");  // an empty first tag: the whole key
+  EXPECT_EQ(hash_tag("foo{{bar}}zap"), "{bar");
+  EXPECT_EQ(hash_tag("foo{bar}{zap}"), "bar");
+  EXPECT_EQ(hash_tag("{}binary"), "{}binary");
+  EXPECT_EQ(hash_tag("no-tag{"), "no-tag{");
+  EXPECT_EQ(key_slot(""), 0u);
+  for (const char* k : {"a", "herald:channel:news", "x{y}z", "\xff\x00"})
+    EXPECT_LT(key_slot(k), cluster_slots);
+}
+
+TEST(RedisCluster, Redirections) {
+  auto r = parse_redirect("MOVED 3999 127.0.0.1:6381", "h");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->type, redirect::kind::moved);
+  EXPECT_EQ(r->slot, 3999u);
+  EXPECT_EQ(r->host, "127.0.0.1");
+  EXPECT_EQ(r->port, 6381);
+  // No host: the node that answered; ASK; brackets around IPv6.
+  r = parse_redirect("-ASK 16383 :7000", "10.1.2.3");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->type, redirect::kind::ask);
+  EXPECT_EQ(r->slot, 16383u);
+  EXPECT_EQ(r->host, "10.1.2.3");
+  r = parse_redirect("MOVED 1 [::1]:7001", "h");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->host, "::1");
+  EXPECT_EQ(r->port, 7001);
+  for (const char* bad : {"ERR unknown command", "MOVED", "MOVED 3999", "MOVED x 1.2.3.4:5",
+                          "MOVED 16384 h:1", "MOVED 1 h:0", "MOVED 1 h:70000", "MOVED 1 h",
+                          "MOVED -1 h:1", "TRYAGAIN", "CLUSTERDOWN The cluster is down"})
+    EXPECT_FALSE(parse_redirect(bad, "h")) << bad;
+}
+
+TEST(RedisCluster, ShardsReplyByKeyName) {
+  // Two shards; in the second, the primary names no endpoint (the host we asked), a replica is
+  // still loading and one node is unknown ("?").
+  const std::string resp =
+      "*2\r\n"
+      "*4\r\n" +
+      bulk("slots") + "*4\r\n" + integer(0) + integer(99) + integer(200) + integer(300) +
+      bulk("nodes") + "*1\r\n" + node("a1", "127.0.0.1", 7100, 7200, "master", "online") +
+      "*4\r\n" + bulk("nodes") + "*3\r\n" + node("b1", "", 7101, 0, "master", "online") +
+      node("b2", "127.0.0.2", 7102, 0, "replica", "loading") +
+      node("b3", "?", 7103, 0, "replica", "online") + bulk("slots") + "*2\r\n" + integer(100) +
+      integer(199);
+  const reply_ptr reply = parse_resp(resp);
+  std::string error;
+  const auto map = cluster_map::from_shards(reply.get(), "node.example", false, &error);
+  ASSERT_TRUE(map) << error;
+  ASSERT_EQ(map->shards().size(), 2u);
+  EXPECT_EQ(map->covered(), 100u + 101u + 100u);
+  EXPECT_EQ(map->primary_for(0)->address(), "127.0.0.1:7100");
+  EXPECT_EQ(map->primary_for(250)->id, "a1");
+  EXPECT_EQ(map->primary_for(150)->address(), "node.example:7101");
+  EXPECT_EQ(map->primary_for(301), nullptr);  // uncovered
+  EXPECT_EQ(map->primary_for(cluster_slots), nullptr);
+  EXPECT_EQ(map->shards()[1].nodes.size(), 2u);  // "?" is not dialled
+  EXPECT_FALSE(map->shards()[1].nodes[1].usable());
+  EXPECT_EQ(map->primaries().size(), 2u);
+  // Read for TLS: the TLS port, and a node without one is not usable.
+  const auto tls = cluster_map::from_shards(reply.get(), "node.example", true);
+  ASSERT_TRUE(tls);
+  EXPECT_EQ(tls->primary_for(0)->port, 7200);
+  EXPECT_EQ(tls->primary_for(150), nullptr);
+
+  // Not a shards reply: clear errors, no crash.
+  for (const std::string& bad :
+       {std::string("+OK\r\n"), std::string("*1\r\n:1\r\n"),
+        "*1\r\n*4\r\n" + bulk("slots") + "*1\r\n" + integer(1) + bulk("nodes") + "*0\r\n",
+        "*1\r\n*4\r\n" + bulk("slots") + "*2\r\n" + integer(5) + integer(16384) + bulk("nodes") +
+            "*0\r\n"}) {
+    const reply_ptr r = parse_resp(bad);
+    EXPECT_FALSE(cluster_map::from_shards(r.get(), "h", false, &error));
+    EXPECT_FALSE(error.empty());
+  }
+  EXPECT_EQ(cluster_map().primary_for(0), nullptr);
+  EXPECT_EQ(cluster_map().covered(), 0u);
+}
+
+reply_ptr command(redisContext* c, const std::vector<std::string>& args) {
+  return test::redis_call(c, args);
+}
+
+TEST(RedisCluster, MapOfARealClusterRoutesEveryKeyToItsOwner) {
+  test::redis_cluster cluster(3);
+  std::set<int> ports;
+  std::vector<std::unique_ptr<redisContext, void (*)(redisContext*)>> conns;
+  for (const auto& n : cluster.nodes()) {
+    ports.insert(n->port());
+    conns.emplace_back(redisConnect("127.0.0.1", n->port()), redisFree);
+    ASSERT_TRUE(conns.back() && !conns.back()->err);
+  }
+  const reply_ptr shards = command(conns[0].get(), {"CLUSTER", "SHARDS"});
+  std::string error;
+  const auto map = cluster_map::from_shards(shards.get(), "127.0.0.1", false, &error);
+  ASSERT_TRUE(map) << error;
+  EXPECT_EQ(map->covered(), cluster_slots);
+  ASSERT_EQ(map->primaries().size(), 3u);
+  for (const auto* p : map->primaries())
+    EXPECT_TRUE(ports.count(p->port)) << p->address();
+
+  const auto conn_for = [&](int port) {
+    std::size_t i = 0;
+    for (const auto& n : cluster.nodes()) {
+      if (n->port() == port) return conns[i].get();
+      ++i;
+    }
+    return static_cast<redisContext*>(nullptr);
+  };
+  std::vector<std::string> keys{"{user1000}.following", "herald:channel:news", "123456789"};
+  for (int i = 0; i < 200; ++i)
+    keys.push_back("key:" + std::to_string(i));
+  for (const auto& key : keys) {
+    // Our slot is Redis's.
+    const reply_ptr slot = command(conns[0].get(), {"CLUSTER", "KEYSLOT", key});
+    ASSERT_EQ(slot->type, REDIS_REPLY_INTEGER);
+    EXPECT_EQ(static_cast<unsigned>(slot->integer), key_slot(key)) << key;
+    // The owner in our map serves it; another node redirects there.
+    const cluster_node* owner = map->primary_for_key(key);
+    ASSERT_NE(owner, nullptr);
+    const reply_ptr served = command(conn_for(owner->port), {"SET", key, "v"});
+    EXPECT_EQ(served->type, REDIS_REPLY_STATUS) << key;
+    const int other =
+        *std::find_if(ports.begin(), ports.end(), [&](int p) { return p != owner->port; });
+    const reply_ptr moved = command(conn_for(other), {"GET", key});
+    ASSERT_EQ(moved->type, REDIS_REPLY_ERROR);
+    const auto r = parse_redirect(std::string_view(moved->str, moved->len), "127.0.0.1");
+    ASSERT_TRUE(r) << moved->str;
+    EXPECT_EQ(r->slot, key_slot(key));
+    EXPECT_EQ(r->port, owner->port);
+  }
+}
+
+}  // namespace
+}  // namespace herald::redis
