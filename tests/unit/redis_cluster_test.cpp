@@ -7,8 +7,11 @@
 
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include "herald/redis/cluster_keys.hpp"
+#include "redis/cluster_client.hpp"
 #include "redis/cluster_map.hpp"
 #include "support/hiredis_sync.hpp"
 #include "support/redis_server.hpp"
@@ -189,6 +192,165 @@ TEST(RedisCluster, MapOfARealClusterRoutesEveryKeyToItsOwner) {
     EXPECT_EQ(r->slot, key_slot(key));
     EXPECT_EQ(r->port, owner->port);
   }
+}
+
+using namespace std::chrono_literals;
+
+class ClusterClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster_ = std::make_unique<test::redis_cluster>(3);
+    cluster_client::options o;
+    o.seeds.push_back(
+        *endpoint::parse("redis://127.0.0.1:" + std::to_string(cluster_->nodes()[0]->port())));
+    cluster_client::callbacks cb;
+    cb.on_ready = [this] { ++ready_events_; };
+    cb.on_lost = [this](const std::string&) { ++lost_events_; };
+    client_ = std::make_shared<cluster_client>(ioc_, o, cb);
+    client_->start();
+    ASSERT_TRUE(run_until([&] { return client_->ready(); }));
+  }
+  void TearDown() override {
+    if (client_) client_->stop();
+    ioc_.run_for(10ms);
+  }
+
+  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 5000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      ioc_.run_for(5ms);
+    }
+    return true;
+  }
+
+  // The reply to one command through the client, as text ("(nil)", "OK", "ERR ...").
+  std::string call(const std::string& key, std::vector<std::string> args) {
+    std::optional<std::string> out;
+    client_->command(key, std::move(args), [&](reply_view r) {
+      if (!r)
+        out = "(null)";
+      else if (r->type == REDIS_REPLY_NIL)
+        out = "(nil)";
+      else if (r->type == REDIS_REPLY_INTEGER)
+        out = std::to_string(r->integer);
+      else
+        out = std::string(r->str, r->len);
+    });
+    EXPECT_TRUE(run_until([&] { return out.has_value(); }));
+    return out.value_or("(timeout)");
+  }
+
+  int port_of_slot_owner(unsigned slot) { return client_->map().primary_for(slot)->port; }
+  static std::string cli(int port, const std::string& args) {
+    std::string out = test::redis_cluster::cli(port, args);
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
+      out.pop_back();
+    return out;
+  }
+
+  boost::asio::io_context ioc_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_{
+      ioc_.get_executor()};
+  std::unique_ptr<test::redis_cluster> cluster_;
+  std::shared_ptr<cluster_client> client_;
+  int ready_events_ = 0;
+  int lost_events_ = 0;
+};
+
+TEST_F(ClusterClientTest, RoutesEveryKeyAndLoadsFunctionsOnEveryPrimary) {
+  EXPECT_EQ(ready_events_, 1);
+  EXPECT_EQ(client_->map().primaries().size(), 3u);
+  // 300 keys at once, pipelined over the three primaries.
+  int stored = 0, answered = 0;
+  for (int i = 0; i < 300; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    client_->command(key, {"SET", key, std::to_string(i)}, [&](reply_view r) {
+      ++answered;
+      stored += r && r->type == REDIS_REPLY_STATUS;
+    });
+  }
+  ASSERT_TRUE(run_until([&] { return answered == 300; }));
+  EXPECT_EQ(stored, 300);
+  EXPECT_EQ(client_->redirects(), 0u);  // every command went to its owner at once
+  // What Redis holds, asked of the owner directly.
+  EXPECT_EQ(cli(port_of_slot_owner(key_slot("k7")), "GET k7"), "7");
+  // FUNCTION LOAD reaches every primary (Redis does not spread it across shards), so a
+  // function works for keys in every slot.
+  std::optional<std::pair<std::size_t, std::size_t>> loaded;
+  client_->on_each_primary(
+      {"FUNCTION", "LOAD", "REPLACE",
+       "#!lua name=clustertest\nredis.register_function('ct_get', function(keys) return "
+       "redis.call('GET', keys[1]) end)"},
+      [&](std::size_t ok, std::size_t failed) { loaded = std::pair(ok, failed); });
+  ASSERT_TRUE(run_until([&] { return loaded.has_value(); }));
+  EXPECT_EQ(*loaded, (std::pair<std::size_t, std::size_t>(3, 0)));
+  std::set<int> owners;
+  for (int i = 0; i < 30; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    EXPECT_EQ(call(key, {"FCALL", "ct_get", "1", key}), std::to_string(i));
+    owners.insert(port_of_slot_owner(key_slot(key)));
+  }
+  EXPECT_EQ(owners.size(), 3u);
+}
+
+TEST_F(ClusterClientTest, FollowsAskDuringAMigrationAndMovedAfterIt) {
+  // Move the slot of {mig} from its owner A to another primary B, by hand, as
+  // redis-cli --cluster reshard does.
+  const unsigned slot = key_slot("{mig}");
+  const int a = port_of_slot_owner(slot);
+  int b = 0;
+  for (const auto& n : cluster_->nodes()) {
+    if (n->port() != a) {
+      b = n->port();
+      break;
+    }
+  }
+  const std::string a_id = cli(a, "CLUSTER MYID"), b_id = cli(b, "CLUSTER MYID");
+  ASSERT_EQ(call("{mig}old", {"SET", "{mig}old", "v1"}), "OK");
+  ASSERT_EQ(cli(b, "CLUSTER SETSLOT " + std::to_string(slot) + " IMPORTING " + a_id), "OK");
+  ASSERT_EQ(cli(a, "CLUSTER SETSLOT " + std::to_string(slot) + " MIGRATING " + b_id), "OK");
+
+  // During the migration: a key A does not have is answered -ASK; the client asks B behind
+  // ASKING, and the map does not change.
+  const auto refreshes = client_->refreshes();
+  EXPECT_EQ(call("{mig}new", {"SET", "{mig}new", "v2"}), "OK");
+  EXPECT_EQ(cli(b, "CLUSTER COUNTKEYSINSLOT " + std::to_string(slot)), "1");  // stored on B
+  EXPECT_GE(client_->redirects(), 1u);
+  EXPECT_EQ(client_->refreshes(), refreshes);
+  EXPECT_EQ(port_of_slot_owner(slot), a);
+  // A key A still has is served by A.
+  EXPECT_EQ(call("{mig}old", {"GET", "{mig}old"}), "v1");
+
+  // Finish: move the key, give the slot to B everywhere. A now answers -MOVED; the client
+  // reads the map again and follows.
+  EXPECT_EQ(cli(a, "MIGRATE 127.0.0.1 " + std::to_string(b) + " \"\" 0 5000 KEYS {mig}old"), "OK");
+  for (const auto& n : cluster_->nodes())
+    EXPECT_EQ(cli(n->port(), "CLUSTER SETSLOT " + std::to_string(slot) + " NODE " + b_id), "OK");
+  const auto redirects = client_->redirects();
+  EXPECT_EQ(call("{mig}old", {"GET", "{mig}old"}), "v1");
+  EXPECT_EQ(call("{mig}new", {"GET", "{mig}new"}), "v2");
+  EXPECT_GT(client_->redirects(), redirects);
+  ASSERT_TRUE(run_until([&] { return port_of_slot_owner(slot) == b; }));
+  EXPECT_GT(client_->refreshes(), refreshes);
+  // From now on straight to B.
+  const auto settled = client_->redirects();
+  EXPECT_EQ(call("{mig}old", {"GET", "{mig}old"}), "v1");
+  EXPECT_EQ(client_->redirects(), settled);
+  EXPECT_TRUE(client_->ready());
+}
+
+TEST_F(ClusterClientTest, ALostPrimaryIsReportedAndCommandsFailInsteadOfHanging) {
+  const unsigned slot = key_slot("gone");
+  const int owner = port_of_slot_owner(slot);
+  for (const auto& n : cluster_->nodes()) {
+    if (n->port() == owner) n->kill();
+  }
+  ASSERT_TRUE(run_until([&] { return !client_->ready(); }));
+  EXPECT_EQ(lost_events_, 1);
+  // No replica can take over: the command fails (null) once no node can serve it, bounded.
+  const std::string r = call("gone", {"GET", "gone"});
+  EXPECT_TRUE(r == "(null)" || r.starts_with("CLUSTERDOWN")) << r;
 }
 
 }  // namespace
