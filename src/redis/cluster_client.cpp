@@ -144,6 +144,7 @@ void cluster_client::apply(cluster_map map) {
     }
   }
   update_ready();
+  if (cb_.on_topology) cb_.on_topology(map_);
   auto waiting = std::move(waiting_);
   waiting_.clear();
   for (auto& r : waiting)

@@ -28,6 +28,7 @@ class cluster_client : public std::enable_shared_from_this<cluster_client> {
   struct callbacks {
     std::function<void()> on_ready;  // every slot has a primary we are connected to
     std::function<void(const std::string& why)> on_lost;  // was ready, is not any more
+    std::function<void(const cluster_map&)> on_topology;  // a map was read (first or again)
   };
 
   cluster_client(asio::io_context& ioc, options opts, callbacks cb);
@@ -37,6 +38,8 @@ class cluster_client : public std::enable_shared_from_this<cluster_client> {
 
   void start();
   void stop();  // pending commands get a null reply
+  // Reads the topology again (coalesced with one already under way).
+  void refresh();
 
   bool ready() const { return ready_; }
   const cluster_map& map() const { return map_; }
@@ -64,7 +67,6 @@ class cluster_client : public std::enable_shared_from_this<cluster_client> {
     steady_clock::time_point deadline{};  // set when it first waits: fails after that
   };
 
-  void refresh();
   void read_topology(std::size_t seed_index);
   void apply(cluster_map map);
   void update_ready();

@@ -88,7 +88,7 @@ void redis_connection::start() {
   if (sentinel_) sentinel_->stop();  // a lookup of an earlier start() must not linger
   ++generation_;
   lost_ = false;
-  writing_ = timer_armed_ = subscribed_ = false;
+  writing_ = timer_armed_ = subscribed_ = sharded_ = false;
   pending_.clear();
   out_.clear();
   writing_buf_.clear();
@@ -339,6 +339,12 @@ void redis_connection::dispatch(redisReply* reply) {
     if (cb_.on_push) cb_.on_push(reply);
     return;
   }
+  // An error answering a (S)SUBSCRIBE (e.g. -MOVED: the slot is elsewhere now) goes to the
+  // subscriber too: nobody waits for it as a reply.
+  if (subscribed_ && sharded_ && pending_.empty() && reply->type == REDIS_REPLY_ERROR) {
+    if (cb_.on_push) cb_.on_push(reply);
+    return;
+  }
   if (pending_.empty()) return lose("a reply nobody asked for");
   auto done = std::move(pending_.front().done);
   pending_.pop_front();
@@ -464,17 +470,18 @@ bool redis_connection::command(const std::vector<std::string>& args,
   return send(args, std::move(done), true);
 }
 
-bool redis_connection::subscribe(const std::vector<std::string>& channels) {
+bool redis_connection::subscribe(const std::vector<std::string>& channels, bool sharded) {
   if (state_ != state::ready || channels.empty()) return false;
-  std::vector<std::string> args{"SUBSCRIBE"};
+  std::vector<std::string> args{sharded ? "SSUBSCRIBE" : "SUBSCRIBE"};
   args.insert(args.end(), channels.begin(), channels.end());
   subscribed_ = true;
+  sharded_ = sharded_ || sharded;
   return send(args, {}, false);
 }
 
-bool redis_connection::unsubscribe(const std::vector<std::string>& channels) {
+bool redis_connection::unsubscribe(const std::vector<std::string>& channels, bool sharded) {
   if (state_ != state::ready || channels.empty()) return false;
-  std::vector<std::string> args{"UNSUBSCRIBE"};
+  std::vector<std::string> args{sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE"};
   args.insert(args.end(), channels.begin(), channels.end());
   return send(args, {}, false);
 }

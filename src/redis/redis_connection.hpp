@@ -106,9 +106,10 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   // was lost first. Returns false (and never calls `done`) when not ready or the pipeline is
   // full.
   bool command(const std::vector<std::string>& args, std::function<void(reply_view)> done);
-  // SUBSCRIBE / UNSUBSCRIBE: confirmations and messages arrive through on_push.
-  bool subscribe(const std::vector<std::string>& channels);
-  bool unsubscribe(const std::vector<std::string>& channels);
+  // SUBSCRIBE / UNSUBSCRIBE (SSUBSCRIBE / SUNSUBSCRIBE when `sharded`: Redis Cluster's shard
+  // channels, all of one call in one slot): confirmations and messages arrive through on_push.
+  bool subscribe(const std::vector<std::string>& channels, bool sharded = false);
+  bool unsubscribe(const std::vector<std::string>& channels, bool sharded = false);
 
  private:
   enum class state { idle, connecting, handshake, ready, closed };
@@ -178,6 +179,7 @@ class redis_connection : public std::enable_shared_from_this<redis_connection> {
   bool writing_ = false;
   bool timer_armed_ = false;
   bool subscribed_ = false;  // a SUBSCRIBE was sent: pub/sub replies are pushes from now on
+  bool sharded_ = false;     // SSUBSCRIBE used: refused ones arrive as error pushes
   bool lost_ = false;        // on_lost already reported for this start()
   unsigned generation_ = 0;  // bumps on every start(): stale handlers recognise themselves
   std::atomic<std::uint64_t> refused_{0};  // read by the metrics page

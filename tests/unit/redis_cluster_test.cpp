@@ -13,6 +13,7 @@
 #include "herald/redis/cluster_keys.hpp"
 #include "redis/cluster_client.hpp"
 #include "redis/cluster_map.hpp"
+#include "redis/cluster_subscriber.hpp"
 #include "support/hiredis_sync.hpp"
 #include "support/redis_server.hpp"
 
@@ -206,11 +207,15 @@ class ClusterClientTest : public ::testing::Test {
     cluster_client::callbacks cb;
     cb.on_ready = [this] { ++ready_events_; };
     cb.on_lost = [this](const std::string&) { ++lost_events_; };
+    cb.on_topology = [this](const cluster_map& map) {
+      if (subscriber_) subscriber_->place(map);
+    };
     client_ = std::make_shared<cluster_client>(ioc_, o, cb);
     client_->start();
     ASSERT_TRUE(run_until([&] { return client_->ready(); }));
   }
   void TearDown() override {
+    if (subscriber_) subscriber_->stop();
     if (client_) client_->stop();
     ioc_.run_for(10ms);
   }
@@ -242,6 +247,38 @@ class ClusterClientTest : public ::testing::Test {
   }
 
   int port_of_slot_owner(unsigned slot) { return client_->map().primary_for(slot)->port; }
+
+  // A slot on its way from its owner to another primary, by hand, as redis-cli --cluster
+  // reshard does: IMPORTING on the target, MIGRATING on the source.
+  struct migration {
+    unsigned slot = 0;
+    int from = 0, to = 0;
+    std::string to_id;
+  };
+  migration begin_migration(std::string_view key) {
+    migration m;
+    m.slot = key_slot(key);
+    m.from = port_of_slot_owner(m.slot);
+    for (const auto& n : cluster_->nodes()) {
+      if (n->port() != m.from) {
+        m.to = n->port();
+        break;
+      }
+    }
+    const std::string from_id = cli(m.from, "CLUSTER MYID");
+    m.to_id = cli(m.to, "CLUSTER MYID");
+    EXPECT_EQ(cli(m.to, "CLUSTER SETSLOT " + std::to_string(m.slot) + " IMPORTING " + from_id),
+              "OK");
+    EXPECT_EQ(cli(m.from, "CLUSTER SETSLOT " + std::to_string(m.slot) + " MIGRATING " + m.to_id),
+              "OK");
+    return m;
+  }
+  // The slot is the target's, on every node.
+  void finish_migration(const migration& m) {
+    for (const auto& n : cluster_->nodes())
+      EXPECT_EQ(cli(n->port(), "CLUSTER SETSLOT " + std::to_string(m.slot) + " NODE " + m.to_id),
+                "OK");
+  }
   static std::string cli(int port, const std::string& args) {
     std::string out = test::redis_cluster::cli(port, args);
     while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
@@ -254,6 +291,7 @@ class ClusterClientTest : public ::testing::Test {
       ioc_.get_executor()};
   std::unique_ptr<test::redis_cluster> cluster_;
   std::shared_ptr<cluster_client> client_;
+  std::shared_ptr<cluster_subscriber> subscriber_;
   int ready_events_ = 0;
   int lost_events_ = 0;
 };
@@ -295,21 +333,11 @@ TEST_F(ClusterClientTest, RoutesEveryKeyAndLoadsFunctionsOnEveryPrimary) {
 }
 
 TEST_F(ClusterClientTest, FollowsAskDuringAMigrationAndMovedAfterIt) {
-  // Move the slot of {mig} from its owner A to another primary B, by hand, as
-  // redis-cli --cluster reshard does.
-  const unsigned slot = key_slot("{mig}");
-  const int a = port_of_slot_owner(slot);
-  int b = 0;
-  for (const auto& n : cluster_->nodes()) {
-    if (n->port() != a) {
-      b = n->port();
-      break;
-    }
-  }
-  const std::string a_id = cli(a, "CLUSTER MYID"), b_id = cli(b, "CLUSTER MYID");
+  // Move the slot of {mig} from its owner A to another primary B.
   ASSERT_EQ(call("{mig}old", {"SET", "{mig}old", "v1"}), "OK");
-  ASSERT_EQ(cli(b, "CLUSTER SETSLOT " + std::to_string(slot) + " IMPORTING " + a_id), "OK");
-  ASSERT_EQ(cli(a, "CLUSTER SETSLOT " + std::to_string(slot) + " MIGRATING " + b_id), "OK");
+  const migration m = begin_migration("{mig}");
+  const unsigned slot = m.slot;
+  const int a = m.from, b = m.to;
 
   // During the migration: a key A does not have is answered -ASK; the client asks B behind
   // ASKING, and the map does not change.
@@ -325,8 +353,7 @@ TEST_F(ClusterClientTest, FollowsAskDuringAMigrationAndMovedAfterIt) {
   // Finish: move the key, give the slot to B everywhere. A now answers -MOVED; the client
   // reads the map again and follows.
   EXPECT_EQ(cli(a, "MIGRATE 127.0.0.1 " + std::to_string(b) + " \"\" 0 5000 KEYS {mig}old"), "OK");
-  for (const auto& n : cluster_->nodes())
-    EXPECT_EQ(cli(n->port(), "CLUSTER SETSLOT " + std::to_string(slot) + " NODE " + b_id), "OK");
+  finish_migration(m);
   const auto redirects = client_->redirects();
   EXPECT_EQ(call("{mig}old", {"GET", "{mig}old"}), "v1");
   EXPECT_EQ(call("{mig}new", {"GET", "{mig}new"}), "v2");
@@ -351,6 +378,59 @@ TEST_F(ClusterClientTest, ALostPrimaryIsReportedAndCommandsFailInsteadOfHanging)
   // No replica can take over: the command fails (null) once no node can serve it, bounded.
   const std::string r = call("gone", {"GET", "gone"});
   EXPECT_TRUE(r == "(null)" || r.starts_with("CLUSTERDOWN")) << r;
+}
+
+TEST_F(ClusterClientTest, ShardedPubSubFollowsItsSlotWhenItMoves) {
+  std::vector<std::pair<std::string, std::string>> got;
+  std::vector<std::string> interrupted, subscribed;
+  cluster_subscriber::callbacks cb;
+  cb.on_message = [&](std::string_view ch, std::string_view m) {
+    got.emplace_back(std::string(ch), std::string(m));
+  };
+  cb.on_subscribed = [&](const std::string& ch) { subscribed.push_back(ch); };
+  cb.on_interrupted = [&](const std::string& ch) { interrupted.push_back(ch); };
+  cb.need_topology = [this] { client_->refresh(); };
+  subscriber_ = std::make_shared<cluster_subscriber>(ioc_, redis_connection::options{}, cb);
+  subscriber_->place(client_->map());
+  std::vector<std::string> channels{"{mv}room"};
+  for (int i = 0; i < 30; ++i)
+    channels.push_back("room:" + std::to_string(i));
+  for (const auto& ch : channels)
+    subscriber_->subscribe(ch);
+  ASSERT_TRUE(run_until([&] {
+    return std::all_of(channels.begin(), channels.end(),
+                       [&](const std::string& c) { return subscriber_->receiving(c); });
+  }));
+  // SPUBLISH goes to the slot's owner; each subscriber hears it once.
+  for (const auto& ch : channels)
+    EXPECT_EQ(call(ch, {"SPUBLISH", ch, "hello " + ch}), "1") << ch;
+  ASSERT_TRUE(run_until([&] { return got.size() == channels.size(); }));
+  ioc_.run_for(50ms);
+  EXPECT_EQ(got.size(), channels.size());
+  for (std::size_t i = 0; i < channels.size(); ++i)
+    EXPECT_EQ(got[i], (std::pair(channels[i], "hello " + channels[i])));
+
+  // Move the slot of {mv} to another primary. Redis drops the subscription with a bare
+  // sunsubscribe (no MOVED); the channel is reported interrupted, the map is read again, and
+  // it is subscribed on the new owner.
+  const migration m = begin_migration("{mv}room");
+  const unsigned slot = m.slot;
+  const int b = m.to;
+  finish_migration(m);
+  ASSERT_TRUE(run_until([&] { return !interrupted.empty(); }));
+  EXPECT_EQ(interrupted, std::vector<std::string>{"{mv}room"});
+  ASSERT_TRUE(run_until(
+      [&] { return subscriber_->receiving("{mv}room") && port_of_slot_owner(slot) == b; }));
+  EXPECT_EQ(std::count(subscribed.begin(), subscribed.end(), "{mv}room"), 2);
+  got.clear();
+  EXPECT_EQ(call("{mv}room", {"SPUBLISH", "{mv}room", "after the move"}), "1");
+  EXPECT_EQ(call("room:1", {"SPUBLISH", "room:1", "others unaffected"}), "1");
+  ASSERT_TRUE(run_until([&] { return got.size() == 2; }));
+  EXPECT_EQ(got[0], (std::pair<std::string, std::string>("{mv}room", "after the move")));
+
+  // Unsubscribing: nothing more arrives.
+  subscriber_->unsubscribe("room:1");
+  ASSERT_TRUE(run_until([&] { return call("room:1", {"SPUBLISH", "room:1", "x"}) == "0"; }));
 }
 
 }  // namespace
