@@ -1,6 +1,7 @@
 // Throwaway redis-server instances for tests, on free loopback ports, stopped by the test.
 import { spawn, execFileSync } from 'node:child_process';
 import net from 'node:net';
+import { mkdirSync, rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tempDir, freePort, whenStopped } from './herald.mjs';
 
@@ -28,6 +29,7 @@ export class Redis {
   }
 
   async start() {
+    mkdirSync(this.dir, { recursive: true });
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--daemonize', 'no',
       '--logfile', `${this.dir}/redis.log`];
     if (this.persistence) args.push('--appendonly', 'yes', '--appendfsync', 'always', '--save', '');
@@ -58,9 +60,12 @@ export class Redis {
     await this.exited;
   }
 
+  // SIGTERM. Without persistence its directory goes too (start() makes it again); with it,
+  // the append-only file stays for the next start().
   async stop() {
     if (this.proc?.signalCode === null && this.frozen) this.proc.kill('SIGCONT');
     await this.kill('SIGTERM');
+    if (!this.persistence) rmSync(this.dir, { recursive: true, force: true });
   }
 
   // SIGSTOP: connections stay open and nothing is answered (a wedged server); thaw() ends it.

@@ -2,7 +2,7 @@
 // Sentinels run as `redis-server <conf> --sentinel` (what Debian's redis-sentinel package runs),
 // each with its own writable config file.
 import { spawn, execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tempDir, freePort } from './herald.mjs';
@@ -53,6 +53,7 @@ export async function startSentinelGroup({ masterName = 'herald-primary', downAf
       for (const s of sentinels) if (s.proc.exitCode === null) s.proc.kill('SIGTERM');
       await Promise.all(sentinels.map((s) => s.exited));
       await Promise.all([primary.stop(), replica.stop()]);
+      rmSync(dir, { recursive: true, force: true });
     },
   };
   // Ready for a failover: every Sentinel knows the replica (linked) and the two other Sentinels.
