@@ -117,10 +117,9 @@ admin_api::auth admin_api::authenticate(const http_request& req, std::string& wh
     return auth::invalid;
   }
   if (sigv4_only) {
-    why = authorization.empty() && req["x-api-key"].empty()
-              ? "no credentials"
-              : "only SigV4 signatures are accepted on the client listener";
-    return authorization.empty() && req["x-api-key"].empty() ? auth::missing : auth::invalid;
+    const bool none = authorization.empty() && req["x-api-key"].empty();
+    why = none ? "no credentials" : "only SigV4 signatures are accepted on the client listener";
+    return none ? auth::missing : auth::invalid;
   }
   std::string_view key;
   if (authorization.size() > 7 && iequals(authorization.substr(0, 7), "Bearer ")) {
@@ -631,25 +630,33 @@ json nodes_json(const std::string& self, const cluster_replies& replies) {
 
 }  // namespace
 
+json admin_api::user_connections_here(const std::string& user, std::size_t limit) const {
+  auto conns = ctx_.registry.find_user(user);
+  const std::size_t end = std::min(conns.size(), limit);
+  sort_newest_first(conns, end);
+  json list = json::array();
+  for (std::size_t i = 0; i < end; ++i)
+    list.push_back(connection_json(*conns[i], ctx_.cfg.node_id));
+  return {{"count", conns.size()}, {"connections", std::move(list)}};
+}
+
+std::size_t admin_api::close_user_here(const std::string& user) {
+  const auto conns = ctx_.registry.find_user(user);
+  for (const auto& c : conns)
+    c->close(ws::close_code::normal, "user disconnected");
+  return conns.size();
+}
+
 std::string admin_api::answer_node_question(std::string_view kind, std::string_view arg) {
   if (kind == "user_connections") {
     const json a = parse_json(arg, ctx_.cfg.limits.json_max_depth);
     const std::string user = string_member(a, "user");
     if (user.empty()) return R"({"count":0,"connections":[]})";
-    auto conns = ctx_.registry.find_user(user);
-    const std::size_t end = std::min<std::size_t>(conns.size(), uint_member(a, "limit", 100));
-    sort_newest_first(conns, end);
-    json list = json::array();
-    for (std::size_t i = 0; i < end; ++i)
-      list.push_back(connection_json(*conns[i], ctx_.cfg.node_id));
-    return json{{"count", conns.size()}, {"connections", list}}.dump();
+    return user_connections_here(user, uint_member(a, "limit", 100)).dump();
   }
   if (kind == "close_user") {
-    const auto conns = arg.empty() ? std::vector<std::shared_ptr<connection>>{}
-                                   : ctx_.registry.find_user(std::string(arg));
-    for (const auto& c : conns)
-      c->close(ws::close_code::normal, "user disconnected");
-    return json{{"closed", conns.size()}}.dump();
+    const std::size_t closed = arg.empty() ? 0 : close_user_here(std::string(arg));
+    return json{{"closed", closed}}.dump();
   }
   return "{}";
 }
@@ -681,11 +688,10 @@ void admin_api::list_connections(const http_request& req, const http_responder& 
   // merged page is exact.
   const std::string arg = json{{"user", user}, {"limit", end}}.dump();
   backplane_.ask_other_nodes(
-      "user_connections", arg, [this, arg, end, offset = *offset, done](cluster_replies replies) {
+      "user_connections", arg, [this, user, end, offset = *offset, done](cluster_replies replies) {
         std::vector<json> all;
         std::size_t count = 0;
-        const auto take = [&](std::string_view answer) {
-          json a = parse_json(answer, ctx_.cfg.limits.json_max_depth);
+        const auto take = [&](json a) {
           count += uint_member(a, "count", 0);
           if (const auto it = a.find("connections");
               a.is_object() && it != a.end() && it->is_array()) {
@@ -694,9 +700,9 @@ void admin_api::list_connections(const http_request& req, const http_responder& 
             }
           }
         };
-        take(answer_node_question("user_connections", arg));
+        take(user_connections_here(user, end));
         for (const auto& r : replies.answered)
-          take(r.answer_json);
+          take(parse_json(r.answer_json, ctx_.cfg.limits.json_max_depth));
         std::sort(all.begin(), all.end(), [](const json& a, const json& b) {
           // ISO 8601 with milliseconds sorts as time does.
           const std::string ta = string_member(a, "connectedAt"),
@@ -731,10 +737,10 @@ void admin_api::delete_user(std::string_view user, const http_responder& done) {
   if (user.empty() || user.size() > 256 || user.find('/') != std::string_view::npos) {
     return done(herald_error(http::status::bad_request, "bad_request", "not a user id"));
   }
-  const std::string local = answer_node_question("close_user", user);
+  const std::size_t here = close_user_here(std::string(user));
   backplane_.ask_other_nodes(
-      "close_user", std::string(user), [this, local, done](cluster_replies replies) {
-        std::uint64_t closed = uint_member(parse_json(local, 4), "closed", 0);
+      "close_user", std::string(user), [this, here, done](cluster_replies replies) {
+        std::uint64_t closed = here;
         for (const auto& r : replies.answered)
           closed +=
               uint_member(parse_json(r.answer_json, ctx_.cfg.limits.json_max_depth), "closed", 0);

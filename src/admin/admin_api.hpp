@@ -86,6 +86,9 @@ class admin_api final : public http_handler {
   void send_to(const located& where, std::shared_ptr<const std::string> payload, bool binary,
                std::function<void(remote_result)> done);
   void close(const located& where, std::uint16_t code, std::string reason);
+  // This node's part of a cluster-wide user query or close (answer_node_question's kinds).
+  nlohmann::json user_connections_here(const std::string& user, std::size_t limit) const;
+  std::size_t close_user_here(const std::string& user);
   void get_connection(std::string_view id_text, const http_responder& respond);
   void list_connections(const http_request& req, const http_responder& respond);
   void delete_connection(std::string_view id_text, const http_responder& respond);

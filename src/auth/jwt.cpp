@@ -151,8 +151,9 @@ std::string member_bytes(const json& jwk, const char* name) {
   return out;
 }
 
-// A member that must be a string when present; absent gives "".
-std::string string_member(const json& jwk, const char* name) {
+// A member that must be a string when present (another type is an error naming it); absent
+// gives "". (herald::string_member is the lenient reader: a wrong type gives its fallback.)
+std::string checked_string_member(const json& jwk, const char* name) {
   const auto it = jwk.find(name);
   if (it == jwk.end()) return {};
   if (!it->is_string())
@@ -374,8 +375,8 @@ std::size_t key_set::add_jwks(std::string_view json_text) {
     if (use != jwk.end() && *use != "sig") continue;  // encryption keys are not for us
     std::string kty, kid;
     try {
-      kty = string_member(jwk, "kty");
-      kid = string_member(jwk, "kid");
+      kty = checked_string_member(jwk, "kty");
+      kid = checked_string_member(jwk, "kid");
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(where + e.what());
     }
@@ -392,8 +393,8 @@ std::size_t key_set::add_jwks(std::string_view json_text) {
         k.pkey = rsa_from_jwk(member_bytes(jwk, "n"), member_bytes(jwk, "e"));
         k.algorithms = algorithms_for(k.pkey.get()) & only;
       } else if (kty == "EC") {
-        k.pkey =
-            ec_from_jwk(string_member(jwk, "crv"), member_bytes(jwk, "x"), member_bytes(jwk, "y"));
+        k.pkey = ec_from_jwk(checked_string_member(jwk, "crv"), member_bytes(jwk, "x"),
+                             member_bytes(jwk, "y"));
         k.algorithms = algorithms_for(k.pkey.get()) & only;
       } else if (kty == "oct") {
         k.secret = member_bytes(jwk, "k");

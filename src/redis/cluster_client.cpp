@@ -132,7 +132,7 @@ void cluster_client::apply(cluster_map map) {
   std::map<std::string, bool> keep;
   for (const cluster_node* p : map_.primaries()) {
     node(p->host, p->port);
-    keep[address(p->host, p->port)] = true;
+    keep[p->address()] = true;
   }
   // Nodes that are no longer primaries (failed over, or removed) are let go.
   for (auto it = nodes_.begin(); it != nodes_.end();) {
@@ -152,14 +152,14 @@ void cluster_client::apply(cluster_map map) {
 }
 
 void cluster_client::update_ready() {
+  // Every slot covered, and every shard serving slots has an online primary we are connected to.
   bool now = have_map_ && map_.covered() == cluster_slots;
-  for (const cluster_node* p : map_.primaries()) {
-    const auto it = nodes_.find(address(p->host, p->port));
-    now = now && it != nodes_.end() && it->second->ready();
+  for (const cluster_shard& shard : map_.shards()) {
+    if (!now || shard.slots.empty()) continue;
+    const cluster_node* p = shard.primary();
+    const auto it = p ? nodes_.find(p->address()) : nodes_.end();
+    now = it != nodes_.end() && it->second->ready();
   }
-  // Every slot needs an online primary: a shard without one leaves slots unserved.
-  for (unsigned slot = 0; now && slot < cluster_slots; slot += 1)
-    now = map_.primary_for(slot) != nullptr;
   if (now == ready_) return;
   ready_ = now;
   if (ready_) {

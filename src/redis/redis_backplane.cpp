@@ -161,38 +161,38 @@ void redis_backplane::set_node_summary(std::function<std::string()> summary) {
   summary_ = std::move(summary);
 }
 
+std::vector<std::string> redis_backplane::live_nodes_command() const {
+  const std::string since = std::to_string(now_ms() - rc_.node_ttl.count());
+  return {"ZRANGEBYSCORE", nodes_key(), since, "+inf", "LIMIT", "0", std::to_string(kMaxNodes)};
+}
+
 void redis_backplane::nodes(std::function<void(std::vector<node_entry>)> done) {
   asio::post(ioc_, [this, done = std::move(done)] {
-    const std::string since = std::to_string(now_ms() - rc_.node_ttl.count());
-    const bool sent =
-        cmd_->command({"ZRANGEBYSCORE", nodes_key(), since, "+inf", "LIMIT", "0", "1000"},
-                      [this, done](reply_view r) {
-                        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) return done({});
-                        std::vector<std::string> args{"MGET"};
-                        for (std::size_t i = 0; i < r->elements; ++i)
-                          args.push_back(alive_key(reply_text(r->element[i])));
-                        const bool asked = cmd_->command(args, [this, done](reply_view values) {
-                          std::vector<node_entry> out;
-                          if (values && values->type == REDIS_REPLY_ARRAY) {
-                            for (std::size_t i = 0; i < values->elements; ++i) {
-                              // Written by nodes, read with the same bound as anything from
-                              // Redis.
-                              const json v = parse_json(reply_text(values->element[i]),
-                                                        cfg_.limits.json_max_depth);
-                              if (!v.is_object() || !v.contains("node"))
-                                continue;  // expired meanwhile
-                              node_entry e;
-                              e.node = string_member(v, "node");
-                              e.at = static_cast<system_time_ms>(uint_member(v, "at", 0));
-                              const auto s = v.find("summary");
-                              e.summary_json = s != v.end() && s->is_object() ? s->dump() : "{}";
-                              out.push_back(std::move(e));
-                            }
-                          }
-                          done(std::move(out));
-                        });
-                        if (!asked) done({});
-                      });
+    const bool sent = cmd_->command(live_nodes_command(), [this, done](reply_view r) {
+      if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) return done({});
+      std::vector<std::string> args{"MGET"};
+      for (std::size_t i = 0; i < r->elements; ++i)
+        args.push_back(alive_key(reply_text(r->element[i])));
+      const bool asked = cmd_->command(args, [this, done](reply_view values) {
+        std::vector<node_entry> out;
+        if (values && values->type == REDIS_REPLY_ARRAY) {
+          for (std::size_t i = 0; i < values->elements; ++i) {
+            // Written by nodes, read with the same bound as anything from
+            // Redis.
+            const json v = parse_json(reply_text(values->element[i]), cfg_.limits.json_max_depth);
+            if (!v.is_object() || !v.contains("node")) continue;  // expired meanwhile
+            node_entry e;
+            e.node = string_member(v, "node");
+            e.at = static_cast<system_time_ms>(uint_member(v, "at", 0));
+            const auto s = v.find("summary");
+            e.summary_json = s != v.end() && s->is_object() ? s->dump() : "{}";
+            out.push_back(std::move(e));
+          }
+        }
+        done(std::move(out));
+      });
+      if (!asked) done({});
+    });
     if (!sent) done({});
   });
 }

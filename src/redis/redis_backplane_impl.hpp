@@ -149,6 +149,10 @@ class redis_backplane final : public backplane {
     return prefix_ + "node:" + node + ":alive";
   }
   std::string nodes_key() const { return prefix_ + "nodes"; }
+  // The nodes listed at most (GET /v1/nodes, and who is asked a cluster-wide question).
+  static constexpr std::size_t kMaxNodes = 1000;
+  // ZRANGEBYSCORE of the nodes refreshed within redis.node_ttl.
+  std::vector<std::string> live_nodes_command() const;
   std::string conn_key(const std::string& id) const { return prefix_ + "conn:" + id; }
   std::string presence_key(const std::string& channel) const {
     return prefix_ + "presence:" + channel;

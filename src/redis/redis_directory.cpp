@@ -105,10 +105,8 @@ void redis_backplane::ask_other_nodes(std::string kind, std::string arg,
   asio::post(
       ioc_, [this, kind = std::move(kind), arg = std::move(arg), done = std::move(done)]() mutable {
         // The nodes refreshed within redis.node_ttl are the ones expected to answer.
-        const std::string since = std::to_string(now_ms() - rc_.node_ttl.count());
-        const bool sent = cmd_->command(
-            {"ZRANGEBYSCORE", nodes_key(), since, "+inf", "LIMIT", "0", "1000"},
-            [this, kind, arg, done](reply_view r) mutable {
+        const bool sent =
+            cmd_->command(live_nodes_command(), [this, kind, arg, done](reply_view r) mutable {
               if (!r || r->type != REDIS_REPLY_ARRAY) return done({});
               pending_question q;
               for (std::size_t i = 0; i < r->elements; ++i) {
@@ -162,11 +160,13 @@ void redis_backplane::on_node_op(std::string_view payload) {
     const auto it = questions_.find(op.rid);
     if (it == questions_.end() || op.node.empty()) return;  // late, or not ours
     auto& q = it->second;
-    // A node answers once; one not listed as alive (it just started) is welcome too.
+    // A node answers once; one not listed as alive (it just started) is welcome too, up to as
+    // many answers as nodes are listed (anyone may PUBLISH here).
     const bool expected = q.waiting.erase(op.node) > 0;
     const bool again =
-        !expected && std::any_of(q.replies.answered.begin(), q.replies.answered.end(),
-                                 [&](const node_reply& r) { return r.node == op.node; });
+        !expected && (q.replies.answered.size() >= kMaxNodes ||
+                      std::any_of(q.replies.answered.begin(), q.replies.answered.end(),
+                                  [&](const node_reply& r) { return r.node == op.node; }));
     if (!again) q.replies.answered.push_back({op.node, std::move(op.answer)});
     if (q.waiting.empty()) finish_question(op.rid);
     return;

@@ -157,10 +157,9 @@ struct route_info {
   bool two_way = false;
 };
 
+// A Herald integration to write (named by its key in the importer's map), with its comments.
 struct integration_info {
-  std::string type;
-  std::string name;  // the Herald integration's name
-  json spec;         // the Herald integration
+  json spec;
   std::vector<std::string> comments;
 };
 
@@ -418,7 +417,7 @@ class importer {
            ": binary frames follow websocket.binary");
     if (!integrations_.count(name)) {
       order_.push_back(name);
-      integrations_[name] = {type, name, spec, comments};
+      integrations_[name] = {spec, comments};
     }
     return name;
   }
@@ -491,8 +490,6 @@ class importer {
     if (!integrations_.count(name)) {
       order_.push_back(name);
       integrations_[name] = {
-          "AUTHORIZER",
-          name,
           {{"type", "http"},
            {"url", opts_.placeholder_base + "/" + name},
            {"mode", "lambda-proxy"}},
@@ -544,7 +541,7 @@ class importer {
       out += i ? ",\n" : "\n";
       for (const auto& c : in.comments)
         out += "    // " + c + "\n";
-      out += "    " + json(in.name).dump() + ": " + ordered(in.spec).dump();
+      out += "    " + json(order_[i]).dump() + ": " + ordered(in.spec).dump();
     }
     out += order_.empty() ? "},\n" : "\n  },\n";
     out += "  \"routes\": {";
