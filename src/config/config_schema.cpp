@@ -1137,6 +1137,11 @@ std::vector<option_def> option_table() {
           "(herald_backplane_commands_refused_total)",
           [](auto& c) -> auto& { return c.redis.max_pending_commands; }, 16, 10000000),
       list_opt(
+          "redis.cluster.addresses",
+          "Nodes (host:port) of a Redis Cluster to read its topology from (a few suffice); "
+          "redis.url then gives only its password and scheme",
+          [](auto& c) -> auto& { return c.redis.cluster.addresses; }),
+      list_opt(
           "redis.sentinel.addresses",
           "Sentinels (host:port) that name the primary; redis.url then gives only its "
           "password, database and scheme",

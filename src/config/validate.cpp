@@ -249,6 +249,20 @@ void validate(const config& cfg) {
       }
     }
   }
+  if (const auto& c = cfg.redis.cluster; !c.addresses.empty()) {
+    if (!cfg.redis.sentinel.addresses.empty()) {
+      throw config_error("redis.cluster.addresses",
+                         "redis.cluster.addresses and redis.sentinel.addresses contradict each "
+                         "other: a Redis Cluster fails over by itself, without Sentinel; set one");
+    }
+    for (const auto& a : c.addresses) {
+      try {
+        if (parse_endpoint(a).port == 0) throw std::invalid_argument("port must not be 0");
+      } catch (const std::invalid_argument& e) {
+        throw config_error("redis.cluster.addresses", "\"" + a + "\": " + e.what());
+      }
+    }
+  }
   if (const auto& t = cfg.redis.tls; t.cert_file.empty() != t.key_file.empty()) {
     throw config_error(t.cert_file.empty() ? "redis.tls.cert_file" : "redis.tls.key_file",
                        "redis.tls.cert_file and redis.tls.key_file go together");

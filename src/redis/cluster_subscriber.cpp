@@ -26,6 +26,21 @@ void cluster_subscriber::stop() {
   nodes_.clear();
 }
 
+void cluster_subscriber::restart() {
+  if (stopped_) return;
+  auto nodes = std::move(nodes_);
+  nodes_.clear();
+  for (auto& [addr, n] : nodes)
+    n.conn->stop();
+  for (auto& [channel, st] : channels_) {
+    st.pending = false;
+    st.home.clear();
+    if (st.receiving) interrupted(channel, st);
+  }
+  for (auto& [channel, st] : channels_)
+    home(channel, st);
+}
+
 void cluster_subscriber::place(const cluster_map& map) {
   if (stopped_) return;
   map_ = map;

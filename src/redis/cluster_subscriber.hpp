@@ -39,6 +39,9 @@ class cluster_subscriber : public std::enable_shared_from_this<cluster_subscribe
   void subscribe(const std::string& channel);
   void unsubscribe(const std::string& channel);
   bool receiving(const std::string& channel) const;
+  // Drops every connection and subscribes everything again on new ones (a subscriber that
+  // stopped delivering): each channel is reported interrupted, then subscribed.
+  void restart();
   void stop();
 
  private:

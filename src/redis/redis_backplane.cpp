@@ -9,6 +9,7 @@ redis_backplane::redis_backplane(const config& cfg, logger& log, connection_regi
                                  delivery deliver, worker_poster post)
     : cfg_(cfg),
       rc_(cfg.redis),
+      names_{cfg.redis.key_prefix + ":", !cfg.redis.cluster.addresses.empty()},
       log_(log),
       registry_(registry),
       deliver_(std::move(deliver)),
@@ -58,6 +59,12 @@ redis_backplane::redis_backplane(const config& cfg, logger& log, connection_regi
 }
 
 std::string redis_backplane::describe_redis() const {
+  if (names_.cluster) {
+    std::string out = std::string(options_.endpoint.tls ? "rediss" : "redis") + "-cluster://";
+    for (std::size_t i = 0; i < rc_.cluster.addresses.size(); ++i)
+      out += (i ? "," : "") + rc_.cluster.addresses[i];
+    return out;
+  }
   if (options_.sentinels.empty()) return options_.endpoint.describe();
   std::string out = "sentinel:" + options_.master_name + "@";
   for (std::size_t i = 0; i < options_.sentinels.size(); ++i)
@@ -114,15 +121,21 @@ redis_backplane::~redis_backplane() {
 }
 
 void redis_backplane::start() {
-  cmd_ = make_connection(false);
-  sub_ = make_connection(true);
-  fixed_ = {prefix_ + "broadcast", prefix_ + "control", node_channel(node_)};
+  if (!names_.cluster) {
+    cmd_ = make_connection(false);
+    sub_ = make_connection(true);
+  }
+  fixed_ = {names_.broadcast(), names_.control(), node_channel(node_)};
   for (const auto& c : fixed_)
     want_[c] = true;
   thread_ = std::thread([this] {
     log_.info("backplane.starting", {{"redis", describe_redis()}});
-    cmd_->start();
-    sub_->start();
+    if (names_.cluster) {
+      start_cluster();
+    } else {
+      cmd_->start();
+      sub_->start();
+    }
     watch_sentinels();
     schedule_probe();
     schedule_refresh();
@@ -134,8 +147,8 @@ void redis_backplane::start() {
 void redis_backplane::stop(std::function<void()> done) {
   asio::post(ioc_, [this, done = std::move(done)] {
     // Leave: this node's liveness key goes; connections removed themselves as they closed.
-    if (cmd_ && cmd_->ready() && cmd_->command({"ZREM", nodes_key(), node_}, [](reply_view) {}) &&
-        cmd_->command({"DEL", alive_key(node_)}, [this, done](reply_view) {
+    if (commands_ready() && run(nodes_key(), {"ZREM", nodes_key(), node_}, [](reply_view) {}) &&
+        run(alive_key(node_), {"DEL", alive_key(node_)}, [this, done](reply_view) {
           shutdown_connections();
           done();
         })) {
@@ -168,18 +181,17 @@ std::vector<std::string> redis_backplane::live_nodes_command() const {
 
 void redis_backplane::nodes(std::function<void(std::vector<node_entry>)> done) {
   asio::post(ioc_, [this, done = std::move(done)] {
-    const bool sent = cmd_->command(live_nodes_command(), [this, done](reply_view r) {
+    const bool sent = run(nodes_key(), live_nodes_command(), [this, done](reply_view r) {
       if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) return done({});
-      std::vector<std::string> args{"MGET"};
+      std::vector<std::string> keys;
       for (std::size_t i = 0; i < r->elements; ++i)
-        args.push_back(alive_key(reply_text(r->element[i])));
-      const bool asked = cmd_->command(args, [this, done](reply_view values) {
+        keys.push_back(alive_key(reply_text(r->element[i])));
+      get_many(std::move(keys), [this, done](std::optional<std::vector<std::string>> values) {
         std::vector<node_entry> out;
-        if (values && values->type == REDIS_REPLY_ARRAY) {
-          for (std::size_t i = 0; i < values->elements; ++i) {
-            // Written by nodes, read with the same bound as anything from
-            // Redis.
-            const json v = parse_json(reply_text(values->element[i]), cfg_.limits.json_max_depth);
+        if (values) {
+          for (const auto& text : *values) {
+            // Written by nodes, read with the same bound as anything from Redis.
+            const json v = parse_json(text, cfg_.limits.json_max_depth);
             if (!v.is_object() || !v.contains("node")) continue;  // expired meanwhile
             node_entry e;
             e.node = string_member(v, "node");
@@ -191,10 +203,115 @@ void redis_backplane::nodes(std::function<void(std::vector<node_entry>)> done) {
         }
         done(std::move(out));
       });
-      if (!asked) done({});
     });
     if (!sent) done({});
   });
+}
+
+bool redis_backplane::commands_ready() const {
+  return cluster_ ? cluster_->ready() : cmd_ && cmd_->ready();
+}
+
+bool redis_backplane::run(const std::string& key, std::vector<std::string> args,
+                          std::function<void(reply_view)> done) {
+  if (!cluster_) return cmd_ && cmd_->command(std::move(args), std::move(done));
+  // Sent even while one shard is away: the others serve their slots, and a command for the
+  // missing one waits for its new primary up to redis.command_timeout, then gets no answer.
+  if (stopped_) return false;
+  cluster_->command(key, std::move(args), std::move(done));
+  return true;
+}
+
+bool redis_backplane::publish_to(const std::string& channel, std::string payload,
+                                 std::function<void(reply_view)> done) {
+  return run(channel, {names_.cluster ? "SPUBLISH" : "PUBLISH", channel, std::move(payload)},
+             std::move(done));
+}
+
+std::vector<std::string> redis_backplane::fcall(const std::string& function,
+                                                const std::string& channel) const {
+  return {"FCALL", function, names_.cluster ? "1" : "0", channel};
+}
+
+void redis_backplane::get_many(std::vector<std::string> keys,
+                               std::function<void(std::optional<std::vector<std::string>>)> done) {
+  if (keys.empty()) return done(std::vector<std::string>{});
+  if (!cluster_) {
+    std::vector<std::string> args{"MGET"};
+    args.insert(args.end(), keys.begin(), keys.end());
+    const bool sent = run(keys.front(), std::move(args), [done](reply_view r) {
+      if (!r || r->type != REDIS_REPLY_ARRAY) return done(std::nullopt);
+      std::vector<std::string> out;
+      for (std::size_t i = 0; i < r->elements; ++i)
+        out.push_back(reply_text(r->element[i]));
+      done(std::move(out));
+    });
+    if (!sent) done(std::nullopt);
+    return;
+  }
+  struct gather {
+    std::vector<std::string> values;
+    std::size_t pending = 0;
+    std::function<void(std::optional<std::vector<std::string>>)> done;
+  };
+  auto g = std::make_shared<gather>();
+  g->values.resize(keys.size());
+  g->pending = keys.size();
+  g->done = std::move(done);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const auto got = [g, i](reply_view r) {
+      if (r && r->type == REDIS_REPLY_STRING) g->values[i] = reply_text(r);
+      if (--g->pending == 0) g->done(std::move(g->values));
+    };
+    if (!run(keys[i], {"GET", keys[i]}, got)) got(nullptr);
+  }
+}
+
+void redis_backplane::start_cluster() {
+  cluster_client::options o;
+  for (const auto& a : rc_.cluster.addresses) {
+    const auto ep = parse_endpoint(a);
+    endpoint seed = options_.endpoint;
+    seed.host = ep.host;
+    seed.port = ep.port;
+    o.seeds.push_back(std::move(seed));
+  }
+  o.node = options_;
+  o.node.endpoint.db = 0;
+  cluster_client::callbacks cb;
+  cb.on_ready = [this] { on_ready(false); };
+  cb.on_lost = [this](const std::string& why) { on_lost(false, why); };
+  cb.on_topology = [this](const cluster_map& map) {
+    cluster_refreshes_ = cluster_->refreshes();
+    cluster_redirects_ = cluster_->redirects();
+    if (shards_) shards_->place(map);
+    // A new primary (a failover, a node added) gets the function library too. Replicas have it
+    // already (functions are replicated), so this only matters for a primary that was empty.
+    std::string primaries;
+    for (const cluster_node* p : map.primaries())
+      primaries += p->address() + " ";
+    if (primaries != primaries_ && cmd_up_) load_functions();
+    primaries_ = std::move(primaries);
+  };
+  cluster_ = std::make_shared<cluster_client>(ioc_, std::move(o), std::move(cb));
+  cluster_subscriber::callbacks sc;
+  sc.on_message = [this](std::string_view channel, std::string_view payload) {
+    on_message(std::string(channel), payload);
+  };
+  sc.on_subscribed = [this](const std::string& name) { on_shard_subscribed(name); };
+  sc.on_interrupted = [this](const std::string& name) { on_shard_interrupted(name); };
+  sc.need_topology = [this] {
+    if (cluster_) cluster_->refresh();
+  };
+  redis_connection::options so = options_;
+  so.endpoint.db = 0;
+  shards_ = std::make_shared<cluster_subscriber>(ioc_, std::move(so), std::move(sc));
+  sub_up_ = true;  // each channel is subscribed on its shard: states_ says which receive
+  for (const auto& [name, wanted] : want_) {
+    if (wanted) dirty_.insert(name);
+  }
+  flush_subscriptions();
+  cluster_->start();
 }
 
 void redis_backplane::write_metrics(prometheus_text& out) const {
@@ -235,6 +352,15 @@ void redis_backplane::write_metrics(prometheus_text& out) const {
   for (const auto& [name, conn] : {std::pair{"command", cmd_}, std::pair{"subscriber", sub_}})
     out.sample("herald_backplane_commands_refused_total", {{"connection", name}},
                conn ? conn->refused() : 0);
+  if (names_.cluster) {  // cluster_ itself is the backplane thread's
+    out.family("herald_backplane_cluster_refreshes_total", "counter",
+               "Times the Redis Cluster's topology was read (at start, after MOVED, after a "
+               "primary was lost)");
+    out.sample("herald_backplane_cluster_refreshes_total", {}, cluster_refreshes_.load());
+    out.family("herald_backplane_cluster_redirects_total", "counter",
+               "MOVED and ASK answers followed (slots that moved, or are moving)");
+    out.sample("herald_backplane_cluster_redirects_total", {}, cluster_redirects_.load());
+  }
   out.family("herald_backplane_probe_failures_total", "counter",
              "Pub/sub probes that did not come back in time");
   out.sample("herald_backplane_probe_failures_total", {}, probe_failures_.load());
@@ -300,6 +426,8 @@ void redis_backplane::shutdown_connections() {
     t.second->cancel();
   if (cmd_) cmd_->stop();
   if (sub_) sub_->stop();
+  if (cluster_) cluster_->stop();
+  if (shards_) shards_->stop();
   for (auto& [rid, req] : requests_) {
     req.timer->cancel();
     req.done(remote_result::unavailable);
@@ -316,8 +444,10 @@ void redis_backplane::shutdown_connections() {
 
 void redis_backplane::on_ready(bool subscriber) {
   (subscriber ? attempts_sub_ : attempts_cmd_) = 0;
-  log_.info("backplane.connected", {{"connection", subscriber ? "subscriber" : "command"},
-                                    {"redis", (subscriber ? sub_ : cmd_)->target().describe()}});
+  log_.info(
+      "backplane.connected",
+      {{"connection", subscriber ? "subscriber" : "command"},
+       {"redis", cluster_ ? describe_redis() : (subscriber ? sub_ : cmd_)->target().describe()}});
   if (subscriber) {
     sub_up_ = true;
     states_.clear();
@@ -331,7 +461,8 @@ void redis_backplane::on_ready(bool subscriber) {
     // The functions and their settings: Redis may have restarted without its data.
     functions_loaded_ = true;  // commands run in order: FCALLs sent after this find them
     load_functions();
-    cmd_->command({"SET", prefix_ + "history:settings", settings_}, [](reply_view) {});
+    // For libraries loaded by Herald before 0.2 (there were none on a Redis Cluster).
+    if (!cluster_) run("", {"SET", prefix_ + "history:settings", settings_}, [](reply_view) {});
     check_eviction_policy();
     for (const auto& [channel, members] : presence_local_) {
       for (const auto& [id, user] : members)
@@ -339,8 +470,7 @@ void redis_backplane::on_ready(bool subscriber) {
     }
     // Fills that failed while the command connection was away.
     for (auto& [channel, s] : streams_) {
-      if (s.needs_fill && !s.filling &&
-          state_of(prefix_ + "channel:" + channel) == sub_state::subscribed)
+      if (s.needs_fill && !s.filling && state_of(names_.channel(channel)) == sub_state::subscribed)
         start_fill(channel);
     }
     refresh_alive();
@@ -373,7 +503,13 @@ void redis_backplane::on_lost(bool subscriber, const std::string& why) {
     waiters_.clear();
   } else {
     cmd_up_ = false;
-    functions_loaded_ = false;
+    // On a Redis Cluster the library stays on every primary (and is replicated); the client
+    // reconnects and rereads the topology by itself.
+    if (!cluster_) functions_loaded_ = false;
+  }
+  if (cluster_) {
+    log_.warn("backplane.lost", {{"connection", "command"}, {"error", why}});
+    return update_status();
   }
   unsigned& attempts = subscriber ? attempts_sub_ : attempts_cmd_;
   // Exponential backoff with full jitter, so nodes do not reconnect in lockstep.
@@ -397,7 +533,7 @@ void redis_backplane::on_lost(bool subscriber, const std::string& why) {
 
 void redis_backplane::check_eviction_policy() {
   if (cfg_.history.rules.empty() && !cfg_.inbox.enabled) return;
-  cmd_->command({"CONFIG", "GET", "maxmemory-policy"}, [this](reply_view r) {
+  run("", {"CONFIG", "GET", "maxmemory-policy"}, [this](reply_view r) {
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return;
     const std::string policy = reply_text(r->element[1]);
     if (policy == "noeviction") return;
@@ -410,6 +546,15 @@ void redis_backplane::check_eviction_policy() {
 }
 
 void redis_backplane::load_functions() {
+  if (cluster_) {
+    cluster_->on_each_primary(
+        {"FUNCTION", "LOAD", "REPLACE", library_}, [this](std::size_t, std::size_t failed) {
+          if (!failed) return;
+          log_.error("backplane.functions_failed",
+                     {{"primaries_failed", failed}, {"hint", "history needs Redis 7 or later"}});
+        });
+    return;
+  }
   cmd_->command({"FUNCTION", "LOAD", "REPLACE", library_}, [this](reply_view r) {
     if (!r || r->type != REDIS_REPLY_ERROR) return;
     log_.error("backplane.functions_failed",
@@ -475,11 +620,11 @@ void redis_backplane::refresh_alive() {
     info.pop_back();
     info += R"(,"summary":)" + summary_() + "}";
   }
-  cmd_->command({"SET", alive_key(node_), info, "PX", std::to_string(rc_.node_ttl.count())},
-                [](reply_view) {});
-  cmd_->command({"ZADD", nodes_key(), std::to_string(now), node_}, [](reply_view) {});
+  run(alive_key(node_), {"SET", alive_key(node_), info, "PX", std::to_string(rc_.node_ttl.count())},
+      [](reply_view) {});
+  run(nodes_key(), {"ZADD", nodes_key(), std::to_string(now), node_}, [](reply_view) {});
   // Nodes that stopped refreshing long ago (crashed) leave the set.
-  cmd_->command(
+  run(nodes_key(),
       {"ZREMRANGEBYSCORE", nodes_key(), "-inf", std::to_string(now - 10 * rc_.node_ttl.count())},
       [](reply_view) {});
 }
@@ -488,7 +633,7 @@ void redis_backplane::schedule_alive() {
   alive_timer_.expires_after(rc_.node_ttl / 3);
   alive_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopped_) return;
-    if (cmd_->ready()) refresh_alive();
+    if (commands_ready()) refresh_alive();
     schedule_alive();
   });
 }
@@ -511,7 +656,11 @@ void redis_backplane::probe() {
     probe_failures_.fetch_add(1, std::memory_order_relaxed);
     log_.warn("backplane.probe_failed", {{"timeout_ms", rc_.probe_timeout.count()}});
     update_status();
-    if (sub_up_) {
+    if (cluster_) {
+      // Every shard's subscriptions are made again, on connections made again.
+      probe_confirmed_ = false;
+      shards_->restart();
+    } else if (sub_up_) {
       sub_->stop();
       on_lost(true, "pub/sub probe did not come back");
     }
@@ -519,13 +668,13 @@ void redis_backplane::probe() {
   }
   // Only once our node channel is confirmed: a probe published before that cannot come back,
   // and would fail the subscriber connection that is still subscribing.
-  if (probe_outstanding_ || !cmd_->ready() || !sub_up_ ||
+  if (probe_outstanding_ || !commands_ready() || !sub_up_ ||
       state_of(node_channel(node_)) != sub_state::subscribed)
     return;
   probe_outstanding_ = true;
   probe_sent_ = now;
   const json op = {{"op", "probe"}, {"nonce", ++probe_nonce_}};
-  cmd_->command({"PUBLISH", node_channel(node_), op.dump()}, [](reply_view) {});
+  publish_to(node_channel(node_), op.dump(), [](reply_view) {});
 }
 
 std::unique_ptr<backplane> make_redis_backplane(const config& cfg, logger& log,

@@ -28,8 +28,11 @@
 #include "herald/routing/event.hpp"
 #include "herald/ws/handshake.hpp"
 #include "herald/ws/utf8.hpp"
+#include "redis/cluster_client.hpp"
+#include "redis/cluster_subscriber.hpp"
 #include "redis/redis_connection.hpp"
 #include "redis/redis_functions.hpp"
+#include "redis/redis_names.hpp"
 
 namespace herald::redis {
 
@@ -144,19 +147,39 @@ class redis_backplane final : public backplane {
     return seconds;
   }
 
-  std::string node_channel(const std::string& node) const { return prefix_ + "node:" + node; }
-  std::string alive_key(const std::string& node) const {
-    return prefix_ + "node:" + node + ":alive";
-  }
-  std::string nodes_key() const { return prefix_ + "nodes"; }
+  std::string node_channel(const std::string& node) const { return names_.node(node); }
+  std::string alive_key(const std::string& node) const { return names_.alive(node); }
+  std::string nodes_key() const { return names_.nodes(); }
+
+  // ---- commands, whatever the topology ----
+  //
+  // One command, to the server, or on a Redis Cluster to the primary serving `key`'s slot
+  // (following MOVED and ASK). False when it cannot be sent now (down, or the pipeline is full);
+  // `done` is then not called. `done` gets null when the command got no answer.
+  bool run(const std::string& key, std::vector<std::string> args,
+           std::function<void(reply_view)> done);
+  bool commands_ready() const;
+  // PUBLISH, or SPUBLISH to the channel's shard on a Redis Cluster.
+  bool publish_to(const std::string& channel, std::string payload,
+                  std::function<void(reply_view)> done);
+  // FCALL of one of Herald's functions for `channel` (its one key on a Redis Cluster).
+  std::vector<std::string> fcall(const std::string& function, const std::string& channel) const;
+  // Several strings, in order: MGET on one server, a GET per key on a Redis Cluster (the keys
+  // live in different slots). `done` gets what was found (empty strings for the missing).
+  void get_many(std::vector<std::string> keys,
+                std::function<void(std::optional<std::vector<std::string>>)> done);
+  void start_cluster();
+  // Sharded pub/sub (a Redis Cluster): a channel receives (again), or stopped receiving.
+  void on_shard_subscribed(const std::string& name);
+  void on_shard_interrupted(const std::string& name);
+  // A channel's subscription is confirmed: waiters go on, a history channel reads what it missed.
+  void subscription_confirmed(const std::string& name);
   // The nodes listed at most (GET /v1/nodes, and who is asked a cluster-wide question).
   static constexpr std::size_t kMaxNodes = 1000;
   // ZRANGEBYSCORE of the nodes refreshed within redis.node_ttl.
   std::vector<std::string> live_nodes_command() const;
-  std::string conn_key(const std::string& id) const { return prefix_ + "conn:" + id; }
-  std::string presence_key(const std::string& channel) const {
-    return prefix_ + "presence:" + channel;
-  }
+  std::string conn_key(const std::string& id) const { return names_.conn(id); }
+  std::string presence_key(const std::string& channel) const { return names_.presence(channel); }
 
   void register_presence(const std::string& channel, const std::string& id,
                          const std::string& user);
@@ -254,6 +277,7 @@ class redis_backplane final : public backplane {
 
   const config& cfg_;
   const redis_config& rc_;
+  const redis_names names_;
   logger& log_;
   connection_registry& registry_;
   delivery deliver_;
@@ -269,8 +293,11 @@ class redis_backplane final : public backplane {
   asio::io_context ioc_;
   asio::executor_work_guard<asio::io_context::executor_type> guard_;
   std::thread thread_;
-  std::shared_ptr<redis_connection> cmd_;
+  std::shared_ptr<redis_connection> cmd_;  // one server (or Sentinel's primary)
   std::shared_ptr<redis_connection> sub_;
+  std::shared_ptr<cluster_client> cluster_;     // a Redis Cluster: commands by slot
+  std::shared_ptr<cluster_subscriber> shards_;  // and sharded pub/sub
+  std::string primaries_;  // the cluster's primaries when the topology was last read
   asio::steady_timer probe_timer_;
   asio::steady_timer refresh_timer_;
   asio::steady_timer alive_timer_;
@@ -316,7 +343,8 @@ class redis_backplane final : public backplane {
       failures_{0}, received_{0}, probe_failures_{0}, stored_{0}, stored_duplicates_{0},
       store_failures_{0}, gap_fills_{0}, recovered_{0}, lost_{0}, dup_received_{0},
       stream_appends_{0}, stream_failures_{0}, dropped_large_{0}, dropped_deep_{0},
-      epoch_changes_{0}, resyncs_{0}, outages_{0}, failovers_{0}, rewinds_{0};
+      epoch_changes_{0}, resyncs_{0}, outages_{0}, failovers_{0}, rewinds_{0},
+      cluster_refreshes_{0}, cluster_redirects_{0};
   std::atomic<std::int64_t> subscribed_count_{0};
   mutable std::mutex status_mutex_;
   backplane_status status_;

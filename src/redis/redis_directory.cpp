@@ -5,20 +5,20 @@ namespace herald::redis {
 
 void redis_backplane::connection_opened(const connection& c) {
   asio::post(ioc_, [this, fields = directory_fields(c)] {
-    if (cmd_->ready()) register_connection(fields);
+    if (commands_ready()) register_connection(fields);
   });
 }
 
 void redis_backplane::connection_closed(const connection& c) {
   asio::post(ioc_, [this, key = conn_key(std::string(c.id().view()))] {
-    if (cmd_->ready()) cmd_->command({"DEL", key}, [](reply_view) {});
+    if (commands_ready()) run(key, {"DEL", key}, [](reply_view) {});
   });
 }
 
 void redis_backplane::locate(const std::string& id,
                              std::function<void(std::optional<remote_connection>)> done) {
   asio::post(ioc_, [this, id, done = std::move(done)] {
-    const bool sent = cmd_->command({"HGETALL", conn_key(id)}, [this, id, done](reply_view r) {
+    const bool sent = run(conn_key(id), {"HGETALL", conn_key(id)}, [this, id, done](reply_view r) {
       if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) return done(std::nullopt);
       remote_connection rc;
       rc.connection_id = id;
@@ -44,22 +44,34 @@ void redis_backplane::locate(const std::string& id,
       // A connection whose node is not alive is gone. Alive: its liveness key is there (it
       // expires redis.node_ttl after a crash) and it listens on its node channel, which Redis
       // drops the moment the node's process dies, as a POST finds out (PUBLISH answers 0).
-      // Both are pipelined; replies come in order, so the second callback decides.
-      auto has_key = std::make_shared<bool>(false);
+      // Both are asked at once (on a Redis Cluster, of the shard of the node's channel, which
+      // holds its liveness key too); the second answer decides.
+      struct verdict {
+        int answers = 0;
+        bool has_key = false, listening = false;
+      };
+      auto v = std::make_shared<verdict>();
+      const auto decide = [v, rc, done] {
+        if (++v->answers < 2) return;
+        if (v->has_key && v->listening) return done(rc);
+        done(std::nullopt);
+      };
+      const std::string channel = node_channel(rc.node);
+      if (!run(alive_key(rc.node), {"EXISTS", alive_key(rc.node)}, [v, decide](reply_view a) {
+            v->has_key = a && a->type == REDIS_REPLY_INTEGER && a->integer == 1;
+            decide();
+          })) {
+        return done(std::nullopt);
+      }
       const bool asked =
-          cmd_->command({"EXISTS", alive_key(rc.node)},
-                        [has_key](reply_view a) {
-                          *has_key = a && a->type == REDIS_REPLY_INTEGER && a->integer == 1;
-                        }) &&
-          cmd_->command(
-              {"PUBSUB", "NUMSUB", node_channel(rc.node)}, [rc, done, has_key](reply_view n) {
-                const bool listening = n && n->type == REDIS_REPLY_ARRAY && n->elements == 2 &&
-                                       n->element[1]->type == REDIS_REPLY_INTEGER &&
-                                       n->element[1]->integer >= 1;
-                if (*has_key && listening) return done(rc);
-                done(std::nullopt);
+          run(channel, {"PUBSUB", names_.cluster ? "SHARDNUMSUB" : "NUMSUB", channel},
+              [v, decide](reply_view n) {
+                v->listening = n && n->type == REDIS_REPLY_ARRAY && n->elements == 2 &&
+                               n->element[1]->type == REDIS_REPLY_INTEGER &&
+                               n->element[1]->integer >= 1;
+                decide();
               });
-      if (!asked) done(std::nullopt);
+      if (!asked) decide();
     });
     if (!sent) done(std::nullopt);
   });
@@ -75,13 +87,13 @@ void redis_backplane::send_remote(const remote_connection& where,
         {"op", "send"},     {"connection", id},
         {"binary", binary}, {"payload", binary ? ws::base64_encode(*payload) : *payload},
         {"rid", rid},       {"reply", node_}};
-    const bool sent = cmd_->command(
-        {"PUBLISH", node_channel(node), op.dump(-1, ' ', false, json::error_handler_t::replace)},
-        [this, rid](reply_view r) {
-          // Nobody listening on that node's channel: it is gone.
-          if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
-            finish_request(rid, remote_result::gone);
-        });
+    const bool sent =
+        publish_to(node_channel(node), op.dump(-1, ' ', false, json::error_handler_t::replace),
+                   [this, rid](reply_view r) {
+                     // Nobody listening on that node's channel: it is gone.
+                     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+                       finish_request(rid, remote_result::gone);
+                   });
     if (!sent) return done(remote_result::unavailable);
     auto timer = std::make_shared<asio::steady_timer>(ioc_, rc_.remote_timeout);
     requests_[rid] = {done, timer};
@@ -96,7 +108,7 @@ void redis_backplane::close_remote(const remote_connection& where, std::uint16_t
   asio::post(
       ioc_, [this, node = where.node, id = where.connection_id, code, reason = std::move(reason)] {
         const json op = {{"op", "close"}, {"connection", id}, {"code", code}, {"reason", reason}};
-        cmd_->command({"PUBLISH", node_channel(node), op.dump()}, [](reply_view) {});
+        publish_to(node_channel(node), op.dump(), [](reply_view) {});
       });
 }
 
@@ -106,7 +118,7 @@ void redis_backplane::ask_other_nodes(std::string kind, std::string arg,
       ioc_, [this, kind = std::move(kind), arg = std::move(arg), done = std::move(done)]() mutable {
         // The nodes refreshed within redis.node_ttl are the ones expected to answer.
         const bool sent =
-            cmd_->command(live_nodes_command(), [this, kind, arg, done](reply_view r) mutable {
+            run(nodes_key(), live_nodes_command(), [this, kind, arg, done](reply_view r) mutable {
               if (!r || r->type != REDIS_REPLY_ARRAY) return done({});
               pending_question q;
               for (std::size_t i = 0; i < r->elements; ++i) {
@@ -118,7 +130,7 @@ void redis_backplane::ask_other_nodes(std::string kind, std::string arg,
               const std::uint64_t rid = ++next_rid_;
               const json op = {{"op", "ask"}, {"kind", kind},   {"arg", arg},
                                {"rid", rid},  {"reply", node_}, {"origin", node_}};
-              if (!cmd_->command({"PUBLISH", prefix_ + "control", op.dump()}, [](reply_view) {})) {
+              if (!publish_to(names_.control(), op.dump(), [](reply_view) {})) {
                 return done({});
               }
               q.done = std::move(done);
@@ -188,7 +200,7 @@ void redis_backplane::on_node_op(std::string_view payload) {
   const std::string reply_to = std::move(op.reply);
   const auto answer = [this, rid, reply_to](std::string_view result) {
     const json res = {{"op", "result"}, {"rid", rid}, {"result", result}};
-    cmd_->command({"PUBLISH", node_channel(reply_to), res.dump()}, [](reply_view) {});
+    publish_to(node_channel(reply_to), res.dump(), [](reply_view) {});
   };
   if (!conn) return answer("gone");
   const bool binary = op.binary;
@@ -233,26 +245,26 @@ std::vector<std::string> redis_backplane::directory_fields(const connection& c) 
 void redis_backplane::register_connection(const std::vector<std::string>& fields) {
   std::vector<std::string> args{"HSET", conn_key(fields[0]), "node", node_};
   args.insert(args.end(), fields.begin() + 1, fields.end());
-  cmd_->command(args, [](reply_view) {});
-  cmd_->command({"PEXPIRE", conn_key(fields[0]), std::to_string(rc_.directory_ttl.count())},
-                [](reply_view) {});
+  const std::string key = conn_key(fields[0]);
+  run(key, std::move(args), [](reply_view) {});
+  run(key, {"PEXPIRE", key, std::to_string(rc_.directory_ttl.count())}, [](reply_view) {});
 }
 
 void redis_backplane::schedule_refresh() {
   refresh_timer_.expires_after(rc_.directory_ttl / 3);
   refresh_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopped_) return;
-    if (cmd_->ready()) {
+    if (commands_ready()) {
+      const std::string ttl = std::to_string(rc_.directory_ttl.count());
       for (const auto& c : registry_.all()) {
         const std::string key = conn_key(std::string(c->id().view()));
-        cmd_->command({"HSET", key, "lastActiveAt", std::to_string(c->last_active_at())},
-                      [](reply_view) {});
-        cmd_->command({"PEXPIRE", key, std::to_string(rc_.directory_ttl.count())},
-                      [](reply_view) {});
+        run(key, {"HSET", key, "lastActiveAt", std::to_string(c->last_active_at())},
+            [](reply_view) {});
+        run(key, {"PEXPIRE", key, ttl}, [](reply_view) {});
       }
       for (const auto& [channel, members] : presence_local_) {
-        cmd_->command({"PEXPIRE", presence_key(channel), std::to_string(rc_.directory_ttl.count())},
-                      [](reply_view) {});
+        const std::string key = presence_key(channel);
+        run(key, {"PEXPIRE", key, ttl}, [](reply_view) {});
       }
     }
     schedule_refresh();

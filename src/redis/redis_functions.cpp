@@ -26,6 +26,18 @@ namespace {
 
 constexpr const char* kLibrary = R"LUA(
 local P = __PREFIX__
+-- On a Redis Cluster the names of a channel carry it as a hash tag (one slot for all of them),
+-- the channel is the call's one key (FCALL f 1 <channel> ...) and publishing is SPUBLISH.
+local C = __CLUSTER__
+local function T(name)
+  if C then return '{' .. name .. '}' end
+  return name
+end
+-- FCALL f 1 <channel> a b... is read as FCALL f 0 <channel> a b...
+local function arguments(keys, args)
+  if #keys > 0 then table.insert(args, 1, keys[1]) end
+  return args
+end
 -- The settings of the Herald node that loaded this library: which channels keep history
 -- ({lua pattern, size, ttl ms}, first match wins) and the limits every node applies. They live
 -- in the code, not in a key: FLUSHALL, eviction or a DEL cannot switch history off.
@@ -55,12 +67,13 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- FCALL publish 0 channel data [id] [idempotency-key] [exclude] [origin] [size] [ttl-ms]
+-- FCALL publish 0 channel data (1 channel data on a Redis Cluster) [id] [idempotency-key] [exclude] [origin] [size] [ttl-ms]
 -- (Herald passes the channel's size and ttl from its own configuration; backends need not.)
 local function publish(keys, args)
+  args = arguments(keys, args)
   local channel, data = args[1], args[2]
   if channel == nil or channel == '' or data == nil then
-    return redis.error_reply('ERR usage: FCALL ' .. __PUBLISH__ .. ' 0 <channel> <data> [id] [idempotency-key]')
+    return redis.error_reply('ERR usage: FCALL ' .. __PUBLISH__ .. __NUMKEYS__ .. ' <channel> <data> [id] [idempotency-key]')
   end
   local id, key, exclude, origin = args[3] or '', args[4] or '', args[5] or '', args[6] or ''
   -- The data is JSON; anything else is sent as a JSON string. Nothing a client could not
@@ -78,7 +91,7 @@ local function publish(keys, args)
   if #data > S.max_bytes then
     return redis.error_reply('ERR data is ' .. #data .. ' bytes, over the limit of ' .. S.max_bytes .. ' (websocket.max_message_bytes)')
   end
-  local ikey = P .. 'idem:' .. channel .. ':' .. key
+  local ikey = P .. 'idem:' .. T(channel) .. ':' .. key
   if key ~= '' then
     local prev = redis.call('GET', ikey)
     if prev then
@@ -95,7 +108,7 @@ local function publish(keys, args)
     end
   end
   if r then
-    local stream, meta = P .. 'history:' .. channel, P .. 'history-meta:' .. channel
+    local stream, meta = P .. 'history:' .. T(channel), P .. 'history-meta:' .. T(channel)
     epoch = redis.call('HGET', meta, 'epoch')
     if not epoch then
       -- A new life of this channel's history: whatever was there is not continuous with it.
@@ -114,7 +127,7 @@ local function publish(keys, args)
   if exclude ~= '' then env = env .. ',"exclude":' .. cjson.encode(exclude) end
   if offset > 0 then env = env .. ',"offset":' .. offset .. ',"epoch":"' .. epoch .. '"' end
   env = env .. ',"data":' .. data .. '}'
-  redis.call('PUBLISH', P .. 'channel:' .. channel, env)
+  redis.call(C and 'SPUBLISH' or 'PUBLISH', P .. 'channel:' .. T(channel), env)
   if key ~= '' then
     redis.call('SET', ikey, offset .. ' ' .. epoch, 'PX', S.idem)
   end
@@ -123,11 +136,12 @@ end
 
 -- FCALL history 0 channel since|''|'ack' limit [ttl-ms]
 local function history(keys, args)
+  args = arguments(keys, args)
   local channel, since, limit = args[1], args[2] or '', tonumber(args[3] or '100')
   if channel == nil or limit == nil then
-    return redis.error_reply('ERR usage: FCALL ' .. __HISTORY__ .. ' 0 <channel> <since> <limit>')
+    return redis.error_reply('ERR usage: FCALL ' .. __HISTORY__ .. __NUMKEYS__ .. ' <channel> <since> <limit>')
   end
-  local m = redis.call('HMGET', P .. 'history-meta:' .. channel, 'epoch', 'offset', 'acked')
+  local m = redis.call('HMGET', P .. 'history-meta:' .. T(channel), 'epoch', 'offset', 'acked')
   if not m[1] then return {'', 0, 0, 0} end
   local top, acked = tonumber(m[2]), tonumber(m[3] or 0) or 0
   local from = 0
@@ -146,7 +160,7 @@ local function history(keys, args)
   end
   local oldest = 0
   if ttl then oldest = now_ms() - ttl end
-  local entries = redis.call('XRANGE', P .. 'history:' .. channel, (from + 1) .. '-0', '+',
+  local entries = redis.call('XRANGE', P .. 'history:' .. T(channel), (from + 1) .. '-0', '+',
                              'COUNT', limit + 1)
   for _, e in ipairs(entries) do
     local f, t, i, d = e[2], 0, '', 'null'
@@ -167,11 +181,12 @@ end
 
 -- FCALL ack 0 channel offset: raises (never lowers) the acknowledged offset.
 local function ack(keys, args)
+  args = arguments(keys, args)
   local off = tonumber(args[2] or '')
   if args[1] == nil or off == nil then
-    return redis.error_reply('ERR usage: FCALL ' .. __ACK__ .. ' 0 <channel> <offset>')
+    return redis.error_reply('ERR usage: FCALL ' .. __ACK__ .. __NUMKEYS__ .. ' <channel> <offset>')
   end
-  local meta = P .. 'history-meta:' .. args[1]
+  local meta = P .. 'history-meta:' .. T(args[1])
   local m = redis.call('HMGET', meta, 'offset', 'acked')
   if not m[1] then return 0 end
   local top, acked = tonumber(m[1]), tonumber(m[2] or 0) or 0
@@ -227,6 +242,9 @@ std::string function_library(const config& cfg) {
   std::string code = "#!lua name=" + n.library + "\n" + kLibrary;
   replace_all(code, "__SETTINGS__", settings_literal(cfg));
   replace_all(code, "__PREFIX__", lua_string(key_prefix + ":"));
+  const bool cluster = !cfg.redis.cluster.addresses.empty();
+  replace_all(code, "__CLUSTER__", cluster ? "true" : "false");
+  replace_all(code, "__NUMKEYS__", lua_string(cluster ? " 1" : " 0"));
   replace_all(code, "__PUBLISH__", lua_string(n.publish));
   replace_all(code, "__HISTORY__", lua_string(n.history));
   replace_all(code, "__ACK__", lua_string(n.ack));

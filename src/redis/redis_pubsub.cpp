@@ -4,20 +4,22 @@
 namespace herald::redis {
 
 void redis_backplane::forward(const publication& p, std::function<void(bool)> done) {
-  if (!cmd_up_.load(std::memory_order_relaxed)) {
+  // On a Redis Cluster a publication is tried even while one shard is away (the others serve
+  // their channels); its answer says whether it went out.
+  if (!names_.cluster && !cmd_up_.load(std::memory_order_relaxed)) {
     not_forwarded_.fetch_add(1, std::memory_order_relaxed);
     return done(false);
   }
   std::string channel;
   switch (p.kind) {
     case target_kind::channel:
-      channel = prefix_ + "channel:" + p.target;
+      channel = names_.channel(p.target);
       break;
     case target_kind::user:
-      channel = prefix_ + "user:" + p.target;
+      channel = names_.user(p.target);
       break;
     case target_kind::broadcast:
-      channel = prefix_ + "broadcast";
+      channel = names_.broadcast();
       break;
     case target_kind::connection:
       return done(false);  // sent to the node that holds it instead
@@ -28,7 +30,7 @@ void redis_backplane::forward(const publication& p, std::function<void(bool)> do
   asio::post(ioc_, [this, channel = std::move(channel), payload = std::move(payload),
                     done = std::move(done)]() mutable {
     auto shared = std::make_shared<std::function<void(bool)>>(std::move(done));
-    const bool sent = cmd_->command({"PUBLISH", channel, payload}, [this, shared](reply_view r) {
+    const bool sent = publish_to(channel, std::move(payload), [this, shared](reply_view r) {
       const bool ok = r && r->type == REDIS_REPLY_INTEGER;
       (ok ? published_ : failures_).fetch_add(1, std::memory_order_relaxed);
       (*shared)(ok);
@@ -42,29 +44,43 @@ void redis_backplane::forward(const publication& p, std::function<void(bool)> do
 
 void redis_backplane::channel_added(const std::string& channel, unsigned worker,
                                     std::function<void()> ready) {
-  asio::post(ioc_, [this, name = prefix_ + "channel:" + channel, worker,
-                    ready = std::move(ready)]() mutable {
-    if (++refs_[name] == 1) want(name, true);
-    if (state_of(name) == sub_state::subscribed || !sub_up_) {
-      // Confirmed already, or Redis is away (resubscribed on return): nothing to wait for.
-      return post_(worker, std::move(ready));
-    }
-    waiters_[name].emplace_back(worker, std::move(ready));
-  });
+  asio::post(ioc_,
+             [this, name = names_.channel(channel), worker, ready = std::move(ready)]() mutable {
+               if (++refs_[name] == 1) want(name, true);
+               if (state_of(name) == sub_state::subscribed || !sub_up_) {
+                 // Confirmed already, or Redis is away (resubscribed on return): nothing to wait
+                 // for.
+                 return post_(worker, std::move(ready));
+               }
+               waiters_[name].emplace_back(worker, std::move(ready));
+               if (!shards_) return;
+               // A shard that is away (failing over) holds a new subscription until its slot has a
+               // primary again: the subscriber is answered after redis.command_timeout at most, and
+               // receives once the shard is back.
+               auto timer = std::make_shared<asio::steady_timer>(ioc_, rc_.command_timeout);
+               timer->async_wait([this, timer, name](boost::system::error_code ec) {
+                 if (ec || stopped_) return;
+                 if (auto w = waiters_.find(name); w != waiters_.end()) {
+                   for (auto& [waiting, fn] : w->second)
+                     post_(waiting, std::move(fn));
+                   waiters_.erase(w);
+                 }
+               });
+             });
 }
 
 void redis_backplane::channel_removed(const std::string& channel) {
-  asio::post(ioc_, [this, name = prefix_ + "channel:" + channel] { release(name); });
+  asio::post(ioc_, [this, name = names_.channel(channel)] { release(name); });
 }
 
 void redis_backplane::user_added(const std::string& user) {
-  asio::post(ioc_, [this, name = prefix_ + "user:" + user] {
+  asio::post(ioc_, [this, name = names_.user(user)] {
     if (++refs_[name] == 1) want(name, true);
   });
 }
 
 void redis_backplane::user_removed(const std::string& user) {
-  asio::post(ioc_, [this, name = prefix_ + "user:" + user] { release(name); });
+  asio::post(ioc_, [this, name = names_.user(user)] { release(name); });
 }
 
 void redis_backplane::release(const std::string& name) {
@@ -72,7 +88,7 @@ void redis_backplane::release(const std::string& name) {
   if (it == refs_.end() || --it->second > 0) return;
   refs_.erase(it);
   want(name, false);
-  if (name.starts_with(prefix_ + "channel:")) streams_.erase(name.substr(prefix_.size() + 8));
+  if (const auto channel = names_.channel_of(name)) streams_.erase(*channel);
   // Whoever waited for this channel has left it.
   if (auto w = waiters_.find(name); w != waiters_.end()) {
     for (auto& [worker, fn] : w->second)
@@ -110,6 +126,16 @@ void redis_backplane::flush_subscriptions() {
     }
   }
   dirty_.clear();
+  if (shards_) {
+    // A Redis Cluster: SSUBSCRIBE one by one, each on its channel's shard.
+    for (const auto& name : add)
+      shards_->subscribe(name);
+    for (const auto& name : drop) {
+      shards_->unsubscribe(name);
+      if (state_of(name) == sub_state::unsubscribing) states_.erase(name);
+    }
+    return;
+  }
   constexpr std::size_t batch = 512;
   for (std::size_t i = 0; i < add.size(); i += batch) {
     sub_->subscribe({add.begin() + static_cast<long>(i),
@@ -128,20 +154,7 @@ void redis_backplane::on_push(reply_view r) {
   if (kind == "message")
     return on_message(name, std::string_view(r->element[2]->str, r->element[2]->len));
   if (kind == "subscribe") {
-    if (state_of(name) == sub_state::subscribing) {
-      states_[name] = sub_state::subscribed;
-      subscribed_count_.fetch_add(1, std::memory_order_relaxed);
-      if (name.starts_with(prefix_ + "channel:")) {
-        const auto s = streams_.find(name.substr(prefix_.size() + 8));
-        if (s != streams_.end() && s->second.needs_fill) start_fill(s->first);
-      }
-    }
-    if (auto w = waiters_.find(name); w != waiters_.end()) {
-      for (auto& [worker, fn] : w->second)
-        post_(worker, std::move(fn));
-      waiters_.erase(w);
-    }
-    update_status();
+    subscription_confirmed(name);
   } else if (kind == "unsubscribe") {
     if (state_of(name) == sub_state::subscribed)
       subscribed_count_.fetch_sub(1, std::memory_order_relaxed);
@@ -155,17 +168,57 @@ void redis_backplane::on_push(reply_view r) {
   }
 }
 
+void redis_backplane::subscription_confirmed(const std::string& name) {
+  if (state_of(name) == sub_state::subscribing) {
+    states_[name] = sub_state::subscribed;
+    subscribed_count_.fetch_add(1, std::memory_order_relaxed);
+    if (const auto channel = names_.channel_of(name)) {
+      const auto s = streams_.find(*channel);
+      if (s != streams_.end() && s->second.needs_fill) start_fill(s->first);
+    }
+  }
+  if (auto w = waiters_.find(name); w != waiters_.end()) {
+    for (auto& [worker, fn] : w->second)
+      post_(worker, std::move(fn));
+    waiters_.erase(w);
+  }
+  update_status();
+}
+
+void redis_backplane::on_shard_subscribed(const std::string& name) {
+  if (!want_.count(name)) return;  // left meanwhile
+  subscription_confirmed(name);
+}
+
+// The shard dropped the subscription (its slot moved, its primary failed) or its connection
+// was lost: nothing arrives on it until it is subscribed where the slot is now. A history
+// channel reads back what was published meanwhile once it is.
+void redis_backplane::on_shard_interrupted(const std::string& name) {
+  if (state_of(name) == sub_state::subscribed) {
+    subscribed_count_.fetch_sub(1, std::memory_order_relaxed);
+    states_[name] = sub_state::subscribing;
+  }
+  if (const auto channel = names_.channel_of(name)) {
+    if (const auto s = streams_.find(*channel); s != streams_.end()) {
+      s->second.needs_fill = true;
+      s->second.interrupted = s->second.interrupted || s->second.positioned;
+    }
+  }
+  if (name == node_channel(node_)) probe_outstanding_ = false;
+  update_status();
+}
+
 void redis_backplane::on_message(const std::string& channel, std::string_view payload) {
   if (channel == node_channel(node_)) return on_node_op(payload);
-  if (channel == prefix_ + "control") return on_control(payload);
+  if (channel == names_.control()) return on_control(payload);
   publication p;
-  if (channel.starts_with(prefix_ + "channel:")) {
+  if (auto name = names_.channel_of(channel)) {
     p.kind = target_kind::channel;
-    p.target = channel.substr(prefix_.size() + 8);
-  } else if (channel.starts_with(prefix_ + "user:")) {
+    p.target = std::move(*name);
+  } else if (auto user = names_.user_of(channel)) {
     p.kind = target_kind::user;
-    p.target = channel.substr(prefix_.size() + 5);
-  } else if (channel == prefix_ + "broadcast") {
+    p.target = std::move(*user);
+  } else if (channel == names_.broadcast()) {
     p.kind = target_kind::broadcast;
   } else {
     return;
@@ -220,9 +273,8 @@ void redis_backplane::on_control(std::string_view payload) {
     if (!question_ || op.reply.empty()) return;
     const json answer = {
         {"op", "answer"}, {"rid", op.rid}, {"node", node_}, {"answer", question_(op.kind, op.arg)}};
-    cmd_->command({"PUBLISH", node_channel(op.reply),
-                   answer.dump(-1, ' ', false, json::error_handler_t::replace)},
-                  [](reply_view) {});
+    publish_to(node_channel(op.reply), answer.dump(-1, ' ', false, json::error_handler_t::replace),
+               [](reply_view) {});
     return;
   }
   // Nodes of earlier versions close a user's connections everywhere with this, unanswered.

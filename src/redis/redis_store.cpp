@@ -15,33 +15,33 @@ void redis_backplane::publish_stored(const publication& p, const history_rule& r
       done(std::move(r));
     };
     if (!functions_loaded_) return fail("Redis unavailable");
-    const bool sent = cmd_->command(
-        {"FCALL", fn_.publish, "0", channel, data, id, key, exclude, node_, size, ttl},
-        [this, done](reply_view r) {
-          stored_result out;
-          if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-            store_failures_.fetch_add(1, std::memory_order_relaxed);
-            out.error = r && r->type == REDIS_REPLY_ERROR ? reply_text(r) : "Redis unavailable";
-            return done(std::move(out));
-          }
-          if (r->element[0]->integer <= 0) {
-            // Published but not stored: a library that does not take size and ttl (an older
-            // Herald loaded it) and found no settings. Never reported as stored.
-            store_failures_.fetch_add(1, std::memory_order_relaxed);
-            out.error =
-                "not stored: the Redis function library does not keep this channel's "
-                "history (a node with another configuration loaded it)";
-            log_.error("history.not_stored", {{"error", out.error}});
-            return done(std::move(out));
-          }
-          out.ok = true;
-          out.forwarded = true;  // stored in Redis and published to every node
-          out.offset = static_cast<std::uint64_t>(r->element[0]->integer);
-          out.epoch = reply_text(r->element[1]);
-          out.duplicate = r->element[2]->integer == 1;
-          (out.duplicate ? stored_duplicates_ : stored_).fetch_add(1, std::memory_order_relaxed);
-          done(std::move(out));
-        });
+    auto args = fcall(fn_.publish, channel);
+    args.insert(args.end(), {data, id, key, exclude, node_, size, ttl});
+    const bool sent = run(channel, std::move(args), [this, done](reply_view r) {
+      stored_result out;
+      if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+        store_failures_.fetch_add(1, std::memory_order_relaxed);
+        out.error = r && r->type == REDIS_REPLY_ERROR ? reply_text(r) : "Redis unavailable";
+        return done(std::move(out));
+      }
+      if (r->element[0]->integer <= 0) {
+        // Published but not stored: a library that does not take size and ttl (an older
+        // Herald loaded it) and found no settings. Never reported as stored.
+        store_failures_.fetch_add(1, std::memory_order_relaxed);
+        out.error =
+            "not stored: the Redis function library does not keep this channel's "
+            "history (a node with another configuration loaded it)";
+        log_.error("history.not_stored", {{"error", out.error}});
+        return done(std::move(out));
+      }
+      out.ok = true;
+      out.forwarded = true;  // stored in Redis and published to every node
+      out.offset = static_cast<std::uint64_t>(r->element[0]->integer);
+      out.epoch = reply_text(r->element[1]);
+      out.duplicate = r->element[2]->integer == 1;
+      (out.duplicate ? stored_duplicates_ : stored_).fetch_add(1, std::memory_order_relaxed);
+      done(std::move(out));
+    });
     if (!sent) fail("Redis unavailable");
   });
 }
@@ -64,13 +64,12 @@ void redis_backplane::read_history(history_query q, const history_rule&, unsigne
 void redis_backplane::ack(const std::string& channel, std::uint64_t offset,
                           std::function<void(std::optional<std::uint64_t>)> done) {
   asio::post(ioc_, [this, channel, offset, done = std::move(done)] {
-    const bool sent =
-        functions_loaded_ && cmd_->command({"FCALL", fn_.ack, "0", channel, std::to_string(offset)},
-                                           [done](reply_view r) {
-                                             if (!r || r->type != REDIS_REPLY_INTEGER)
-                                               return done(std::nullopt);
-                                             done(static_cast<std::uint64_t>(r->integer));
-                                           });
+    auto args = fcall(fn_.ack, channel);
+    args.push_back(std::to_string(offset));
+    const bool sent = functions_loaded_ && run(channel, std::move(args), [done](reply_view r) {
+                        if (!r || r->type != REDIS_REPLY_INTEGER) return done(std::nullopt);
+                        done(static_cast<std::uint64_t>(r->integer));
+                      });
     if (!sent) done(std::nullopt);
   });
 }
@@ -79,7 +78,7 @@ void redis_backplane::presence_join(const std::string& channel, const connection
   asio::post(ioc_, [this, channel, id = std::string(c.id().view()), user = c.info().user_id] {
     auto& members = presence_local_[channel];
     members[id] = user;
-    if (cmd_->ready()) register_presence(channel, id, user);
+    if (commands_ready()) register_presence(channel, id, user);
   });
 }
 
@@ -90,15 +89,17 @@ void redis_backplane::presence_leave(const std::string& channel, const connectio
       it->second.erase(id);
       if (it->second.empty()) presence_local_.erase(it);
     }
-    if (cmd_->ready()) cmd_->command({"HDEL", presence_key(channel), id}, [](reply_view) {});
+    if (commands_ready())
+      run(presence_key(channel), {"HDEL", presence_key(channel), id}, [](reply_view) {});
   });
 }
 
 void redis_backplane::presence(const std::string& channel, std::size_t limit,
                                std::function<void(presence_result)> done) {
   asio::post(ioc_, [this, channel, limit, done = std::move(done)] {
-    const bool sent = cmd_->command(
-        {"HGETALL", presence_key(channel)}, [this, channel, limit, done](reply_view r) {
+    const bool sent = run(
+        presence_key(channel), {"HGETALL", presence_key(channel)},
+        [this, channel, limit, done](reply_view r) {
           if (!r || r->type != REDIS_REPLY_ARRAY) {
             presence_result out;
             out.error = "Redis unavailable";
@@ -124,7 +125,8 @@ void redis_backplane::presence(const std::string& channel, std::size_t limit,
             out.ok = true;
             for (auto& m : *members) {
               if (!alive->count(m.node)) {
-                cmd_->command({"HDEL", presence_key(channel), m.connection_id}, [](reply_view) {});
+                run(presence_key(channel), {"HDEL", presence_key(channel), m.connection_id},
+                    [](reply_view) {});
                 continue;
               }
               if (out.members.size() == limit) {
@@ -137,11 +139,12 @@ void redis_backplane::presence(const std::string& channel, std::size_t limit,
           };
           if (nodes.empty()) return finish();
           for (const auto& node : nodes) {
-            const bool asked = cmd_->command(
-                {"EXISTS", alive_key(node)}, [node, alive, pending, finish](reply_view e) {
-                  if (e && e->type == REDIS_REPLY_INTEGER && e->integer == 1) alive->insert(node);
-                  if (--*pending == 0) finish();
-                });
+            const bool asked = run(alive_key(node), {"EXISTS", alive_key(node)},
+                                   [node, alive, pending, finish](reply_view e) {
+                                     if (e && e->type == REDIS_REPLY_INTEGER && e->integer == 1)
+                                       alive->insert(node);
+                                     if (--*pending == 0) finish();
+                                   });
             if (!asked && --*pending == 0) finish();
           }
         });
@@ -164,7 +167,7 @@ void redis_backplane::append_stream(std::string key,
       args.push_back(k);
       args.push_back(v);
     }
-    const bool sent = cmd_->command(args, [this, done](reply_view r) {
+    const bool sent = run(key, std::move(args), [this, done](reply_view r) {
       if (!r || r->type != REDIS_REPLY_STRING) {
         stream_failures_.fetch_add(1, std::memory_order_relaxed);
         return done(false, r && r->type == REDIS_REPLY_ERROR ? reply_text(r) : "Redis unavailable");
@@ -182,9 +185,9 @@ void redis_backplane::append_stream(std::string key,
 void redis_backplane::register_presence(const std::string& channel, const std::string& id,
                                         const std::string& user) {
   const json v = {{"user", user}, {"node", node_}};
-  cmd_->command({"HSET", presence_key(channel), id, v.dump()}, [](reply_view) {});
-  cmd_->command({"PEXPIRE", presence_key(channel), std::to_string(rc_.directory_ttl.count())},
-                [](reply_view) {});
+  const std::string key = presence_key(channel);
+  run(key, {"HSET", key, id, v.dump()}, [](reply_view) {});
+  run(key, {"PEXPIRE", key, std::to_string(rc_.directory_ttl.count())}, [](reply_view) {});
 }
 
 void redis_backplane::read_page(const history_query& q, std::function<void(history_page)> done) {
@@ -196,27 +199,27 @@ void redis_backplane::read_page(const history_query& q, std::function<void(histo
   };
   if (!functions_loaded_) return fail("Redis unavailable");
   const history_rule* rule = find_history_rule(cfg_, q.channel);
-  const bool sent = cmd_->command(
-      {"FCALL", fn_.history, "0", q.channel, since, std::to_string(q.limit),
-       rule ? std::to_string(rule->ttl.count()) : std::string()},
-      [done](reply_view r) {
-        history_page page;
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4) {
-          page.error = r && r->type == REDIS_REPLY_ERROR ? reply_text(r) : "Redis unavailable";
-          return done(std::move(page));
-        }
-        page.ok = true;
-        page.epoch = reply_text(r->element[0]);
-        page.top = static_cast<std::uint64_t>(r->element[1]->integer);
-        page.acked = static_cast<std::uint64_t>(r->element[2]->integer);
-        page.from = static_cast<std::uint64_t>(r->element[3]->integer);
-        for (std::size_t i = 4; i + 3 < r->elements; i += 4) {
-          page.entries.push_back({static_cast<std::uint64_t>(r->element[i]->integer),
-                                  r->element[i + 1]->integer, reply_text(r->element[i + 2]),
-                                  reply_text(r->element[i + 3])});
-        }
-        done(std::move(page));
-      });
+  auto args = fcall(fn_.history, q.channel);
+  args.insert(args.end(), {since, std::to_string(q.limit),
+                           rule ? std::to_string(rule->ttl.count()) : std::string()});
+  const bool sent = run(q.channel, std::move(args), [done](reply_view r) {
+    history_page page;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4) {
+      page.error = r && r->type == REDIS_REPLY_ERROR ? reply_text(r) : "Redis unavailable";
+      return done(std::move(page));
+    }
+    page.ok = true;
+    page.epoch = reply_text(r->element[0]);
+    page.top = static_cast<std::uint64_t>(r->element[1]->integer);
+    page.acked = static_cast<std::uint64_t>(r->element[2]->integer);
+    page.from = static_cast<std::uint64_t>(r->element[3]->integer);
+    for (std::size_t i = 4; i + 3 < r->elements; i += 4) {
+      page.entries.push_back({static_cast<std::uint64_t>(r->element[i]->integer),
+                              r->element[i + 1]->integer, reply_text(r->element[i + 2]),
+                              reply_text(r->element[i + 3])});
+    }
+    done(std::move(page));
+  });
   if (!sent) fail("Redis unavailable");
 }
 
@@ -269,7 +272,7 @@ void redis_backplane::accept(stream_state& s, publication p) {
 
 void redis_backplane::seed(const std::string& channel, const history_page& page) {
   if (!page.ok || page.epoch.empty()) return;
-  const std::string name = prefix_ + "channel:" + channel;
+  const std::string name = names_.channel(channel);
   if (!refs_.count(name)) return;
   auto& s = streams_[channel];
   if (s.positioned) return;
@@ -285,7 +288,7 @@ void redis_backplane::retry_fill_later(const std::string& channel) {
     if (ec || stopped_) return;
     const auto it = streams_.find(channel);
     if (it == streams_.end() || !it->second.needs_fill || it->second.filling) return;
-    if (state_of(prefix_ + "channel:" + channel) == sub_state::subscribed) start_fill(channel);
+    if (state_of(names_.channel(channel)) == sub_state::subscribed) start_fill(channel);
   });
 }
 
@@ -337,7 +340,7 @@ void redis_backplane::start_fill(const std::string& channel) {
     if (n) log_.info("backplane.gap_filled", {{"channel", channel}, {"recovered", n}});
     finish_fill(st);
     // The subscriber connection was lost again during this fill: read on from here.
-    if (st.needs_fill && state_of(prefix_ + "channel:" + channel) == sub_state::subscribed)
+    if (st.needs_fill && state_of(names_.channel(channel)) == sub_state::subscribed)
       start_fill(channel);
   });
 }

@@ -34,6 +34,18 @@ void check(const config& cfg) {
                          "with redis.sentinel the URL must be redis:// or rediss:// (its password, "
                          "database and scheme apply to the primary the Sentinels name)");
     }
+    if (!cfg.redis.cluster.addresses.empty()) {
+      if (!ep->unix_path.empty()) {
+        throw config_error("redis.url",
+                           "with redis.cluster the URL must be redis:// or rediss:// (its password "
+                           "and scheme apply to every node of the cluster)");
+      }
+      if (ep->db != 0) {
+        throw config_error("redis.url",
+                           "a Redis Cluster has only database 0, and redis.url names " +
+                               std::to_string(ep->db) + " (with redis.cluster.addresses)");
+      }
+    }
     if (ep->tls || cfg.redis.tls.enabled) {
       if (!ep->unix_path.empty())
         throw config_error("redis.tls.enabled",

@@ -7,10 +7,10 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startHerald } from './lib/herald.mjs';
-import { connect } from './lib/clients.mjs';
 import { eventually } from './lib/backend.mjs';
 import { parsePrometheus } from './lib/prometheus.mjs';
 import { startSentinelGroup } from './lib/sentinel.mjs';
+import { recorder, publishLoad, pollReadiness, tally } from './lib/failover.mjs';
 
 function config(id, group) {
   return {
@@ -38,39 +38,6 @@ async function publish(h, body) {
   return { status: r.status, body: await r.json().catch(() => ({})) };
 }
 
-// A client subscribed to channels, keeping every frame with the time it arrived.
-async function recorder(url, channels) {
-  const ws = await connect(url);
-  const frames = [];
-  for (const [i, channel] of channels.entries()) {
-    ws.send(JSON.stringify({ action: 'subscribe', channel, id: i }));
-    const reply = await ws.nextJson();
-    assert.equal(reply.type, 'subscribed', JSON.stringify(reply));
-  }
-  let open = true;
-  const reading = (async () => {
-    while (open) {
-      let m;
-      try {
-        m = await ws.nextJson(250);
-      } catch {
-        continue; // nothing within 250 ms: look again, unless closed
-      }
-      frames.push({ at: Date.now(), ...m });
-    }
-  })();
-  return {
-    frames,
-    ws: {
-      close: async () => {
-        open = false;
-        await reading;
-        ws.close();
-      },
-    },
-  };
-}
-
 async function metric(h, name) {
   return parsePrometheus(await (await fetch(`${h.adminUrl}/metrics`)).text()).value(name);
 }
@@ -96,7 +63,7 @@ describe('Redis Sentinel', () => {
     const c = await recorder(a.url, ['news']);
     assert.equal((await publish(b, { channel: 'news', data: 1 })).body.forwarded, true);
     await eventually(() => c.frames.length === 1);
-    await c.ws.close();
+    await c.close();
   });
 
   test('a history that lost its newest publications is a resync, then delivery goes on', async () => {
@@ -122,72 +89,46 @@ describe('Redis Sentinel', () => {
     const after = c.frames.slice(c.frames.indexOf(resync) + 1).map((f) => f.data);
     assert.deepEqual(after, ['new-4', 'new-5']);
     assert.ok(await metric(a, 'herald_history_rewinds_total') >= 1);
-    await c.ws.close();
+    await c.close();
   });
 
   test('kill -9 the primary under publish load: readiness drops, Sentinel promotes, the nodes follow', async (t) => {
+    const channels = { plain: 'plain', hist: 'hist.load' };
     const c = await recorder(a.url, ['plain', 'hist.load']);
-    const sent = [];
-    let publishing = true;
-    const publisher = (async () => {
-      for (let seq = 0; publishing; seq++) {
-        const channel = seq % 2 ? 'hist.load' : 'plain';
-        const at = Date.now();
-        const r = await publish(b, { channel, data: { seq } }).catch(() => ({ status: 0, body: {} }));
-        sent.push({ seq, channel, at, ...r });
-        await sleep(20);
-      }
-    })();
-    const readiness = [];
-    let polling = true;
-    const poller = (async () => {
-      while (polling) {
-        const r = await fetch(`${a.httpUrl}/readyz`).catch(() => ({ status: 0 }));
-        readiness.push({ at: Date.now(), status: r.status });
-        await sleep(50);
-      }
-    })();
-    await sleep(1000);
-    const killedAt = Date.now();
-    await group.primary.kill('SIGKILL');
-    // Flowing again: something published after the kill, through B and Redis, reached A.
-    await eventually(() => c.frames.some((f) => f.type === 'message' && f.data.seq !== undefined &&
-      sent.find((s) => s.seq === f.data.seq)?.at > killedAt && f.at > killedAt), 30000);
-    const flowingAt = c.frames.find((f) => f.type === 'message' &&
-      sent.find((s) => s.seq === f.data.seq)?.at > killedAt).at;
-    await sleep(1500);
-    publishing = false;
-    await publisher;
-    await sleep(1000);
-    polling = false;
-    await poller;
+    const load = publishLoad(b, channels);
+    const ready = pollReadiness(a);
+    let killedAt;
+    let flowingAt;
+    try {
+      await sleep(1000);
+      killedAt = Date.now();
+      await group.primary.kill('SIGKILL');
+      // Flowing again: something published after the kill, through B and Redis, reached A.
+      const after = (f) => f.type === 'message' && load.sent.find((s) => s.seq === f.data.seq)?.at > killedAt;
+      await eventually(() => c.frames.some(after), 30000);
+      flowingAt = c.frames.find(after).at;
+      await sleep(1500);
+    } finally {
+      await load.stop();
+      await sleep(1000);
+      await ready.stop();
+    }
 
-    const unready = readiness.find((r) => r.at > killedAt && r.status === 503);
+    const unready = ready.readiness.find((r) => r.at > killedAt && r.status === 503);
     assert.ok(unready, 'readiness turned false');
-    const readyAgain = readiness.find((r) => r.at > unready.at && r.status === 200);
+    const readyAgain = ready.readiness.find((r) => r.at > unready.at && r.status === 200);
     assert.ok(readyAgain, 'and true again');
     for (const h of [a, b]) {
       await h.waitForLog((l) => l.event === 'backplane.connected' && l.redis === `redis://127.0.0.1:${group.replica.port}`, 10000);
     }
     assert.equal(group.primaryPort(), group.replica.port, 'the replica is the primary now');
 
-    // Plain channel: at-most-once. Counted, not asserted.
-    const got = new Set(c.frames.filter((f) => f.type === 'message').map((f) => f.data.seq));
-    const plainForwarded = sent.filter((s) => s.channel === 'plain' && s.status === 202 && s.body.forwarded);
-    const plainLost = plainForwarded.filter((s) => !got.has(s.seq));
-    // History channel: every publication the store acknowledged arrives, unless a resync says
-    // the history lost it.
-    const stored = sent.filter((s) => s.channel === 'hist.load' && s.status === 202 && s.body.offset);
-    const refused = sent.filter((s) => s.channel === 'hist.load' && s.status !== 202);
-    const resyncs = c.frames.filter((f) => f.type === 'resync' && f.channel === 'hist.load');
-    const lastResync = resyncs.at(-1);
-    const missing = stored.filter((s) => !got.has(s.data?.seq ?? s.seq))
-      .filter((s) => !lastResync || s.at > lastResync.at);
+    const lost = tally(c.frames, load.sent, channels);
     t.diagnostic(`kill -9 → /readyz 503 after ${unready.at - killedAt} ms, 200 again after ${readyAgain.at - killedAt} ms`);
     t.diagnostic(`kill -9 → deliveries flowing again after ${flowingAt - killedAt} ms`);
-    t.diagnostic(`plain channel: ${plainForwarded.length} forwarded, ${plainLost.length} lost (at-most-once)`);
-    t.diagnostic(`history channel: ${stored.length} stored, ${refused.length} refused (503, publisher told), ${missing.length} missing, ${resyncs.length} resync(s)`);
-    assert.equal(missing.length, 0, `stored and never delivered: ${JSON.stringify(missing.slice(0, 5))}`);
-    await c.ws.close();
+    t.diagnostic(`plain channel: ${lost.plainForwarded} forwarded, ${lost.plainLost} lost (at-most-once)`);
+    t.diagnostic(`history channel: ${lost.stored} stored, ${lost.refused} refused (503, publisher told), ${lost.missing.length} missing, ${lost.resyncs} resync(s)`);
+    assert.equal(lost.missing.length, 0, `stored and never delivered: ${JSON.stringify(lost.missing.slice(0, 5))}`);
+    await c.close();
   });
 });

@@ -406,6 +406,37 @@ TEST(ConfigRoutes, MistakesNameTheKey) {
       "(in config)");
 }
 
+TEST(ConfigRedis, ClusterSettingsThatContradictAreNamed) {
+  const config cfg = from_text(
+      R"({"backplane": "redis", "redis": {"url": "rediss://:pw@ignored", "cluster":
+          {"addresses": ["10.0.0.1:7000", "10.0.0.2:7000"]}}})");
+  EXPECT_EQ(cfg.redis.cluster.addresses.size(), 2u);
+  EXPECT_EQ(error_of([] {
+              from_text(R"({"backplane": "redis", "redis": {
+                "cluster": {"addresses": ["10.0.0.1:7000"]},
+                "sentinel": {"addresses": ["10.0.0.1:26379"], "master_name": "m"}}})");
+            }),
+            "redis.cluster.addresses: redis.cluster.addresses and redis.sentinel.addresses "
+            "contradict each other: a Redis Cluster fails over by itself, without Sentinel; set "
+            "one (in config)");
+  EXPECT_EQ(error_of([] {
+              from_text(R"({"backplane": "redis", "redis": {"url": "redis://h:1/3",
+                "cluster": {"addresses": ["10.0.0.1:7000"]}}})");
+            }),
+            "redis.url: a Redis Cluster has only database 0, and redis.url names 3 (with "
+            "redis.cluster.addresses) (in config)");
+  EXPECT_EQ(error_of([] {
+              from_text(R"({"backplane": "redis", "redis": {"url": "unix:///tmp/r.sock",
+                "cluster": {"addresses": ["10.0.0.1:7000"]}}})");
+            }),
+            "redis.url: with redis.cluster the URL must be redis:// or rediss:// (its password and "
+            "scheme apply to every node of the cluster) (in config)");
+  EXPECT_EQ(error_of([] {
+              from_text(R"({"backplane": "redis", "redis": {"cluster": {"addresses": ["x"]}}})");
+            }).substr(0, 30),
+            "redis.cluster.addresses: \"x\": ");
+}
+
 TEST(ConfigRoutes, FromTheEnvironmentAsJson) {
   config_sources src;
   src.environment = {

@@ -14,6 +14,7 @@
 #include "redis/cluster_client.hpp"
 #include "redis/cluster_map.hpp"
 #include "redis/cluster_subscriber.hpp"
+#include "redis/redis_names.hpp"
 #include "support/hiredis_sync.hpp"
 #include "support/redis_server.hpp"
 
@@ -70,6 +71,38 @@ TEST(RedisCluster, SlotsAndHashTags) {
   EXPECT_EQ(key_slot(""), 0u);
   for (const char* k : {"a", "herald:channel:news", "x{y}z", "\xff\x00"})
     EXPECT_LT(key_slot(k), cluster_slots);
+}
+
+// On a cluster every name of a channel carries it as a hash tag: one slot for the function
+// that touches them together, the same slot as the channel itself (the FCALL key backends pass).
+TEST(RedisNames, AChannelsNamesShareItsSlotOnACluster) {
+  const redis_names cluster{"herald:", true};
+  for (const std::string channel : {"news", "orders.42", "chat:room/1", "$inbox:alice", "a{b"}) {
+    const std::uint16_t slot = key_slot(channel);
+    for (const auto& name :
+         {cluster.channel(channel), cluster.history(channel), cluster.history_meta(channel),
+          cluster.idempotency(channel, "order-42-shipped"), cluster.presence(channel)}) {
+      EXPECT_EQ(key_slot(name), slot) << name;
+    }
+    EXPECT_EQ(cluster.channel_of(cluster.channel(channel)), channel);
+  }
+  EXPECT_EQ(cluster.channel("news"), "herald:channel:{news}");
+  EXPECT_EQ(cluster.history_meta("news"), "herald:history-meta:{news}");
+  EXPECT_EQ(key_slot(cluster.node("n-1")), key_slot(cluster.alive("n-1")));
+  EXPECT_EQ(cluster.user_of(cluster.user("alice")), "alice");
+  EXPECT_EQ(cluster.channel_of("herald:channel:news"), std::nullopt);  // not ours on a cluster
+  EXPECT_EQ(cluster.channel_of(cluster.user("alice")), std::nullopt);
+
+  // One server: the names backends have always published to.
+  const redis_names single{"herald:", false};
+  EXPECT_EQ(single.channel("news"), "herald:channel:news");
+  EXPECT_EQ(single.history("news"), "herald:history:news");
+  EXPECT_EQ(single.idempotency("news", "k"), "herald:idem:news:k");
+  EXPECT_EQ(single.node("n-1"), "herald:node:n-1");
+  EXPECT_EQ(single.alive("n-1"), "herald:node:n-1:alive");
+  EXPECT_EQ(single.channel_of("herald:channel:news"), "news");
+  EXPECT_EQ(single.user_of("herald:user:alice"), "alice");
+  EXPECT_EQ(single.channel_of("other:channel:news"), std::nullopt);
 }
 
 TEST(RedisCluster, Redirections) {

@@ -259,6 +259,11 @@ struct redis_sentinel_config {
   duration timeout = std::chrono::milliseconds(500);  // to connect to and hear from one Sentinel
 };
 
+// redis.cluster.*: a Redis Cluster (7.0 or later): keys by slot, sharded pub/sub.
+struct redis_cluster_config {
+  std::vector<std::string> addresses;  // host:port of some of its nodes; empty: no cluster
+};
+
 // redis.*: the Redis backplane's server, timeouts and key names.
 struct redis_config {
   std::string url = "redis://127.0.0.1:6379/0";
@@ -275,6 +280,7 @@ struct redis_config {
   std::size_t max_pending_commands = 100000;  // per connection; more are refused and counted
   redis_tls_config tls;
   redis_sentinel_config sentinel;
+  redis_cluster_config cluster;
 };
 
 // One JWT verification key. HMAC algorithms take a secret (inline, from a file, or from an

@@ -1,0 +1,123 @@
+// A real Redis Cluster on loopback for tests: 6 redis-server processes (--cluster-enabled yes)
+// made into 3 primaries with a replica each by `redis-cli --cluster create --cluster-replicas 1`,
+// on free ports (the cluster bus too). Stopped, and its directories removed, by the test.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { tempDir, freePort } from './herald.mjs';
+
+function cli(port, args, { timeout = 3000 } = {}) {
+  try {
+    return execFileSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout }).trim();
+  } catch (e) {
+    return e.stdout?.toString() ?? '';
+  }
+}
+
+class ClusterNode {
+  constructor(port, busPort, dir, nodeTimeoutMs) {
+    this.port = port;
+    this.busPort = busPort;
+    this.dir = dir;
+    this.nodeTimeoutMs = nodeTimeoutMs;
+  }
+
+  start() {
+    mkdirSync(this.dir, { recursive: true });
+    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
+      '--daemonize', 'no', '--logfile', join(this.dir, 'redis.log'), '--save', '', '--appendonly', 'no',
+      '--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, 'nodes.conf'),
+      '--cluster-node-timeout', String(this.nodeTimeoutMs), '--cluster-port', String(this.busPort)],
+    { stdio: 'ignore' });
+    this.exited = new Promise((r) => this.proc.on('exit', r));
+  }
+
+  alive() {
+    return this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  cli(...args) {
+    return cli(this.port, args);
+  }
+
+  async kill(signal = 'SIGKILL') {
+    if (!this.alive()) return;
+    this.proc.kill(signal);
+    await this.exited;
+  }
+}
+
+export async function startRedisCluster({ nodeTimeoutMs = 1000 } = {}) {
+  const base = tempDir('herald-cluster-');
+  const nodes = [];
+  for (let i = 0; i < 6; i++) {
+    const n = new ClusterNode(await freePort(), await freePort(), join(base, `node-${i}`), nodeTimeoutMs);
+    n.start();
+    nodes.push(n);
+  }
+  const cluster = {
+    nodes,
+    addresses: nodes.map((n) => `127.0.0.1:${n.port}`),
+    // redis-cli against any live node.
+    cli(...args) {
+      return nodes.find((n) => n.alive()).cli(...args);
+    },
+    // redis-cli -c (follows MOVED), as a backend would.
+    cliFollow(...args) {
+      return cli(nodes.find((n) => n.alive()).port, ['-c', ...args]);
+    },
+    // The primaries serving slots now: [{port, id, slots: [[from, to], ...]}], from a live node.
+    primaries() {
+      const out = [];
+      for (const line of cluster.cli('CLUSTER', 'NODES').split('\n')) {
+        const f = line.split(' ');
+        if (f.length < 8 || !f[2].includes('master') || f[2].includes('fail') || f[7] !== 'connected') continue;
+        const slots = f.slice(8).filter((s) => !s.startsWith('[')).map((s) => s.split('-').map(Number))
+          .map(([a, b]) => [a, b ?? a]);
+        if (slots.length) out.push({ port: Number(f[1].split(':')[1].split('@')[0]), id: f[0], slots });
+      }
+      return out;
+    },
+    slotOf(key) {
+      return Number(cluster.cli('CLUSTER', 'KEYSLOT', key));
+    },
+    // The node (a ClusterNode) whose primary serves `key`.
+    ownerOf(key) {
+      const slot = cluster.slotOf(key);
+      const p = cluster.primaries().find((x) => x.slots.some(([a, b]) => slot >= a && slot <= b));
+      return p && nodes.find((n) => n.port === p.port);
+    },
+    healthy() {
+      return nodes.filter((n) => n.alive()).every((n) => n.cli('CLUSTER', 'INFO').includes('cluster_state:ok'));
+    },
+    async stop() {
+      await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+  try {
+    const deadline = Date.now() + 20000;
+    while (!nodes.every((n) => n.cli('PING') === 'PONG')) {
+      if (Date.now() > deadline) throw new Error('cluster nodes did not start');
+      await sleep(20);
+    }
+    execFileSync('redis-cli', ['--cluster', 'create', ...cluster.addresses, '--cluster-replicas', '1',
+      '--cluster-yes'], { stdio: 'ignore', timeout: 30000 });
+    // Ready: every node sees the cluster ok, and every replica is in sync with its primary
+    // (a replica that is not cannot be promoted by a failover test).
+    for (;;) {
+      const synced = nodes.every((n) => {
+        const info = n.cli('INFO', 'replication');
+        return info.includes('role:master') ? info.includes('connected_slaves:1') : info.includes('master_link_status:up');
+      });
+      if (cluster.healthy() && synced) break;
+      if (Date.now() > deadline) throw new Error('the cluster did not become ok with synced replicas');
+      await sleep(50);
+    }
+    return cluster;
+  } catch (e) {
+    await cluster.stop();
+    throw e;
+  }
+}
