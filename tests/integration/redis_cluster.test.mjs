@@ -14,6 +14,7 @@ import { connect } from './lib/clients.mjs';
 import { startBackend, eventually } from './lib/backend.mjs';
 import { parsePrometheus } from './lib/prometheus.mjs';
 import { startRedisCluster } from './lib/redis_cluster.mjs';
+import { startRedis } from './lib/redis.mjs';
 import { recorder, publishLoad, pollReadiness, tally } from './lib/failover.mjs';
 
 // Redis Cluster's key slot: CRC16 (XMODEM) of the key's hash tag, modulo 16384.
@@ -156,6 +157,8 @@ describe('Redis Cluster: 3 primaries, 3 replicas, two nodes', () => {
     await drain(alice, 200);
     assert.equal((await publish(b, { user: 'alice', data: { n: 1 } })).body.forwarded, true);
     assert.deepEqual(await alice.nextJson(), { type: 'message', data: { n: 1 } });
+    assert.equal(cluster.cliFollow('SPUBLISH', 'herald:user:{alice}', '"you have mail"'), '1');
+    assert.deepEqual(await alice.nextJson(), { type: 'message', data: 'you have mail' });
     const sdk = new ApiGatewayManagementApiClient({
       endpoint: `${b.adminUrl}/prod`, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' }, maxAttempts: 1,
     });
@@ -198,6 +201,38 @@ describe('Redis Cluster: 3 primaries, 3 replicas, two nodes', () => {
     const api = await (await fetch(`${b.adminUrl}/v1/channels/${ch}/history?since=0`)).json();
     assert.deepEqual(api.messages.map((x) => x.offset), [1, 2, 3, 4, 5, 6, 7]);
     c.close();
+  });
+
+  test('history moved from a single server to the cluster as docs/redis.md says: clients resume across the move', async () => {
+    const old = await startRedis();
+    const single = await startHerald({ node_id: 'single', backplane: 'redis', redis: { url: old.url },
+      history: { rules: [{ pattern: 'hist.*', size: 100000, ttl: '1h' }] } });
+    try {
+      const ch = 'hist.moving';
+      let epoch;
+      for (let i = 1; i <= 3; i++) ({ epoch } = (await publish(single, { channel: ch, data: { i } })).body);
+      // The commands of "Moving a running deployment to a cluster".
+      assert.equal(old.cli('COPY', `herald:history:${ch}`, `herald:history:{${ch}}`), '1');
+      assert.equal(old.cli('COPY', `herald:history-meta:${ch}`, `herald:history-meta:{${ch}}`), '1');
+      const owner = cluster.ownerOf(ch);
+      assert.equal(old.cli('MIGRATE', '127.0.0.1', String(owner.port), '', '0', '5000', 'KEYS',
+        `herald:history:{${ch}}`, `herald:history-meta:{${ch}}`), 'OK');
+      assert.ok(Number(owner.cli('PTTL', `herald:history:{${ch}}`)) > 0, 'the TTL came along');
+      const c = await connect(a.url);
+      const reply = await subscribe(c, ch, { since: 1, epoch });
+      assert.equal(reply.recovered, true, JSON.stringify(reply));
+      assert.deepEqual([await c.nextJson(), await c.nextJson()].map((m) => [m.offset, m.data.i]), [[2, 2], [3, 3]]);
+      const next = (await publish(b, { channel: ch, data: { i: 4 } })).body;
+      assert.deepEqual([next.offset, next.epoch], [4, epoch]);
+      assert.equal((await c.nextJson()).offset, 4);
+      // A backend reads it with the channel as the call's key.
+      const read = cluster.cliFollow('FCALL', 'herald_history', '1', ch, '0', '100').split('\n');
+      assert.deepEqual(read.slice(0, 2), [epoch, '4']);
+      c.close();
+    } finally {
+      await single.stop();
+      await old.stop();
+    }
   });
 
   test('presence across nodes, with join events', async () => {
