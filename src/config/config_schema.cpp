@@ -1136,6 +1136,12 @@ std::vector<option_def> option_table() {
           "Unanswered commands per Redis connection at most; more are refused and counted "
           "(herald_backplane_commands_refused_total)",
           [](auto& c) -> auto& { return c.redis.max_pending_commands; }, 16, 10000000),
+      count_opt(
+          "redis.max_held_publications",
+          "Publications of one history channel held in order while the gap before them is read "
+          "back from Redis; past it they are handed over and the gap counted lost "
+          "(herald_history_overflows_total)",
+          [](auto& c) -> auto& { return c.redis.max_held_publications; }, 100, 10000000),
       list_opt(
           "redis.cluster.addresses",
           "Nodes (host:port) of a Redis Cluster to read its topology from (a few suffice); "

@@ -55,6 +55,26 @@ redis_backplane::redis_backplane(const config& cfg, logger& log, connection_regi
     options_.master_name = s.master_name;
     options_.sentinel_timeout = s.timeout;
   }
+  history_sequencer::hooks h;
+  h.read = [this](const std::string& channel, std::uint64_t since, std::size_t limit,
+                  std::function<void(history_page)> done) {
+    history_query q;
+    q.channel = channel;
+    q.since = since;
+    q.limit = limit;
+    read_page(q, std::move(done));
+  };
+  h.deliver = [this](publication p) { deliver_(std::move(p)); };
+  h.later = [this](std::function<void()> fn) {
+    auto timer = std::make_shared<asio::steady_timer>(ioc_, std::chrono::milliseconds(200));
+    timer->async_wait([this, timer, fn = std::move(fn)](boost::system::error_code ec) {
+      if (!ec && !stopped_) fn();
+    });
+  };
+  h.subscribed = [this](const std::string& channel) {
+    return state_of(names_.channel(channel)) == sub_state::subscribed;
+  };
+  history_ = std::make_unique<history_sequencer>(rc_.max_held_publications, log_, std::move(h));
   set_down("Redis backplane: connecting");
 }
 
@@ -378,28 +398,32 @@ void redis_backplane::write_metrics(prometheus_text& out) const {
   out.sample("herald_history_store_failures_total", {}, store_failures_.load());
   out.family("herald_history_gap_fills_total", "counter",
              "Times this node read missed publications back from the history");
-  out.sample("herald_history_gap_fills_total", {}, gap_fills_.load());
+  out.sample("herald_history_gap_fills_total", {}, history_->stats().gap_fills.load());
   out.family("herald_history_recovered_total", "counter",
              "Publications this node missed on pub/sub and recovered from the history");
-  out.sample("herald_history_recovered_total", {}, recovered_.load());
+  out.sample("herald_history_recovered_total", {}, history_->stats().recovered.load());
   out.family("herald_history_lost_total", "counter",
              "Publications missed on pub/sub and no longer in the history");
-  out.sample("herald_history_lost_total", {}, lost_.load());
+  out.sample("herald_history_lost_total", {}, history_->stats().lost.load());
+  out.family("herald_history_overflows_total", "counter",
+             "Times a history channel held redis.max_held_publications while its gap was read "
+             "back, and handed them over without waiting for the read");
+  out.sample("herald_history_overflows_total", {}, history_->stats().overflows.load());
   out.family("herald_history_epoch_changes_total", "counter",
              "Times this node found a channel's history replaced by a new epoch (lost or "
              "expired) while following it, and read the new one from its start");
-  out.sample("herald_history_epoch_changes_total", {}, epoch_changes_.load());
+  out.sample("herald_history_epoch_changes_total", {}, history_->stats().epoch_changes.load());
   out.family("herald_history_rewinds_total", "counter",
              "Times this node found a channel's history shorter than what it had delivered (Redis "
              "lost its newest publications, e.g. in a failover): subscribers were told to resync");
-  out.sample("herald_history_rewinds_total", {}, rewinds_.load());
+  out.sample("herald_history_rewinds_total", {}, history_->stats().rewinds.load());
   out.family("herald_history_resyncs_total", "counter",
              "Epoch changes after this node had been away, and rewinds: the channel's "
              "subscribers here were told to resync (publications may be lost)");
-  out.sample("herald_history_resyncs_total", {}, resyncs_.load());
+  out.sample("herald_history_resyncs_total", {}, history_->stats().resyncs.load());
   out.family("herald_history_duplicates_total", "counter",
              "History publications received twice (dropped)");
-  out.sample("herald_history_duplicates_total", {}, dup_received_.load());
+  out.sample("herald_history_duplicates_total", {}, history_->stats().duplicates.load());
   out.family("herald_stream_appends_total", "counter",
              "Messages appended to Redis streams (store-first routes)");
   out.sample("herald_stream_appends_total", {}, stream_appends_.load());
@@ -469,10 +493,7 @@ void redis_backplane::on_ready(bool subscriber) {
         register_presence(channel, id, user);
     }
     // Fills that failed while the command connection was away.
-    for (auto& [channel, s] : streams_) {
-      if (s.needs_fill && !s.filling && state_of(names_.channel(channel)) == sub_state::subscribed)
-        start_fill(channel);
-    }
+    history_->commands_back();
     refresh_alive();
     // Re-register every local connection: the entries may have expired while we were away.
     for (const auto& c : registry_.all())
@@ -491,10 +512,7 @@ void redis_backplane::on_lost(bool subscriber, const std::string& why) {
     probe_outstanding_ = false;
     probe_confirmed_ = false;
     // What was published while we were away is read back from the history on return.
-    for (auto& [channel, s] : streams_) {
-      s.needs_fill = true;
-      s.interrupted = s.interrupted || s.positioned;
-    }
+    history_->interrupted_all();
     // Waiting subscribers are told to go ahead: they are resubscribed when Redis returns.
     for (auto& [name, list] : waiters_) {
       for (auto& [worker, fn] : list)

@@ -2,7 +2,8 @@
 //   redis_backplane.cpp  construction, the two connections' life, status, metrics, liveness
 //   redis_pubsub.cpp     forwarding publications, interest, subscriptions, what arrives
 //   redis_directory.cpp  the connection directory and node-to-node requests
-//   redis_store.cpp      history (store, read, gap fill), inbox acks, presence, streams
+//   redis_store.cpp      history (store, read), inbox acks, presence, streams
+// and, socket-free, history_sequencer (history channels in offset order, gaps read back).
 // Everything runs on the backplane's own thread and io_context unless a comment says so.
 #pragma once
 
@@ -30,6 +31,7 @@
 #include "herald/ws/utf8.hpp"
 #include "redis/cluster_client.hpp"
 #include "redis/cluster_subscriber.hpp"
+#include "redis/history_sequencer.hpp"
 #include "redis/redis_connection.hpp"
 #include "redis/redis_functions.hpp"
 #include "redis/redis_names.hpp"
@@ -111,20 +113,6 @@ class redis_backplane final : public backplane {
 
  private:
   enum class sub_state { none, subscribing, subscribed, unsubscribing };
-  // Where this node is in a history channel.
-  struct stream_state {
-    std::string epoch;
-    std::uint64_t last = 0;   // the newest offset of `epoch` handed to the workers (0: none yet)
-    bool positioned = false;  // epoch and last say where this node is; else take what comes
-    bool filling = false;
-    bool needs_fill = false;  // the subscriber connection was lost: read what was missed
-    // The subscription was lost since the position was last confirmed: if the channel's
-    // history turns out to have been replaced meanwhile (a new epoch), publications of the old
-    // one may have been missed and cannot be read back any more.
-    bool interrupted = false;
-    std::map<std::uint64_t, publication> held;  // arrived during a fill, by offset
-  };
-  static constexpr std::size_t kMaxHeld = 10000;
   struct pending_request {
     std::function<void(remote_result)> done;
     std::shared_ptr<asio::steady_timer> timer;
@@ -221,36 +209,6 @@ class redis_backplane final : public backplane {
   // looping on a bad payload must not flood the log); the counters say how many.
   void drop(const std::string& channel, const std::string& reason, std::string_view payload);
 
-  // ---- history order and gap fill ----
-  //
-  // Per channel, this node hands history publications to its workers in offset order, once
-  // each. A gap (a publication missed while Redis or the subscriber connection was away, or
-  // reordered) is filled from the history before anything after it is handed over.
-
-  void on_stored(publication p);
-
-  // Hands `p` over unless it is old; a jump forward, or an epoch we did not expect, starts a fill.
-  void accept(stream_state& s, publication p);
-
-  // A read tells where the history is. If this node has handed nothing of the channel over yet,
-  // that is where it stands: whatever is published after the read and before the subscription
-  // to the channel is confirmed (Redis was away, or the subscription is in flight) is then read
-  // back on confirmation instead of being missed.
-  void seed(const std::string& channel, const history_page& page);
-  void retry_fill_later(const std::string& channel);
-  void start_fill(const std::string& channel);
-
-  // The fill found another history than the one this node followed (Redis lost its data, or
-  // the channel's history expired or was deleted, and publishing went on in a new epoch). The
-  // new epoch is read from its start, so connected clients miss none of it. If this node was
-  // away meanwhile, publications of the old epoch may have been lost with it, and no one can
-  // tell which: its subscribers are told to resync first. Both are counted.
-  void epoch_changed(const std::string& channel, stream_state& st, const history_page& page);
-  void history_rewound(const std::string& channel, stream_state& st, const history_page& page);
-
-  // Hands over what was held, in order, counting what could not be recovered.
-  void finish_fill(stream_state& s);
-
   // Requests addressed to this node.
   void on_node_op(std::string_view payload);
   void on_control(std::string_view payload);
@@ -317,7 +275,7 @@ class redis_backplane final : public backplane {
   std::unordered_map<std::uint64_t, pending_request> requests_;
   std::unordered_map<std::uint64_t, pending_question> questions_;
   node_question question_;
-  std::unordered_map<std::string, stream_state> streams_;  // history channels, by name
+  std::unique_ptr<history_sequencer> history_;  // the history channels' order and gaps
   std::unordered_map<std::string, std::unordered_map<std::string, std::string>>
       presence_local_;  // channel -> connection id -> user, for re-registration
   bool functions_loaded_ = false;
@@ -341,10 +299,8 @@ class redis_backplane final : public backplane {
   std::atomic<std::uint64_t> outage_ms_{0};
   std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0}, published_{0}, not_forwarded_{0},
       failures_{0}, received_{0}, probe_failures_{0}, stored_{0}, stored_duplicates_{0},
-      store_failures_{0}, gap_fills_{0}, recovered_{0}, lost_{0}, dup_received_{0},
-      stream_appends_{0}, stream_failures_{0}, dropped_large_{0}, dropped_deep_{0},
-      epoch_changes_{0}, resyncs_{0}, outages_{0}, failovers_{0}, rewinds_{0},
-      cluster_refreshes_{0}, cluster_redirects_{0};
+      store_failures_{0}, stream_appends_{0}, stream_failures_{0}, dropped_large_{0},
+      dropped_deep_{0}, outages_{0}, failovers_{0}, cluster_refreshes_{0}, cluster_redirects_{0};
   std::atomic<std::int64_t> subscribed_count_{0};
   mutable std::mutex status_mutex_;
   backplane_status status_;

@@ -88,7 +88,7 @@ void redis_backplane::release(const std::string& name) {
   if (it == refs_.end() || --it->second > 0) return;
   refs_.erase(it);
   want(name, false);
-  if (const auto channel = names_.channel_of(name)) streams_.erase(*channel);
+  if (const auto channel = names_.channel_of(name)) history_->forget(*channel);
   // Whoever waited for this channel has left it.
   if (auto w = waiters_.find(name); w != waiters_.end()) {
     for (auto& [worker, fn] : w->second)
@@ -172,10 +172,7 @@ void redis_backplane::subscription_confirmed(const std::string& name) {
   if (state_of(name) == sub_state::subscribing) {
     states_[name] = sub_state::subscribed;
     subscribed_count_.fetch_add(1, std::memory_order_relaxed);
-    if (const auto channel = names_.channel_of(name)) {
-      const auto s = streams_.find(*channel);
-      if (s != streams_.end() && s->second.needs_fill) start_fill(s->first);
-    }
+    if (const auto channel = names_.channel_of(name)) history_->confirmed(*channel);
   }
   if (auto w = waiters_.find(name); w != waiters_.end()) {
     for (auto& [worker, fn] : w->second)
@@ -198,12 +195,7 @@ void redis_backplane::on_shard_interrupted(const std::string& name) {
     subscribed_count_.fetch_sub(1, std::memory_order_relaxed);
     states_[name] = sub_state::subscribing;
   }
-  if (const auto channel = names_.channel_of(name)) {
-    if (const auto s = streams_.find(*channel); s != streams_.end()) {
-      s->second.needs_fill = true;
-      s->second.interrupted = s->second.interrupted || s->second.positioned;
-    }
-  }
+  if (const auto channel = names_.channel_of(name)) history_->interrupted(*channel);
   if (name == node_channel(node_)) probe_outstanding_ = false;
   update_status();
 }
@@ -237,7 +229,7 @@ void redis_backplane::on_message(const std::string& channel, std::string_view pa
     auto built = publication::stored(std::move(p.target), std::move(in.data_json), std::move(in.id),
                                      in.offset, std::move(in.epoch));
     built.exclude = std::move(in.exclude);
-    return on_stored(std::move(built));
+    return history_->on_stored(std::move(built));
   }
   if (in.origin == node_) return;  // ours: delivered here when it was published
   received_.fetch_add(1, std::memory_order_relaxed);

@@ -278,6 +278,9 @@ struct redis_config {
   duration remote_timeout = std::chrono::seconds(2);  // waiting for another node's answer
   bool required_for_readiness = true;
   std::size_t max_pending_commands = 100000;  // per connection; more are refused and counted
+  // Publications of one history channel held while its gap is read back; past it, they are
+  // handed over and the gap counted lost (herald_history_lost_total).
+  std::size_t max_held_publications = 10000;
   redis_tls_config tls;
   redis_sentinel_config sentinel;
   redis_cluster_config cluster;
