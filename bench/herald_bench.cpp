@@ -77,6 +77,7 @@ struct options {
   int pid = 0;
   double hold = 2;  // idle: seconds to keep the connections open before measuring
   bool json = false;
+  bool sharded = false;  // a Redis Cluster: SPUBLISH herald:channel:{name} on its slot's primary
   std::string
       before_publish;  // shell command run once subscribed (bench/callgrind zeroes counters)
   std::string after_deliveries;  // ... and once everything arrived, before the clients close
@@ -89,7 +90,7 @@ struct options {
          "  [--connections N] [--in-flight N] [--connect-rate R] [--sources S] [--messages M]\n"
          "  [--size B] [--rate R] [--duration S] [--publish-via redis|http] [--pid PID] [--hold "
          "S]\n"
-         "  [--label NAME] [--before-publish CMD] [--after-deliveries CMD] [--json]\n"
+         "  [--label NAME] [--before-publish CMD] [--after-deliveries CMD] [--sharded] [--json]\n"
          "scenarios: connect idle fanout latency echo\n";
   std::exit(2);
 }
@@ -114,6 +115,8 @@ options parse(int argc, char** argv) {
     };
     if (a == "--json")
       o.json = true;
+    else if (a == "--sharded")
+      o.sharded = true;
     else if (a == "--host")
       o.host = value();
     else if (a == "--port")
@@ -469,14 +472,16 @@ class redis_publisher {
   explicit redis_publisher(const options& o) : opt_(o) {
     ctx_ = redisConnect(o.redis_host.c_str(), o.redis_port);
     if (!ctx_ || ctx_->err) throw std::runtime_error("redis: cannot connect");
-    key_ = "herald:channel:" + o.channel;
+    key_ = o.sharded ? "herald:channel:{" + o.channel + "}" : "herald:channel:" + o.channel;
+    if (o.sharded) follow_slot();
   }
   ~redis_publisher() { redisFree(ctx_); }
-  // Pipelined: append `n` PUBLISH commands, then read the replies.
+  // Pipelined: append `n` PUBLISH (SPUBLISH on a cluster) commands, then read the replies.
   void burst(int n) {
+    const char* format = opt_.sharded ? "SPUBLISH %b %b" : "PUBLISH %b %b";
     for (int i = 0; i < n; ++i) {
       const std::string data = make_data(now_ns(), opt_.size);
-      redisAppendCommand(ctx_, "PUBLISH %b %b", key_.data(), key_.size(), data.data(), data.size());
+      redisAppendCommand(ctx_, format, key_.data(), key_.size(), data.data(), data.size());
     }
     for (int i = 0; i < n; ++i) {
       void* reply = nullptr;
@@ -487,6 +492,28 @@ class redis_publisher {
   }
 
  private:
+  // A Redis Cluster: connect to the primary serving the channel's slot (a key-based command
+  // on the same slot answers -MOVED slot host:port elsewhere).
+  void follow_slot() {
+    for (int hops = 0; hops < 3; ++hops) {
+      auto* r = static_cast<redisReply*>(redisCommand(ctx_, "EXISTS %b", key_.data(), key_.size()));
+      if (!r) throw std::runtime_error("redis: no answer");
+      const std::string error = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "";
+      freeReplyObject(r);
+      if (error.empty()) return;
+      const auto space = error.rfind(' ');
+      const auto colon = error.rfind(':');
+      if (!error.starts_with("MOVED") || space == std::string::npos || colon < space)
+        throw std::runtime_error("redis: " + error);
+      const std::string host = error.substr(space + 1, colon - space - 1);
+      const int port = std::stoi(error.substr(colon + 1));
+      redisFree(ctx_);
+      ctx_ = redisConnect(host.c_str(), port);
+      if (!ctx_ || ctx_->err) throw std::runtime_error("redis: cannot connect to " + host);
+    }
+    throw std::runtime_error("redis: too many redirections");
+  }
+
   const options& opt_;
   redisContext* ctx_ = nullptr;
   std::string key_;

@@ -6,7 +6,8 @@
 // diagnostics; docs/redis.md reports them.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiGatewayManagementApiClient, PostToConnectionCommand, GetConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { startHerald } from './lib/herald.mjs';
@@ -261,6 +262,19 @@ describe('Redis Cluster: 3 primaries, 3 replicas, two nodes', () => {
     const api = await (await fetch(`${b.adminUrl}/v1/channels/$inbox/history?user=zoe&since=0`)).json();
     assert.equal(api.acked, 2);
   });
+
+  test('herald-bench --sharded (bench/cluster) publishes on the channel\'s shard: every delivery counted',
+    { skip: !process.env.HERALD_BENCH_BIN && 'HERALD_BENCH_BIN is not set' }, async () => {
+      const [ch] = spread(cluster, 'bench.t', 1);
+      // Started on a node that does not serve the channel: the tool follows -MOVED.
+      const elsewhere = cluster.nodes.find((n) => n.alive() && n.port !== cluster.ownerOf(`{${ch}}`).port);
+      const { stdout } = await promisify(execFile)(process.env.HERALD_BENCH_BIN, ['fanout', '--channel', ch,
+        '--port', String(a.clientPort), '--redis-port', String(elsewhere.port), '--sharded',
+        '--connections', '20', '--messages', '10', '--json'], { timeout: 60000 });
+      const r = JSON.parse(stdout);
+      assert.equal(r.deliveries, 200);
+      assert.equal(r.complete, 'yes');
+    });
 
   test('reshard a slot range holding live channels while publishing: no subscriber left deaf', async (t) => {
     // Channels in the lowest slots of the first primary: `redis-cli --cluster reshard` moves a
