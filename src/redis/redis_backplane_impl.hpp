@@ -1,9 +1,11 @@
 // The Redis backplane's class, shared by the files that implement it by role:
-//   redis_backplane.cpp  construction, the two connections' life, status, metrics, liveness
+//   redis_backplane.cpp  construction, Redis's comings and goings, status, metrics, liveness
 //   redis_pubsub.cpp     forwarding publications, interest, subscriptions, what arrives
 //   redis_directory.cpp  the connection directory and node-to-node requests
 //   redis_store.cpp      history (store, read), inbox acks, presence, streams
 // and, socket-free, history_sequencer (history channels in offset order, gaps read back).
+// They reach Redis only through redis_topology (one server or Sentinel's primary:
+// single_topology.cpp; a Redis Cluster: cluster_topology.cpp), never asking which it is.
 // Everything runs on the backplane's own thread and io_context unless a comment says so.
 #pragma once
 
@@ -29,12 +31,11 @@
 #include "herald/routing/event.hpp"
 #include "herald/ws/handshake.hpp"
 #include "herald/ws/utf8.hpp"
-#include "redis/cluster_client.hpp"
-#include "redis/cluster_subscriber.hpp"
 #include "redis/history_sequencer.hpp"
 #include "redis/redis_connection.hpp"
 #include "redis/redis_functions.hpp"
 #include "redis/redis_names.hpp"
+#include "redis/redis_topology.hpp"
 
 namespace herald::redis {
 
@@ -125,9 +126,6 @@ class redis_backplane final : public backplane {
   };
 
   // Time down in all: the finished outages, and the current one if the backplane is down now.
-  std::string describe_redis() const;  // for logs: the URL, or the Sentinels and master name
-  void watch_sentinels();
-
   double outage_seconds() const {
     double seconds = static_cast<double>(outage_ms_.load()) / 1000.0;
     if (const auto since = down_since_ms_.load(); since != 0)
@@ -139,29 +137,19 @@ class redis_backplane final : public backplane {
   std::string alive_key(const std::string& node) const { return names_.alive(node); }
   std::string nodes_key() const { return names_.nodes(); }
 
-  // ---- commands, whatever the topology ----
-  //
-  // One command, to the server, or on a Redis Cluster to the primary serving `key`'s slot
-  // (following MOVED and ASK). False when it cannot be sent now (down, or the pipeline is full);
-  // `done` is then not called. `done` gets null when the command got no answer.
+  // ---- commands, whatever the topology (see redis_topology) ----
   bool run(const std::string& key, std::vector<std::string> args,
-           std::function<void(reply_view)> done);
-  bool commands_ready() const;
-  // PUBLISH, or SPUBLISH to the channel's shard on a Redis Cluster.
+           std::function<void(reply_view)> done) {
+    return topology_->command(key, std::move(args), std::move(done));
+  }
+  bool commands_ready() const { return topology_->commands_ready(); }
   bool publish_to(const std::string& channel, std::string payload,
-                  std::function<void(reply_view)> done);
+                  std::function<void(reply_view)> done) {
+    return topology_->publish(channel, std::move(payload), std::move(done));
+  }
   // FCALL of one of Herald's functions for `channel` (its one key on a Redis Cluster).
   std::vector<std::string> fcall(const std::string& function, const std::string& channel) const;
-  // Several strings, in order: MGET on one server, a GET per key on a Redis Cluster (the keys
-  // live in different slots). `done` gets what was found (empty strings for the missing).
-  void get_many(std::vector<std::string> keys,
-                std::function<void(std::optional<std::vector<std::string>>)> done);
-  void start_cluster();
-  // Sharded pub/sub (a Redis Cluster): a channel receives (again), or stopped receiving.
-  void on_shard_subscribed(const std::string& name);
-  void on_shard_interrupted(const std::string& name);
-  // A channel's subscription is confirmed: waiters go on, a history channel reads what it missed.
-  void subscription_confirmed(const std::string& name);
+  redis_topology::events topology_events();
   // The nodes listed at most (GET /v1/nodes, and who is asked a cluster-wide question).
   static constexpr std::size_t kMaxNodes = 1000;
   // ZRANGEBYSCORE of the nodes refreshed within redis.node_ttl.
@@ -174,13 +162,15 @@ class redis_backplane final : public backplane {
 
   // FCALL history; `done` on this thread. A failed read is a page with ok = false.
   void read_page(const history_query& q, std::function<void(history_page)> done);
-  std::shared_ptr<redis_connection> make_connection(bool subscriber);
   void shutdown_connections();
 
-  // ---- connection life ----
+  // ---- connection life (the topology's events) ----
 
-  void on_ready(bool subscriber);
-  void on_lost(bool subscriber, const std::string& why);
+  void commands_up();
+  void commands_down(const std::string& why);
+  // Every subscription is to be made again (the subscriber connected), or is lost.
+  void subscriber_up();
+  void subscriber_down(const std::string& why);
 
   // History keys carry TTLs, so every eviction policy but noeviction may delete them under
   // memory pressure (volatile-* ones first of all): said once per connect, as a warning. Managed
@@ -202,7 +192,12 @@ class redis_backplane final : public backplane {
   void release(const std::string& name);
   void want(const std::string& name, bool wanted);
   void flush_subscriptions();
-  void on_push(reply_view r);
+  // A channel's subscription is confirmed: waiters go on, a history channel reads what it missed.
+  void subscription_confirmed(const std::string& name);
+  void unsubscription_confirmed(const std::string& name);
+  // A subscription lost on its own (its shard's slot moved or its primary failed).
+  void subscription_interrupted(const std::string& name);
+  void release_waiters(const std::string& name);
   void on_message(const std::string& channel, std::string_view payload);
 
   // A publication from Redis that is not delivered. Logged at most once a second (a backend
@@ -246,24 +241,16 @@ class redis_backplane final : public backplane {
   const std::string library_;
   const std::string settings_;
   std::function<std::string()> summary_;  // set before start(); called on this thread
-  redis_connection::options options_;
 
   asio::io_context ioc_;
   asio::executor_work_guard<asio::io_context::executor_type> guard_;
   std::thread thread_;
-  std::shared_ptr<redis_connection> cmd_;  // one server (or Sentinel's primary)
-  std::shared_ptr<redis_connection> sub_;
-  std::shared_ptr<cluster_client> cluster_;     // a Redis Cluster: commands by slot
-  std::shared_ptr<cluster_subscriber> shards_;  // and sharded pub/sub
-  std::string primaries_;  // the cluster's primaries when the topology was last read
+  // One server, Sentinel's primary or a Redis Cluster. Made before start(), never replaced
+  // (its counters are read by metrics from other threads); used on the backplane's thread.
+  std::unique_ptr<redis_topology> topology_;
   asio::steady_timer probe_timer_;
   asio::steady_timer refresh_timer_;
   asio::steady_timer alive_timer_;
-  asio::steady_timer watch_timer_;           // reconnects the Sentinel watcher
-  std::shared_ptr<redis_connection> watch_;  // subscribed to +switch-master on one Sentinel
-  std::size_t watch_index_ = 0;
-  std::unordered_map<bool, std::shared_ptr<asio::steady_timer>> reconnect_timers_;
-  std::mt19937_64 rng_;
 
   // Backplane thread only.
   std::vector<std::string> fixed_;              // always subscribed
@@ -278,13 +265,10 @@ class redis_backplane final : public backplane {
   std::unique_ptr<history_sequencer> history_;  // the history channels' order and gaps
   std::unordered_map<std::string, std::unordered_map<std::string, std::string>>
       presence_local_;  // channel -> connection id -> user, for re-registration
-  bool functions_loaded_ = false;
   std::uint64_t next_rid_ = 0;
   std::uint64_t probe_nonce_ = 0;
   steady_clock::time_point probe_sent_;
   steady_clock::time_point last_drop_log_;
-  unsigned attempts_cmd_ = 0;
-  unsigned attempts_sub_ = 0;
   bool sub_up_ = false;
   bool flush_posted_ = false;
   bool probe_outstanding_ = false;
@@ -297,10 +281,9 @@ class redis_backplane final : public backplane {
   std::atomic<bool> up_{false};
   std::atomic<system_time_ms> down_since_ms_{now_ms()};
   std::atomic<std::uint64_t> outage_ms_{0};
-  std::atomic<std::uint64_t> disconnects_{0}, reconnects_{0}, published_{0}, not_forwarded_{0},
-      failures_{0}, received_{0}, probe_failures_{0}, stored_{0}, stored_duplicates_{0},
-      store_failures_{0}, stream_appends_{0}, stream_failures_{0}, dropped_large_{0},
-      dropped_deep_{0}, outages_{0}, failovers_{0}, cluster_refreshes_{0}, cluster_redirects_{0};
+  std::atomic<std::uint64_t> published_{0}, not_forwarded_{0}, failures_{0}, received_{0},
+      probe_failures_{0}, stored_{0}, stored_duplicates_{0}, store_failures_{0}, stream_appends_{0},
+      stream_failures_{0}, dropped_large_{0}, dropped_deep_{0}, outages_{0};
   std::atomic<std::int64_t> subscribed_count_{0};
   mutable std::mutex status_mutex_;
   backplane_status status_;

@@ -63,15 +63,10 @@ void redis_backplane::locate(const std::string& id,
           })) {
         return done(std::nullopt);
       }
-      const bool asked =
-          run(channel, {"PUBSUB", names_.cluster ? "SHARDNUMSUB" : "NUMSUB", channel},
-              [v, decide](reply_view n) {
-                v->listening = n && n->type == REDIS_REPLY_ARRAY && n->elements == 2 &&
-                               n->element[1]->type == REDIS_REPLY_INTEGER &&
-                               n->element[1]->integer >= 1;
-                decide();
-              });
-      if (!asked) decide();
+      topology_->listeners(channel, [v, decide](long long n) {
+        v->listening = n >= 1;
+        decide();
+      });
     });
     if (!sent) done(std::nullopt);
   });

@@ -4,12 +4,6 @@
 namespace herald::redis {
 
 void redis_backplane::forward(const publication& p, std::function<void(bool)> done) {
-  // On a Redis Cluster a publication is tried even while one shard is away (the others serve
-  // their channels); its answer says whether it went out.
-  if (!names_.cluster && !cmd_up_.load(std::memory_order_relaxed)) {
-    not_forwarded_.fetch_add(1, std::memory_order_relaxed);
-    return done(false);
-  }
   std::string channel;
   switch (p.kind) {
     case target_kind::channel:
@@ -53,18 +47,12 @@ void redis_backplane::channel_added(const std::string& channel, unsigned worker,
                  return post_(worker, std::move(ready));
                }
                waiters_[name].emplace_back(worker, std::move(ready));
-               if (!shards_) return;
-               // A shard that is away (failing over) holds a new subscription until its slot has a
-               // primary again: the subscriber is answered after redis.command_timeout at most, and
-               // receives once the shard is back.
+               // A subscription Redis does not confirm (a shard failing over holds it until its
+               // slot has a primary again) answers the subscriber after redis.command_timeout at
+               // most; it receives once confirmed.
                auto timer = std::make_shared<asio::steady_timer>(ioc_, rc_.command_timeout);
                timer->async_wait([this, timer, name](boost::system::error_code ec) {
-                 if (ec || stopped_) return;
-                 if (auto w = waiters_.find(name); w != waiters_.end()) {
-                   for (auto& [waiting, fn] : w->second)
-                     post_(waiting, std::move(fn));
-                   waiters_.erase(w);
-                 }
+                 if (!ec && !stopped_) release_waiters(name);
                });
              });
 }
@@ -89,7 +77,10 @@ void redis_backplane::release(const std::string& name) {
   refs_.erase(it);
   want(name, false);
   if (const auto channel = names_.channel_of(name)) history_->forget(*channel);
-  // Whoever waited for this channel has left it.
+  release_waiters(name);  // whoever waited for this channel has left it
+}
+
+void redis_backplane::release_waiters(const std::string& name) {
   if (auto w = waiters_.find(name); w != waiters_.end()) {
     for (auto& [worker, fn] : w->second)
       post_(worker, std::move(fn));
@@ -122,49 +113,22 @@ void redis_backplane::flush_subscriptions() {
       states_[name] = sub_state::subscribing;
     } else if (!wanted && (s == sub_state::subscribing || s == sub_state::subscribed)) {
       drop.push_back(name);
+      if (s == sub_state::subscribed) subscribed_count_.fetch_sub(1, std::memory_order_relaxed);
       states_[name] = sub_state::unsubscribing;
     }
   }
   dirty_.clear();
-  if (shards_) {
-    // A Redis Cluster: SSUBSCRIBE one by one, each on its channel's shard.
-    for (const auto& name : add)
-      shards_->subscribe(name);
-    for (const auto& name : drop) {
-      shards_->unsubscribe(name);
-      if (state_of(name) == sub_state::unsubscribing) states_.erase(name);
-    }
-    return;
-  }
-  constexpr std::size_t batch = 512;
-  for (std::size_t i = 0; i < add.size(); i += batch) {
-    sub_->subscribe({add.begin() + static_cast<long>(i),
-                     add.begin() + static_cast<long>(std::min(add.size(), i + batch))});
-  }
-  for (std::size_t i = 0; i < drop.size(); i += batch) {
-    sub_->unsubscribe({drop.begin() + static_cast<long>(i),
-                       drop.begin() + static_cast<long>(std::min(drop.size(), i + batch))});
-  }
+  if (!add.empty()) topology_->subscribe(add);
+  if (!drop.empty()) topology_->unsubscribe(drop);
 }
 
-void redis_backplane::on_push(reply_view r) {
-  if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
-  const std::string kind = reply_text(r->element[0]);
-  const std::string name = reply_text(r->element[1]);
-  if (kind == "message")
-    return on_message(name, std::string_view(r->element[2]->str, r->element[2]->len));
-  if (kind == "subscribe") {
-    subscription_confirmed(name);
-  } else if (kind == "unsubscribe") {
-    if (state_of(name) == sub_state::subscribed)
-      subscribed_count_.fetch_sub(1, std::memory_order_relaxed);
-    if (state_of(name) == sub_state::unsubscribing) states_.erase(name);
-    if (want_.count(name)) {
-      // Wanted again while we were leaving it.
-      states_.erase(name);
-      dirty_.insert(name);
-      flush_subscriptions();
-    }
+void redis_backplane::unsubscription_confirmed(const std::string& name) {
+  if (state_of(name) == sub_state::unsubscribing) states_.erase(name);
+  if (want_.count(name) && state_of(name) != sub_state::subscribing) {
+    // Wanted again while we were leaving it.
+    states_.erase(name);
+    dirty_.insert(name);
+    flush_subscriptions();
   }
 }
 
@@ -174,23 +138,14 @@ void redis_backplane::subscription_confirmed(const std::string& name) {
     subscribed_count_.fetch_add(1, std::memory_order_relaxed);
     if (const auto channel = names_.channel_of(name)) history_->confirmed(*channel);
   }
-  if (auto w = waiters_.find(name); w != waiters_.end()) {
-    for (auto& [worker, fn] : w->second)
-      post_(worker, std::move(fn));
-    waiters_.erase(w);
-  }
+  release_waiters(name);
   update_status();
 }
 
-void redis_backplane::on_shard_subscribed(const std::string& name) {
-  if (!want_.count(name)) return;  // left meanwhile
-  subscription_confirmed(name);
-}
-
-// The shard dropped the subscription (its slot moved, its primary failed) or its connection
-// was lost: nothing arrives on it until it is subscribed where the slot is now. A history
-// channel reads back what was published meanwhile once it is.
-void redis_backplane::on_shard_interrupted(const std::string& name) {
+// The subscription was dropped on its own (on a cluster: its slot moved, its primary failed, its
+// connection was lost): nothing arrives on it until the topology subscribes it again, where
+// the slot is now. A history channel reads back what was published meanwhile once it is.
+void redis_backplane::subscription_interrupted(const std::string& name) {
   if (state_of(name) == sub_state::subscribed) {
     subscribed_count_.fetch_sub(1, std::memory_order_relaxed);
     states_[name] = sub_state::subscribing;

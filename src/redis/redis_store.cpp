@@ -15,7 +15,6 @@ void redis_backplane::publish_stored(const publication& p, const history_rule& r
       r.error = std::move(why);
       done(std::move(r));
     };
-    if (!functions_loaded_) return fail("Redis unavailable");
     auto args = fcall(fn_.publish, channel);
     args.insert(args.end(), {data, id, key, exclude, node_, size, ttl});
     const bool sent = run(channel, std::move(args), [this, done](reply_view r) {
@@ -67,10 +66,10 @@ void redis_backplane::ack(const std::string& channel, std::uint64_t offset,
   asio::post(ioc_, [this, channel, offset, done = std::move(done)] {
     auto args = fcall(fn_.ack, channel);
     args.push_back(std::to_string(offset));
-    const bool sent = functions_loaded_ && run(channel, std::move(args), [done](reply_view r) {
-                        if (!r || r->type != REDIS_REPLY_INTEGER) return done(std::nullopt);
-                        done(static_cast<std::uint64_t>(r->integer));
-                      });
+    const bool sent = run(channel, std::move(args), [done](reply_view r) {
+      if (!r || r->type != REDIS_REPLY_INTEGER) return done(std::nullopt);
+      done(static_cast<std::uint64_t>(r->integer));
+    });
     if (!sent) done(std::nullopt);
   });
 }
@@ -198,7 +197,6 @@ void redis_backplane::read_page(const history_query& q, std::function<void(histo
     page.error = std::move(why);
     done(std::move(page));
   };
-  if (!functions_loaded_) return fail("Redis unavailable");
   const history_rule* rule = find_history_rule(cfg_, q.channel);
   auto args = fcall(fn_.history, q.channel);
   args.insert(args.end(), {since, std::to_string(q.limit),
