@@ -9,6 +9,7 @@ import { startHerald } from './lib/herald.mjs';
 import { connect } from './lib/clients.mjs';
 import { startBackend, eventually } from './lib/backend.mjs';
 import { startRedis } from './lib/redis.mjs';
+import { parsePrometheus } from './lib/prometheus.mjs';
 
 const fast = {
   node_ttl: '2s',
@@ -74,8 +75,14 @@ describe('three nodes, one Redis', () => {
     assert.deepEqual(await publish(a, { channel: 'news', data: { n: 4 } }), { recipients: 1, forwarded: true });
     assert.deepEqual(await sub.nextJson(), { type: 'message', channel: 'news', data: { n: 4 } });
     assert.deepEqual(await drain(sub), [], 'no duplicates');
+    const subscriptions = async () => parsePrometheus(await (await fetch(`${a.adminUrl}/metrics`)).text())
+      .value('herald_backplane_subscriptions');
+    assert.equal(await subscriptions(), 4, 'broadcast, control, its own node channel, news');
     sub.ws.close();
     pub.ws.close();
+    // Leaving the channel unsubscribes from Redis, and the gauge says so.
+    await eventually(async () => (await subscriptions()) === 3);
+    await eventually(() => redis.cli('PUBSUB', 'NUMSUB', 'herald:channel:news').endsWith('\n0'));
   });
 
   test('plain PUBLISH payloads: bare JSON, text, and the envelope\'s exclude', async () => {

@@ -147,8 +147,14 @@ describe('Redis Cluster: 3 primaries, 3 replicas, two nodes', () => {
     assert.equal((await publish(b, { broadcast: true, data: 'all' })).body.forwarded, true);
     assert.deepEqual((await onA.nextJson()).data, 'all');
     assert.deepEqual((await onB.nextJson()).data, 'all');
+    assert.equal(await metric(a, 'herald_backplane_subscriptions'), 3 + channels.length);
     onA.close();
     onB.close();
+    // Leaving a channel leaves its shard: SSUBSCRIBEs made and undone.
+    await eventually(async () => (await metric(a, 'herald_backplane_subscriptions')) === 3);
+    for (const ch of channels) {
+      await eventually(() => cluster.ownerOf(`{${ch}}`).cli('PUBSUB', 'SHARDNUMSUB', `herald:channel:{${ch}}`).endsWith('\n0'));
+    }
   });
 
   test('users, @connections (the AWS SDK) and the directory across nodes', async () => {
