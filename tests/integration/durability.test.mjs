@@ -1,8 +1,9 @@
 // Durable delivery across a cluster, with failures injected while a sequence-numbered stream
 // flows: clients that drop and resume on random nodes, a client moving between nodes, the
-// subscriber connections cut (server-side gap fill), Redis stopped for 3 s and restarted from
-// its append-only file, a node killed -9. Every client must receive every message exactly once,
-// in order. And the store-first pattern with the example worker.
+// subscriber connections cut (server-side gap fill), Redis stopped for 3 s (one server:
+// restarted from its append-only file; a Redis Cluster: the channel's primary, whose replica
+// takes over), a node killed -9. Every client must receive every message exactly once, in
+// order, on one server and on a cluster. And the store-first pattern with the example worker.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -12,6 +13,7 @@ import WebSocket from 'ws';
 import { startHerald } from './lib/herald.mjs';
 import { connect } from './lib/clients.mjs';
 import { startRedis } from './lib/redis.mjs';
+import { startRedisCluster } from './lib/redis_cluster.mjs';
 import { parsePrometheus } from './lib/prometheus.mjs';
 
 const TOTAL = Number(process.env.HERALD_DURABILITY_MESSAGES ?? 10000);
@@ -100,14 +102,52 @@ function metricValue(parsed, name) {
   return sum;
 }
 
-describe('durable delivery under failures', () => {
+// One Redis server with an append-only file: stopped for 3 s and restarted from it.
+async function oneServer() {
+  const redis = await startRedis({ persistence: true });
+  return {
+    config: { url: redis.url },
+    cutSubscribers: () => redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub'),
+    outage: async () => {
+      await redis.stop(); // SIGTERM: redis-server syncs its append-only file and exits
+      await sleep(3000);
+      await redis.start();
+    },
+    historyLength: () => Number(redis.cli('XLEN', 'herald:history:seq.main')),
+    stop: () => redis.stop(),
+  };
+}
+
+// A Redis Cluster (3 primaries, 3 replicas): the primary serving the channel is stopped for 3 s,
+// its replica takes over, and it comes back as a replica.
+async function aCluster() {
+  const cluster = await startRedisCluster();
+  return {
+    config: { url: 'redis://seeds', cluster: { addresses: cluster.addresses } },
+    cutSubscribers: () => {
+      for (const n of cluster.nodes) if (n.alive()) n.cli('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    },
+    outage: async () => {
+      const owner = cluster.ownerOf('{seq.main}');
+      await owner.kill('SIGTERM');
+      await sleep(3000);
+      owner.start();
+    },
+    historyLength: () => Number(cluster.ownerOf('{seq.main}').cli('XLEN', 'herald:history:{seq.main}')),
+    stop: () => cluster.stop(),
+  };
+}
+
+for (const [title, makeRedis] of [['durable delivery under failures', oneServer],
+  ['durable delivery under failures, on a Redis Cluster', aCluster]]) {
+describe(title, () => {
   let redis;
   let nodes;
   before(async () => {
-    redis = await startRedis({ persistence: true });
+    redis = await makeRedis();
     const cfg = {
       backplane: 'redis',
-      redis: { url: redis.url, node_ttl: '2s', directory_ttl: '6s', reconnect_max_backoff: '300ms',
+      redis: { ...redis.config, node_ttl: '2s', directory_ttl: '6s', reconnect_max_backoff: '300ms',
         probe_interval: '500ms', probe_timeout: '1s', command_timeout: '1s' },
       // A resume after the 3 s Redis outage may be thousands behind: replay up to 10,000.
       history: { rules: [{ pattern: 'seq.*', size: 20000, ttl: '1h' }], max_recovery: 10000 },
@@ -180,11 +220,9 @@ describe('durable delivery under failures', () => {
       await at(Math.floor(TOTAL * 0.3));
       // Every node's subscriber connection cut: what is published meanwhile is filled from
       // the streams by each node, not by the clients.
-      redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      redis.cutSubscribers();
       await at(Math.floor(TOTAL * 0.45));
-      await redis.stop(); // SIGTERM: redis-server syncs its append-only file and exits
-      await sleep(3000);
-      await redis.start();
+      await redis.outage();
       await at(Math.floor(TOTAL * 0.7));
       live = [a, b];
       await c.kill('SIGKILL');
@@ -232,9 +270,10 @@ describe('durable delivery under failures', () => {
     assert.ok(recovered.every((n) => n.lost === 0), 'no node lost a publication');
     assert.ok(recovered.some((n) => n.recovered > 0), 'a node filled a gap from the stream');
     // The history itself holds each publication once despite the retries.
-    assert.equal(Number(redis.cli('XLEN', 'herald:history:seq.main')), TOTAL);
+    assert.equal(redis.historyLength(), TOTAL);
   });
 });
+}
 
 describe('store-first routes', () => {
   let redis;
