@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { startHerald, runHerald, tempDir, makeCertificate } from './lib/herald.mjs';
 import { connect } from './lib/clients.mjs';
 import { startRedis } from './lib/redis.mjs';
+import { startRedisCluster } from './lib/redis_cluster.mjs';
 import { eventually } from './lib/backend.mjs';
 import { parsePrometheus } from './lib/prometheus.mjs';
 
@@ -129,5 +130,45 @@ describe('mutual TLS to Redis', () => {
     nodes.push(withCert);
     assert.equal((await readyz(withCert)).status, 200);
     assert.equal(await backplaneUp(withCert), 1);
+  });
+});
+
+describe('TLS to a Redis Cluster', () => {
+  test('rediss:// with redis.cluster: the nodes reach every shard over TLS, pub/sub and history work', async () => {
+    const cluster = await startRedisCluster({ replicas: 0, tls: { cert: server.cert, key: server.key } });
+    const nodes = [];
+    try {
+      const cfg = (id) => ({
+        node_id: id,
+        backplane: 'redis',
+        redis: { url: 'rediss://seeds', tls: { ca_file: server.cert }, cluster: { addresses: cluster.tlsAddresses.slice(0, 1) } },
+        history: { rules: [{ pattern: 'hist.*', size: 100, ttl: '1h' }] },
+      });
+      nodes.push(await startHerald(cfg('tls-cluster-a')), await startHerald(cfg('tls-cluster-b')));
+      const [a, b] = nodes;
+      assert.match(JSON.stringify(await a.waitForLog((l) => l.event === 'backplane.connected')), /rediss-cluster:\/\//);
+      // Herald is connected to every primary over TLS, and to none in plain text (the only client
+      // on a plain port is this test's redis-cli asking).
+      await eventually(() => cluster.nodes.every((n) => n.cli('CLIENT', 'LIST').includes(`laddr=127.0.0.1:${n.tls.port} `)));
+      for (const n of cluster.nodes) {
+        const plain = n.cli('CLIENT', 'LIST').split('\n').filter((l) => l.includes(`laddr=127.0.0.1:${n.port} `));
+        assert.deepEqual(plain.map((l) => / cmd=(\S+)/.exec(l)[1]), ['client|list'], 'no plain-text connection of Herald');
+      }
+      const c = await connect(a.url);
+      for (const ch of ['news', 'hist.t']) {
+        c.send(JSON.stringify({ action: 'subscribe', channel: ch }));
+        assert.equal((await c.nextJson()).type, 'subscribed');
+      }
+      const publish = (body) => fetch(`${b.adminUrl}/v1/publish`, { method: 'POST', body: JSON.stringify(body) }).then((r) => r.json());
+      assert.equal((await publish({ channel: 'news', data: 1 })).forwarded, true);
+      assert.deepEqual(await c.nextJson(), { type: 'message', channel: 'news', data: 1 });
+      assert.equal((await publish({ channel: 'hist.t', data: 2 })).offset, 1);
+      const m = await c.nextJson();
+      assert.deepEqual([m.channel, m.offset, m.data], ['hist.t', 1, 2]);
+      c.close();
+    } finally {
+      await Promise.all(nodes.map((h) => h.stop()));
+      await cluster.stop();
+    }
   });
 });

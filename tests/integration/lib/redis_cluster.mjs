@@ -1,6 +1,6 @@
 // A real Redis Cluster on loopback for tests: 6 redis-server processes (--cluster-enabled yes)
-// made into 3 primaries with a replica each by `redis-cli --cluster create --cluster-replicas 1`,
-// on free ports (the cluster bus too). Stopped, and its directories removed, by the test.
+// made into 3 primaries with a replica each by `redis-cli --cluster create --cluster-replicas 1`
+// (or 3 primaries alone), on free ports (the cluster bus too), optionally serving TLS clients. Stopped, and its directories removed, by the test.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,11 +16,14 @@ function cli(port, args, { timeout = 3000 } = {}) {
 }
 
 class ClusterNode {
-  constructor(port, busPort, dir, nodeTimeoutMs) {
+  // `tls`: {cert, key, port}: clients may also connect over TLS on tls.port, and the cluster bus
+  // speaks TLS; the plain port stays for the test's own redis-cli.
+  constructor(port, busPort, dir, nodeTimeoutMs, tls) {
     this.port = port;
     this.busPort = busPort;
     this.dir = dir;
     this.nodeTimeoutMs = nodeTimeoutMs;
+    this.tls = tls;
   }
 
   start() {
@@ -28,7 +31,10 @@ class ClusterNode {
     this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
       '--daemonize', 'no', '--logfile', join(this.dir, 'redis.log'), '--save', '', '--appendonly', 'no',
       '--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, 'nodes.conf'),
-      '--cluster-node-timeout', String(this.nodeTimeoutMs), '--cluster-port', String(this.busPort)],
+      '--cluster-node-timeout', String(this.nodeTimeoutMs), '--cluster-port', String(this.busPort),
+      ...(this.tls ? ['--tls-port', String(this.tls.port), '--tls-cert-file', this.tls.cert, '--tls-key-file',
+        this.tls.key, '--tls-ca-cert-file', this.tls.cert, '--tls-auth-clients', 'no', '--tls-cluster', 'yes',
+        '--tls-replication', 'yes'] : [])],
     { stdio: 'ignore' });
     this.exited = new Promise((r) => this.proc.on('exit', r));
   }
@@ -48,17 +54,21 @@ class ClusterNode {
   }
 }
 
-export async function startRedisCluster({ nodeTimeoutMs = 1000 } = {}) {
+// `replicas`: 1 (3 primaries and 3 replicas) or 0 (3 primaries). `tls`: {cert, key}: every node
+// also serves TLS clients (tlsAddresses).
+export async function startRedisCluster({ nodeTimeoutMs = 1000, replicas = 1, tls } = {}) {
   const base = tempDir('herald-cluster-');
   const nodes = [];
-  for (let i = 0; i < 6; i++) {
-    const n = new ClusterNode(await freePort(), await freePort(), join(base, `node-${i}`), nodeTimeoutMs);
+  for (let i = 0; i < 3 * (1 + replicas); i++) {
+    const n = new ClusterNode(await freePort(), await freePort(), join(base, `node-${i}`), nodeTimeoutMs,
+      tls && { ...tls, port: await freePort() });
     n.start();
     nodes.push(n);
   }
   const cluster = {
     nodes,
     addresses: nodes.map((n) => `127.0.0.1:${n.port}`),
+    tlsAddresses: tls ? nodes.map((n) => `127.0.0.1:${n.tls.port}`) : [],
     // redis-cli against any live node.
     cli(...args) {
       return nodes.find((n) => n.alive()).cli(...args);
@@ -102,14 +112,17 @@ export async function startRedisCluster({ nodeTimeoutMs = 1000 } = {}) {
       if (Date.now() > deadline) throw new Error('cluster nodes did not start');
       await sleep(20);
     }
-    execFileSync('redis-cli', ['--cluster', 'create', ...cluster.addresses, '--cluster-replicas', '1',
+    // With TLS the nodes know each other by their TLS ports (the bus speaks TLS too).
+    const create = tls ? ['--tls', '--cacert', tls.cert, '--cluster', 'create', ...cluster.tlsAddresses]
+      : ['--cluster', 'create', ...cluster.addresses];
+    execFileSync('redis-cli', [...create, '--cluster-replicas', String(replicas),
       '--cluster-yes'], { stdio: 'ignore', timeout: 30000 });
     // Ready: every node sees the cluster ok, and every replica is in sync with its primary
     // (a replica that is not cannot be promoted by a failover test).
     for (;;) {
       const synced = nodes.every((n) => {
         const info = n.cli('INFO', 'replication');
-        return info.includes('role:master') ? info.includes('connected_slaves:1') : info.includes('master_link_status:up');
+        return info.includes('role:master') ? info.includes(`connected_slaves:${replicas}`) : info.includes('master_link_status:up');
       });
       if (cluster.healthy() && synced) break;
       if (Date.now() > deadline) throw new Error('the cluster did not become ok with synced replicas');
