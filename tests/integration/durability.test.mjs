@@ -1,19 +1,21 @@
 // Durable delivery across a cluster, with failures injected while a sequence-numbered stream
 // flows: clients that drop and resume on random nodes, a client moving between nodes, the
 // subscriber connections cut (server-side gap fill), Redis stopped for 3 s (one server:
-// restarted from its append-only file; a Redis Cluster: the channel's primary, whose replica
+// restarted from its append-only file; Sentinel and a Redis Cluster: the primary, whose replica
 // takes over), a node killed -9. Every client must receive every message exactly once, in
-// order, on one server and on a cluster. And the store-first pattern with the example worker.
+// order: on one server, over TLS, with Sentinel (the primary stopped, the replica promoted) and on
+// a cluster. And the store-first pattern with the example worker.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { startHerald } from './lib/herald.mjs';
+import { startHerald, makeCertificate, tempDir } from './lib/herald.mjs';
 import { connect } from './lib/clients.mjs';
 import { startRedis } from './lib/redis.mjs';
 import { startRedisCluster } from './lib/redis_cluster.mjs';
+import { startSentinelGroup } from './lib/sentinel.mjs';
 import { parsePrometheus } from './lib/prometheus.mjs';
 
 const TOTAL = Number(process.env.HERALD_DURABILITY_MESSAGES ?? 10000);
@@ -138,7 +140,46 @@ async function aCluster() {
   };
 }
 
+// The same over TLS (rediss://, the CA made here).
+async function oneServerOverTls() {
+  const certs = makeCertificate(tempDir('herald-durability-tls-'));
+  const redis = await startRedis({ persistence: true, tls: { cert: certs.cert, key: certs.key } });
+  return {
+    config: { url: redis.tlsUrl, tls: { ca_file: certs.cert } },
+    cutSubscribers: () => redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub'),
+    outage: async () => {
+      await redis.stop();
+      await sleep(3000);
+      await redis.start();
+    },
+    historyLength: () => Number(redis.cli('XLEN', 'herald:history:seq.main')),
+    stop: () => redis.stop(),
+  };
+}
+
+// A primary, a replica and three Sentinels: the primary is stopped (SIGTERM: it hands its last
+// writes to the replica first) for 3 s, Sentinel promotes the replica, the nodes follow.
+async function sentinels() {
+  const group = await startSentinelGroup();
+  const primary = () => [group.primary, group.replica].find((r) => r.port === group.primaryPort());
+  return {
+    config: { url: 'redis://sentinel-named/0',
+      sentinel: { addresses: group.addresses, master_name: group.masterName, timeout: '300ms' } },
+    cutSubscribers: () => primary().cli('CLIENT', 'KILL', 'TYPE', 'pubsub'),
+    outage: async () => {
+      const old = primary();
+      await old.stop();
+      await sleep(3000);
+      await old.start(); // Sentinel makes it a replica of the new primary
+    },
+    historyLength: () => Number(primary().cli('XLEN', 'herald:history:seq.main')),
+    stop: () => group.stop(),
+  };
+}
+
 for (const [title, makeRedis] of [['durable delivery under failures', oneServer],
+  ['durable delivery under failures, over TLS', oneServerOverTls],
+  ['durable delivery under failures, with Sentinel', sentinels],
   ['durable delivery under failures, on a Redis Cluster', aCluster]]) {
 describe(title, () => {
   let redis;
