@@ -2,7 +2,7 @@
 # Idempotent and quick when everything is present (no apt-get update unless something is missing).
 
 BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libboost1.81-dev nlohmann-json3-dev libspdlog-dev
-                libhiredis-dev libssl-dev libgtest-dev libyaml-cpp-dev)
+                libhiredis-dev libssl-dev libgtest-dev libyaml-cpp-dev zlib1g-dev)
 # chromium: the demo page's browser test (driven by npm playwright-core).
 TEST_PACKAGES=(redis-server openssl chromium)
 FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
