@@ -104,11 +104,13 @@ function metricValue(parsed, name) {
   return sum;
 }
 
-// One Redis server with an append-only file: stopped for 3 s and restarted from it.
-async function oneServer() {
-  const redis = await startRedis({ persistence: true });
+// One Redis server with an append-only file: stopped for 3 s and restarted from it. With `tls`,
+// reached over rediss:// (the CA made here).
+async function oneServer({ tls = false } = {}) {
+  const certs = tls && makeCertificate(tempDir('herald-durability-tls-'));
+  const redis = await startRedis({ persistence: true, tls: certs && { cert: certs.cert, key: certs.key } });
   return {
-    config: { url: redis.url },
+    config: tls ? { url: redis.tlsUrl, tls: { ca_file: certs.cert } } : { url: redis.url },
     cutSubscribers: () => redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub'),
     outage: async () => {
       await redis.stop(); // SIGTERM: redis-server syncs its append-only file and exits
@@ -140,23 +142,6 @@ async function aCluster() {
   };
 }
 
-// The same over TLS (rediss://, the CA made here).
-async function oneServerOverTls() {
-  const certs = makeCertificate(tempDir('herald-durability-tls-'));
-  const redis = await startRedis({ persistence: true, tls: { cert: certs.cert, key: certs.key } });
-  return {
-    config: { url: redis.tlsUrl, tls: { ca_file: certs.cert } },
-    cutSubscribers: () => redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub'),
-    outage: async () => {
-      await redis.stop();
-      await sleep(3000);
-      await redis.start();
-    },
-    historyLength: () => Number(redis.cli('XLEN', 'herald:history:seq.main')),
-    stop: () => redis.stop(),
-  };
-}
-
 // A primary, a replica and three Sentinels: the primary is stopped (SIGTERM: it hands its last
 // writes to the replica first) for 3 s, Sentinel promotes the replica, the nodes follow.
 async function sentinels() {
@@ -178,7 +163,7 @@ async function sentinels() {
 }
 
 for (const [title, makeRedis] of [['durable delivery under failures', oneServer],
-  ['durable delivery under failures, over TLS', oneServerOverTls],
+  ['durable delivery under failures, over TLS', () => oneServer({ tls: true })],
   ['durable delivery under failures, with Sentinel', sentinels],
   ['durable delivery under failures, on a Redis Cluster', aCluster]]) {
 describe(title, () => {
