@@ -16,7 +16,7 @@ import { startBackend, eventually } from './lib/backend.mjs';
 import { parsePrometheus } from './lib/prometheus.mjs';
 import { startRedisCluster } from './lib/redis_cluster.mjs';
 import { startRedis } from './lib/redis.mjs';
-import { recorder, publishLoad, pollReadiness, tally } from './lib/failover.mjs';
+import { recorder, publishLoad, pollReadiness, readinessDip, tally } from './lib/failover.mjs';
 
 // Redis Cluster's key slot: CRC16 (XMODEM) of the key's hash tag, modulo 16384.
 function crc16(text) {
@@ -347,10 +347,7 @@ describe('Redis Cluster: 3 primaries, 3 replicas, two nodes', () => {
       await sleep(1000);
       await ready.stop();
     }
-    const unready = ready.readiness.find((r) => r.at > killedAt && r.status === 503);
-    assert.ok(unready, 'readiness turned false');
-    const readyAgain = ready.readiness.find((r) => r.at > unready.at && r.status === 200);
-    assert.ok(readyAgain, 'and true again');
+    const { unready, readyAgain } = readinessDip(ready.readiness, killedAt);
     assert.notEqual(cluster.ownerOf(`{${hist}}`).port, victim.port, 'a replica serves the slots now');
 
     const lost = tally(c.frames, load.sent, { plain, hist });

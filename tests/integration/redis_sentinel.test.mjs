@@ -10,7 +10,7 @@ import { startHerald } from './lib/herald.mjs';
 import { eventually } from './lib/backend.mjs';
 import { parsePrometheus } from './lib/prometheus.mjs';
 import { startSentinelGroup } from './lib/sentinel.mjs';
-import { recorder, publishLoad, pollReadiness, tally } from './lib/failover.mjs';
+import { recorder, publishLoad, pollReadiness, readinessDip, tally } from './lib/failover.mjs';
 
 function config(id, group) {
   return {
@@ -114,10 +114,7 @@ describe('Redis Sentinel', () => {
       await ready.stop();
     }
 
-    const unready = ready.readiness.find((r) => r.at > killedAt && r.status === 503);
-    assert.ok(unready, 'readiness turned false');
-    const readyAgain = ready.readiness.find((r) => r.at > unready.at && r.status === 200);
-    assert.ok(readyAgain, 'and true again');
+    const { unready, readyAgain } = readinessDip(ready.readiness, killedAt);
     for (const h of [a, b]) {
       await h.waitForLog((l) => l.event === 'backplane.connected' && l.redis === `redis://127.0.0.1:${group.replica.port}`, 10000);
     }

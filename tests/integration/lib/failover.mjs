@@ -74,6 +74,15 @@ export function pollReadiness(node) {
   return { readiness, stop: async () => { running = false; await loop; } };
 }
 
+// The first 503 after `since` and the first 200 after it, asserted to exist.
+export function readinessDip(readiness, since) {
+  const unready = readiness.find((r) => r.at > since && r.status === 503);
+  assert.ok(unready, 'readiness turned false');
+  const readyAgain = readiness.find((r) => r.at > unready.at && r.status === 200);
+  assert.ok(readyAgain, 'and true again');
+  return { unready, readyAgain };
+}
+
 // What arrived of what was published: the plain channel is at-most-once (counted, not
 // asserted); of the history channel every stored publication arrives, unless a resync told the
 // client the history lost it.
