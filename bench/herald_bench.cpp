@@ -42,6 +42,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include "herald/ws/deflate.hpp"
 #include "herald/ws/frame.hpp"
 
 namespace asio = boost::asio;
@@ -78,6 +79,8 @@ struct options {
   double hold = 2;  // idle: seconds to keep the connections open before measuring
   bool json = false;
   bool sharded = false;  // a Redis Cluster: SPUBLISH herald:channel:{name} on its slot's primary
+  bool deflate = false;  // offer permessage-deflate; inflate what arrives compressed
+  std::string payload = "padding";  // padding ("t" and x's) | notification (realistic JSON)
   std::string
       before_publish;  // shell command run once subscribed (bench/callgrind zeroes counters)
   std::string after_deliveries;  // ... and once everything arrived, before the clients close
@@ -91,6 +94,7 @@ struct options {
          "  [--size B] [--rate R] [--duration S] [--publish-via redis|http] [--pid PID] [--hold "
          "S]\n"
          "  [--label NAME] [--before-publish CMD] [--after-deliveries CMD] [--sharded] [--json]\n"
+         "  [--deflate] [--payload padding|notification]\n"
          "scenarios: connect idle fanout latency echo\n";
   std::exit(2);
 }
@@ -115,6 +119,10 @@ options parse(int argc, char** argv) {
     };
     if (a == "--json")
       o.json = true;
+    else if (a == "--deflate")
+      o.deflate = true;
+    else if (a == "--payload")
+      o.payload = value();
     else if (a == "--sharded")
       o.sharded = true;
     else if (a == "--host")
@@ -159,6 +167,8 @@ options parse(int argc, char** argv) {
       usage("unknown option " + a);
   }
   if (o.publish_via != "redis" && o.publish_via != "http") usage("--publish-via: redis or http");
+  if (o.payload != "padding" && o.payload != "notification")
+    usage("--payload: padding or notification");
   if (o.connections < 1 || o.sources < 1 || o.sources > 250 || o.in_flight < 1)
     usage("bad --connections/--sources/--in-flight");
   return o;
@@ -194,14 +204,54 @@ struct stats {
   int subscribed = 0;
   std::uint64_t deliveries = 0;
   std::uint64_t echoes = 0;
+  std::uint64_t bytes_in = 0;  // read from the sockets, handshakes included
+  int compressed = 0;          // connections that agreed to permessage-deflate
+  std::uint64_t inflated = 0;  // messages that arrived compressed
   std::int64_t last_delivery_ns = 0;
   latencies lat;
 };
 
 // The payload every publication carries: its send time and padding up to --size bytes.
-std::string make_data(std::int64_t t, int size) {
-  std::string s = "{\"t\":" + std::to_string(t) + ",\"p\":\"";
-  const int pad = std::max(0, size - static_cast<int>(s.size()) - 2);
+// The data of a publication, `size` bytes, with its send time first. "padding" is x's (the
+// fan-out figures); "notification" reads like a real one (ids, names, prices, an order's items),
+// for compression figures: a run of x's would compress far better than anything real.
+std::string make_data(std::int64_t t, const options& o) {
+  std::string s = "{\"t\":" + std::to_string(t);
+  if (o.payload == "notification") {
+    thread_local std::mt19937_64 rng(42);
+    const auto num = [](std::uint64_t v, int digits) {
+      std::string d = std::to_string(v % 1'000'000'000'000ULL);
+      return std::string(static_cast<std::size_t>(std::max(0, digits - static_cast<int>(d.size()))),
+                         '0') +
+             d;
+    };
+    static const char* const products[] = {"USB-C cable 2 m",
+                                           "Wireless mouse",
+                                           "Laptop stand",
+                                           "Mechanical keyboard",
+                                           "27-inch monitor",
+                                           "Webcam HD",
+                                           "Noise-cancelling headphones",
+                                           "Desk lamp"};
+    static const char* const statuses[] = {"confirmed", "packed", "shipped", "out_for_delivery"};
+    s += ",\"type\":\"order.updated\",\"order\":{\"id\":\"ord_" + num(rng(), 10) +
+         "\",\"status\":\"" + statuses[rng() % 4] + "\",\"carrier\":\"DHL\",\"tracking\":\"JD" +
+         num(rng(), 12) + "\",\"eta\":\"2026-12-" + num(1 + rng() % 28, 2) +
+         "\"},\"customer\":{\"id\":\"cus_" + num(rng(), 8) +
+         "\",\"name\":\"Alice Example\"},\"items\":[";
+    bool first = true;
+    while (static_cast<int>(s.size()) < o.size - 90) {
+      if (!first) s += ',';
+      first = false;
+      s += "{\"sku\":\"SKU-" + num(rng(), 6) + "\",\"name\":\"" + products[rng() % 8] +
+           "\",\"quantity\":" + std::to_string(1 + rng() % 5) +
+           ",\"price\":" + std::to_string(1 + rng() % 300) + "." + num(rng() % 100, 2) + "}";
+    }
+    s += "]}";
+    return s;
+  }
+  s += ",\"p\":\"";
+  const int pad = std::max(0, o.size - static_cast<int>(s.size()) - 2);
   s.append(static_cast<std::size_t>(pad), 'x');
   s += "\"}";
   return s;
@@ -228,7 +278,7 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
   // `scratch`: one read buffer for every client of the fleet; they all run on one thread, and
   // each read is decoded before the next one starts.
   client(asio::io_context& ioc, stats& s, std::span<char> scratch, const options& o, int index)
-      : socket_(ioc), stats_(s), scratch_(scratch), opt_(o), index_(index), decoder_(limits()) {}
+      : socket_(ioc), stats_(s), scratch_(scratch), opt_(o), index_(index), decoder_(limits(o)) {}
 
   // Connects (from source address 127.0.0.(1 + index % sources)), upgrades, then calls `ready`.
   void start(tcp::endpoint server, std::function<void(bool)> ready) {
@@ -254,7 +304,7 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
 
   void ping_pong() {
     echo_mode_ = true;
-    send_text(make_data(now_ns(), opt_.size));
+    send_text(make_data(now_ns(), opt_));
   }
 
   void close() {
@@ -263,9 +313,10 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
   }
 
  private:
-  static herald::ws::decoder_limits limits() {
+  static herald::ws::decoder_limits limits(const options& o) {
     herald::ws::decoder_limits l;
     l.require_masked = false;  // server frames are not masked
+    l.allow_compressed = o.deflate;
     l.max_frame_bytes = l.max_message_bytes = 1 << 20;
     return l;
   }
@@ -298,9 +349,13 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
   }
 
   void handshake() {
-    request_ = "GET / HTTP/1.1\r\nHost: " + opt_.host + ":" + std::to_string(opt_.port) +
-               "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    request_ =
+        "GET / HTTP/1.1\r\nHost: " + opt_.host + ":" + std::to_string(opt_.port) +
+        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+        (opt_.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                      : "") +
+        "\r\n";
     asio::async_write(socket_, asio::buffer(request_),
                       [self = shared_from_this()](error_code ec, std::size_t) {
                         if (ec) return self->done(false);
@@ -319,6 +374,9 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
             return self->read_response();
           }
           if (self->response_.compare(0, 12, "HTTP/1.1 101") != 0) return self->done(false);
+          self->stats_.bytes_in += self->response_.size();
+          if (self->response_.substr(0, end).find("permessage-deflate") != std::string::npos)
+            ++self->stats_.compressed;
           std::string rest = self->response_.substr(end + 4);
           self->response_.clear();
           self->response_.shrink_to_fit();
@@ -349,12 +407,14 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
         asio::buffer(buf_), [self = shared_from_this()](error_code ec, std::size_t n) {
           if (ec) return;
           self->received_at_ = now_ns();
+          self->stats_.bytes_in += n;
           self->decoder_.feed(std::span<char>(self->buf_.data(), n), *self);
           for (int round = 0; n == self->buf_.size() && round < 8; ++round) {
             error_code rec;
             n = self->socket_.read_some(asio::buffer(self->scratch_.data(), self->scratch_.size()),
                                         rec);
             if (rec) break;  // would_block: empty; a real error shows on the next read
+            self->stats_.bytes_in += n;
             self->decoder_.feed(self->scratch_.first(n), *self);
             if (n < self->scratch_.size()) break;
           }
@@ -362,11 +422,20 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
         });
   }
 
-  bool on_message(herald::ws::opcode, std::string_view payload) override {
+  bool on_message(herald::ws::opcode, std::string_view payload, bool compressed) override {
+    if (compressed) {
+      // One inflater for the fleet (one thread), as a server's worker has.
+      static herald::ws::inflater inflater;
+      static std::string inflated;
+      if (inflater.inflate(payload, 1 << 20, inflated) != herald::ws::inflater::status::ok)
+        return false;
+      ++stats_.inflated;
+      payload = inflated;
+    }
     if (echo_mode_) {
       if (auto t = sent_at(payload)) stats_.lat.add(received_at_ - *t);
       ++stats_.echoes;
-      send_text(make_data(now_ns(), opt_.size));
+      send_text(make_data(now_ns(), opt_));
       return true;
     }
     if (auto t = sent_at(payload)) {
@@ -480,7 +549,7 @@ class redis_publisher {
   void burst(int n) {
     const char* format = opt_.sharded ? "SPUBLISH %b %b" : "PUBLISH %b %b";
     for (int i = 0; i < n; ++i) {
-      const std::string data = make_data(now_ns(), opt_.size);
+      const std::string data = make_data(now_ns(), opt_);
       redisAppendCommand(ctx_, format, key_.data(), key_.size(), data.data(), data.size());
     }
     for (int i = 0; i < n; ++i) {
@@ -533,7 +602,7 @@ class http_publisher {
  private:
   void publish_one() {
     const std::string body =
-        R"({"channel":")" + opt_.channel + R"(","data":)" + make_data(now_ns(), opt_.size) + "}";
+        R"({"channel":")" + opt_.channel + R"(","data":)" + make_data(now_ns(), opt_) + "}";
     const std::string req =
         "POST /v1/publish HTTP/1.1\r\nHost: bench\r\nContent-Type: "
         "application/json\r\nContent-Length: " +
@@ -621,6 +690,7 @@ int run(const options& o) {
   f.open(o);
   r.add("connected", f.st.connected, 0);
   r.add("failed", f.st.failed, 0);
+  if (o.deflate) r.add("compressed_connections", f.st.compressed, 0);
   if (o.scenario == "connect") {
     r.add("connect_seconds", f.connect_seconds, 3);
     r.add("connections_per_s", f.st.connected / f.connect_seconds, 0);
@@ -688,6 +758,8 @@ int run(const options& o) {
     r.add("seconds", seconds, 3);
     r.add("deliveries_per_s", seconds > 0 ? static_cast<double>(f.st.deliveries) / seconds : 0.0,
           0);
+    r.add("bytes_received", static_cast<double>(f.st.bytes_in), 0);
+    if (o.deflate) r.add("deliveries_compressed", static_cast<double>(f.st.inflated), 0);
     add_latency(r, f.st.lat);
   } else if (o.scenario == "echo") {
     for (auto& c : f.clients)

@@ -4,7 +4,7 @@
 BUILD_PACKAGES=(g++ cmake ninja-build pkg-config libboost1.81-dev nlohmann-json3-dev libspdlog-dev
                 libhiredis-dev libssl-dev libgtest-dev libyaml-cpp-dev zlib1g-dev)
 # chromium: the demo page's browser test (driven by npm playwright-core).
-TEST_PACKAGES=(redis-server openssl chromium)
+TEST_PACKAGES=(redis-server openssl chromium python3-websockets)
 FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
 
 as_root() {

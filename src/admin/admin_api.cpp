@@ -415,8 +415,8 @@ void admin_api::locate(const connection_id& id, std::function<void(located)> don
                     });
 }
 
-void admin_api::send_to(const located& where, std::shared_ptr<const std::string> payload,
-                        bool binary, std::function<void(remote_result)> done) {
+void admin_api::send_to(const located& where, message_ptr payload, bool binary,
+                        std::function<void(remote_result)> done) {
   if (!where.local)
     return backplane_.send_remote(*where.remote, std::move(payload), binary, std::move(done));
   // Sent on the connection's own thread, where the queue's answer is exact.
@@ -464,7 +464,7 @@ void admin_api::aws_connection(http_request& req, std::string_view id_text,
   }
   // Raw, as API Gateway sends it: text if it is UTF-8, binary otherwise.
   const bool binary = method == http::verb::post && !ws::is_valid_utf8(req.body());
-  auto payload = std::make_shared<const std::string>(std::move(req.body()));
+  auto payload = make_message(std::move(req.body()));
   locate(*id, [this, method, payload, binary, reply, gone](located where) {
     if (!where.local && !where.remote) return reply(gone());
     if (method == http::verb::get) {

@@ -83,7 +83,7 @@ class admin_api final : public http_handler {
     std::optional<remote_connection> remote;
   };
   void locate(const connection_id& id, std::function<void(located)> done) const;
-  void send_to(const located& where, std::shared_ptr<const std::string> payload, bool binary,
+  void send_to(const located& where, message_ptr payload, bool binary,
                std::function<void(remote_result)> done);
   void close(const located& where, std::uint16_t code, std::string reason);
   // This node's part of a cluster-wide user query or close (answer_node_question's kinds).

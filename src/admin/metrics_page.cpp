@@ -156,6 +156,33 @@ std::string admin_api::render_metrics() const {
                  &worker_metrics::messages_throttled);
   counter_family("herald_http_requests_total", "HTTP requests read on both listeners",
                  &worker_metrics::http_requests);
+  std::int64_t compressed_open = 0;
+  for (const auto& w : ctx_.workers)
+    compressed_open += w->metrics().compressed_open.value();
+  p.family("herald_connections_compressed", "gauge",
+           "Open WebSocket connections that agreed to permessage-deflate");
+  p.sample("herald_connections_compressed", {}, compressed_open);
+  counter_family("herald_deflate_declined_total",
+                 "Upgrades that offered permessage-deflate with parameters Herald cannot accept "
+                 "(the connection went on uncompressed)",
+                 &worker_metrics::deflate_declined);
+  counter_family("herald_deflate_compressions_total",
+                 "Messages compressed: once per message and window size, however many "
+                 "recipients share it",
+                 &worker_metrics::deflate_compressions);
+  counter_family("herald_deflate_input_bytes_total", "Bytes of the messages compressed",
+                 &worker_metrics::deflate_bytes_in);
+  counter_family("herald_deflate_output_bytes_total",
+                 "Bytes those messages compressed to (input / output: the ratio)",
+                 &worker_metrics::deflate_bytes_out);
+  counter_family("herald_messages_sent_compressed_total",
+                 "Messages queued to clients compressed (the rest of herald_messages_sent_total "
+                 "went uncompressed: below websocket.compression.min_bytes, not smaller "
+                 "compressed, or the client did not agree)",
+                 &worker_metrics::messages_out_compressed);
+  counter_family("herald_messages_inflated_total",
+                 "Client messages that arrived compressed and were inflated",
+                 &worker_metrics::messages_inflated);
 
   // Routes.
   std::uint64_t forbidden = 0, rejected = 0, channel_actions = 0, refused = 0;

@@ -911,6 +911,25 @@ std::vector<option_def> option_table() {
           "websocket.rate_limit.max_violations",
           "Throttled messages after which the connection is closed (1008); 0: never close",
           [](auto& c) -> auto& { return c.websocket.rate_limit.max_violations; }, 0, 1000000000),
+      bool_opt(
+          "websocket.compression.enabled",
+          "Agree to permessage-deflate when a client offers it (browsers do): each message is "
+          "compressed once for all its recipients, client messages are inflated within "
+          "websocket.max_message_bytes",
+          [](auto& c) -> auto& { return c.websocket.compression.enabled; }),
+      size_opt(
+          "websocket.compression.min_bytes",
+          "Messages smaller than this go uncompressed, even on a compressed connection",
+          [](auto& c) -> auto& { return c.websocket.compression.min_bytes; }, 0, 64 * MiB),
+      count_opt(
+          "websocket.compression.level", "zlib compression level: 1 (fastest) to 9 (smallest)",
+          [](auto& c) -> auto& { return c.websocket.compression.level; }, 1, 9),
+      count_opt(
+          "websocket.compression.server_max_window_bits",
+          "Window (log2 bytes) of the messages Herald compresses, unless the client asks for a "
+          "smaller one: 9 to 15; a smaller window costs the client less memory and compresses "
+          "less",
+          [](auto& c) -> auto& { return c.websocket.compression.server_max_window_bits; }, 9, 15),
       list_opt(
           "websocket.allowed_origins",
           "Origin globs allowed to open a WebSocket (e.g. https://*.example.com); others get 403. "

@@ -173,7 +173,7 @@ void dispatcher::catch_up(const std::shared_ptr<connection>& conn, const std::st
         if (!found) return done(std::move(r));  // unsubscribed or closed since
         cursor& cur = *found;
         r.resumed = q.since.has_value() || q.from_ack;
-        std::vector<std::shared_ptr<const std::string>> replay;
+        std::vector<message_ptr> replay;
         if (!page.ok) {
           // The history is out of reach: live from now on, and the client is told.
           r.error = page.error.empty() ? "history unavailable" : page.error;
@@ -188,7 +188,7 @@ void dispatcher::catch_up(const std::shared_ptr<connection>& conn, const std::st
             r.recovered = history_continuous(page, opts.epoch, recovery_limit());
             if (r.recovered) {
               for (const auto& e : page.entries) {
-                replay.push_back(std::make_shared<const std::string>(protocol::message(
+                replay.push_back(make_message(protocol::message(
                     display_channel(channel), e.data_json, e.id, e.offset, page.epoch)));
               }
             }

@@ -27,7 +27,7 @@ class local_backplane final : public backplane {
               std::function<void(std::optional<remote_connection>)> done) override {
     done(std::nullopt);
   }
-  void send_remote(const remote_connection&, std::shared_ptr<const std::string>, bool,
+  void send_remote(const remote_connection&, message_ptr, bool,
                    std::function<void(remote_result)> done) override {
     done(remote_result::gone);
   }

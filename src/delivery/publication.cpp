@@ -22,7 +22,7 @@ publication publication::message(target_kind kind, std::string target, std::stri
                                  std::string id) {
   publication p;
   p.kind = kind;
-  p.payload = std::make_shared<const std::string>(protocol::message(
+  p.payload = make_message(protocol::message(
       kind == target_kind::channel ? display_channel(target) : std::string_view(), data_json, id));
   p.target = std::move(target);
   p.data_json = std::move(data_json);
@@ -34,8 +34,8 @@ publication publication::stored(std::string channel, std::string data_json, std:
                                 std::uint64_t offset, std::string epoch) {
   publication p;
   p.kind = target_kind::channel;
-  p.payload = std::make_shared<const std::string>(
-      protocol::message(display_channel(channel), data_json, id, offset, epoch));
+  p.payload =
+      make_message(protocol::message(display_channel(channel), data_json, id, offset, epoch));
   p.target = std::move(channel);
   p.data_json = std::move(data_json);
   p.id = std::move(id);
@@ -48,8 +48,7 @@ publication publication::presence_event(std::string channel, std::string event,
                                         std::string info_json) {
   publication p;
   p.kind = target_kind::channel;
-  p.payload =
-      std::make_shared<const std::string>(protocol::presence_change(event, channel, info_json));
+  p.payload = make_message(protocol::presence_change(event, channel, info_json));
   p.target = std::move(channel);
   p.data_json = std::move(info_json);
   p.event = std::move(event);
@@ -60,8 +59,7 @@ publication publication::resync(std::string channel, std::string epoch, std::uin
                                 std::string_view reason) {
   publication p;
   p.kind = target_kind::channel;
-  p.payload = std::make_shared<const std::string>(
-      protocol::resync(display_channel(channel), epoch, offset, reason));
+  p.payload = make_message(protocol::resync(display_channel(channel), epoch, offset, reason));
   p.target = std::move(channel);
   p.offset = offset;
   p.epoch = std::move(epoch);

@@ -22,6 +22,7 @@
 #include "herald/common/cidr.hpp"
 #include "herald/common/url.hpp"
 #include "herald/routing/router.hpp"
+#include "herald/ws/deflate.hpp"
 #include "herald/ws/handshake.hpp"
 #include "net/http_handler.hpp"
 #include "net/tls_context.hpp"
@@ -254,6 +255,19 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     info.worker = worker_.index();
     auto offered = ws::split_header_list(req[http::field::sec_websocket_protocol]);
     std::string accept = ws::accept_key(key);
+    if (const auto& z = ctx_.cfg.websocket.compression; z.enabled) {
+      // The header may be repeated: every value is an offer, in order.
+      std::string extensions;
+      const auto [first, last] = req.equal_range(http::field::sec_websocket_extensions);
+      for (auto it = first; it != last; ++it) {
+        if (!extensions.empty()) extensions += ", ";
+        extensions.append(it->value().data(), it->value().size());
+      }
+      if (!extensions.empty()) {
+        deflate_ = ws::negotiate_deflate(extensions, {z.server_max_window_bits});
+        if (!deflate_) worker_.metrics().deflate_declined.add();
+      }
+    }
 
     const bool authenticate = ctx_.auth && ctx_.auth->enabled();
     if (!ctx_.connect_hook && !authenticate)
@@ -350,6 +364,7 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     res->set(http::field::connection, "Upgrade");
     res->set(http::field::sec_websocket_accept, accept);
     if (!info.subprotocol.empty()) res->set(http::field::sec_websocket_protocol, info.subprotocol);
+    if (deflate_) res->set(http::field::sec_websocket_extensions, deflate_->response);
     // The session starts even if this write fails: it then ends at once, and $disconnect
     // still fires for a connection whose $connect succeeded.
     http::async_write(stream_, *res,
@@ -371,7 +386,8 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     // Frames the client sent right behind its request are already in our buffer.
     std::string initial = beast::buffers_to_string(buffer_.data());
     start_websocket_session(std::move(stream_), std::move(initial), std::move(info),
-                            std::move(*slot_), worker_, ctx_);
+                            std::move(*slot_), deflate_ ? deflate_->server_window_bits : 0, worker_,
+                            ctx_);
   }
 
   void do_close() {
@@ -413,7 +429,8 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
 
   static constexpr std::size_t linger_chunk = 16 * 1024;
   static constexpr std::size_t linger_limit = 8 * 1024 * 1024;
-  std::optional<admission> slot_;  // a place under websocket.max_connections
+  std::optional<admission> slot_;                 // a place under websocket.max_connections
+  std::optional<ws::deflate_agreement> deflate_;  // permessage-deflate, when agreed
   std::unique_ptr<char[]> linger_buffer_;
   std::size_t lingered_ = 0;
 

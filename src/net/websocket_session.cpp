@@ -31,22 +31,32 @@ constexpr std::uint16_t token_expired_code = 4001;
 
 enum class frame_kind : std::uint8_t { data, ping, pong, close };
 
-// One frame waiting to be written: its header and a payload shared with other recipients.
+// One frame waiting to be written: its header and a payload shared with other recipients
+// (the message's bytes, or its compressed form, which the message owns).
 struct outbound {
-  std::shared_ptr<const std::string> payload;
+  message_ptr message;
+  std::string_view payload;
   std::array<std::uint8_t, 10> header{};
   std::uint8_t header_len = 0;
   frame_kind kind = frame_kind::data;
 
-  std::size_t size() const { return header_len + payload->size(); }
+  std::size_t size() const { return header_len + payload.size(); }
 };
 
-outbound make_frame(ws::opcode op, std::shared_ptr<const std::string> payload, frame_kind kind) {
+outbound make_frame(ws::opcode op, message_ptr message, frame_kind kind, std::string_view payload,
+                    bool compressed = false) {
   outbound o;
-  o.header_len = static_cast<std::uint8_t>(ws::encode_header(o.header.data(), op, payload->size()));
-  o.payload = std::move(payload);
+  o.header_len = static_cast<std::uint8_t>(
+      ws::encode_header(o.header.data(), op, payload.size(), true, compressed));
+  o.payload = payload;
+  o.message = std::move(message);
   o.kind = kind;
   return o;
+}
+
+outbound make_frame(ws::opcode op, message_ptr message, frame_kind kind) {
+  const std::string_view bytes = message->bytes();
+  return make_frame(op, std::move(message), kind, bytes);
 }
 
 bool is_disconnect(const error_code& ec) {
@@ -62,14 +72,16 @@ class websocket_session final : public websocket_session_base {
   static constexpr std::size_t tls_read_size = 16 * 1024;
   static constexpr std::size_t max_iov = IOV_MAX < 1024 ? IOV_MAX : 1024;
 
-  websocket_session(Stream&& stream, connection_info info, admission slot, worker& w,
-                    server_context& ctx)
+  websocket_session(Stream&& stream, connection_info info, admission slot, int deflate_bits,
+                    worker& w, server_context& ctx)
       : websocket_session_base(std::move(info)),
         stream_(std::move(stream)),
         slot_(std::move(slot)),
         worker_(w),
         ctx_(ctx),
-        decoder_({ctx.cfg.websocket.max_frame_bytes, ctx.cfg.websocket.max_message_bytes, true}) {}
+        decoder_({ctx.cfg.websocket.max_frame_bytes, ctx.cfg.websocket.max_message_bytes, true,
+                  deflate_bits != 0}),
+        deflate_bits_(static_cast<std::uint8_t>(deflate_bits)) {}
 
   void start(std::string initial) {
     const auto now = worker_.now();
@@ -88,12 +100,14 @@ class websocket_session final : public websocket_session_base {
     auto& m = worker_.metrics();
     m.connections_open.add(1);
     m.connections_opened.add(1);
+    if (deflate_bits_ != 0) m.compressed_open.add(1);
     ctx_.log.info("connection.open", {{"connectionId", id().view()},
                                       {"sourceIp", info().source_ip},
                                       {"userId", info().user_id},
                                       {"subprotocol", info().subprotocol},
                                       {"worker", worker_.index()},
-                                      {"tls", is_tls}});
+                                      {"tls", is_tls},
+                                      {"deflate", deflate_bits_ != 0}});
     ctx_.handler->on_open(self());
     if (ctx_.closing.load(std::memory_order_relaxed)) {
       // Upgraded just as the drain began (after the worker's snapshot): close like the others.
@@ -105,7 +119,7 @@ class websocket_session final : public websocket_session_base {
 
   // ---- connection ----
 
-  send_result send(std::shared_ptr<const std::string> payload, bool binary) override {
+  send_result send(message_ptr payload, bool binary) override {
     if (worker_.in_this_thread()) return enqueue_data(std::move(payload), binary);
     const bool saturated = saturated_.load(std::memory_order_relaxed);
     worker_.post([s = self(), payload = std::move(payload), binary]() mutable {
@@ -187,8 +201,9 @@ class websocket_session final : public websocket_session_base {
 
   // ---- ws::frame_handler ----
 
-  bool on_message(ws::opcode op, std::string_view payload) override {
+  bool on_message(ws::opcode op, std::string_view payload, bool compressed) override {
     if (state_ != state::open) return true;  // closing: discard data, keep looking for the close
+    if (compressed && !inflate(op, payload)) return false;
     worker_.metrics().messages_in.add();
     last_activity_ = worker_.now();
     // lastActiveAt (GetConnection) to the millisecond: one clock read per client message. Sends
@@ -262,12 +277,44 @@ class websocket_session final : public websocket_session_base {
                     {{"connectionId", id().view()},
                      {"rate", ctx_.cfg.websocket.rate_limit.messages_per_second}});
     }
-    enqueue_data(std::make_shared<const std::string>(
-                     protocol::gateway_error("Too many requests", id().view(), make_request_id())),
-                 false);
+    enqueue_data(
+        make_message(protocol::gateway_error("Too many requests", id().view(), make_request_id())),
+        false);
     if (max > 0 && violations_ >= max)
       start_close(cc::policy_violation, "rate limit exceeded", true);
     return state_ != state::closed;
+  }
+
+  // A compressed client message, inflated into the worker's buffer (`payload` then points
+  // there) within websocket.max_message_bytes. False when the connection is closing for it.
+  bool inflate(ws::opcode op, std::string_view& payload) {
+    auto& out = worker_.inflate_buffer();
+    const auto limit = ctx_.cfg.websocket.max_message_bytes;
+    const auto st = worker_.inflater().inflate(payload, limit, out);
+    std::uint16_t code = 0;
+    std::string_view reason;
+    if (st == ws::inflater::status::too_big) {
+      code = cc::message_too_big;
+      reason = "message too large";
+    } else if (st == ws::inflater::status::corrupt) {
+      code = cc::invalid_payload;
+      reason = "invalid compressed data";
+    } else if (op == ws::opcode::text && !ws::is_valid_utf8(out)) {
+      code = cc::invalid_payload;
+      reason = "invalid UTF-8 in text message";
+    }
+    if (code != 0) {
+      worker_.metrics().protocol_errors.add();
+      ctx_.log.debug("connection.protocol_error",
+                     {{"connectionId", id().view()}, {"code", code}, {"reason", reason}});
+      out.clear();
+      if (out.capacity() > limit) std::string().swap(out);
+      start_close(code, reason, false);
+      return false;
+    }
+    worker_.metrics().messages_inflated.add();
+    payload = out;
+    return true;
   }
 
   // ---- reading ----
@@ -375,10 +422,29 @@ class websocket_session final : public websocket_session_base {
            queue_bytes_ + extra_bytes > q.max_bytes;
   }
 
-  send_result enqueue_data(std::shared_ptr<const std::string> payload, bool binary) {
+  send_result enqueue_data(message_ptr payload, bool binary) {
     if (state_ != state::open) return send_result::closing;
-    auto frame = make_frame(binary ? ws::opcode::binary : ws::opcode::text, std::move(payload),
-                            frame_kind::data);
+    const auto op = binary ? ws::opcode::binary : ws::opcode::text;
+    std::string_view bytes = payload->bytes();
+    bool compressed = false;
+    if (deflate_bits_ != 0 && bytes.size() >= ctx_.cfg.websocket.compression.min_bytes) {
+      // Compressed once for every recipient with this window, by the first one to need it.
+      bool made = false;
+      const auto z = payload->deflated(deflate_bits_, ctx_.cfg.websocket.compression.level, made);
+      auto& m = worker_.metrics();
+      if (made) {
+        m.deflate_compressions.add();
+        m.deflate_bytes_in.add(bytes.size());
+        m.deflate_bytes_out.add(z.size());
+      }
+      // What does not get smaller (already compressed data, random ids) goes as it is.
+      if (!z.empty() && z.size() < bytes.size()) {
+        bytes = z;
+        compressed = true;
+        m.messages_out_compressed.add();
+      }
+    }
+    auto frame = make_frame(op, std::move(payload), frame_kind::data, bytes, compressed);
     const std::size_t size = frame.size();
     if (over_limits(size)) return overflow();
     queue_.push_back(std::move(frame));
@@ -425,13 +491,13 @@ class websocket_session final : public websocket_session_base {
     while (it != queue_.end() && it->kind != frame_kind::data) {
       if (it->kind == kind && kind == frame_kind::pong) {
         queue_bytes_ -= it->size();
-        *it = make_frame(op, std::make_shared<const std::string>(std::move(payload)), kind);
+        *it = make_frame(op, make_message(std::move(payload)), kind);
         queue_bytes_ += it->size();
         return;
       }
       ++it;
     }
-    auto frame = make_frame(op, std::make_shared<const std::string>(std::move(payload)), kind);
+    auto frame = make_frame(op, make_message(std::move(payload)), kind);
     queue_bytes_ += frame.size();
     queue_.insert(it, std::move(frame));
     request_flush();
@@ -440,9 +506,7 @@ class websocket_session final : public websocket_session_base {
   void enqueue_close(std::string payload) {
     if (close_queued_) return;
     close_queued_ = true;
-    auto frame =
-        make_frame(ws::opcode::close, std::make_shared<const std::string>(std::move(payload)),
-                   frame_kind::close);
+    auto frame = make_frame(ws::opcode::close, make_message(std::move(payload)), frame_kind::close);
     queue_bytes_ += frame.size();
     queue_.push_back(std::move(frame));
     request_flush();
@@ -488,7 +552,7 @@ class websocket_session final : public websocket_session_base {
       tls_out_.reserve(batch_bytes_);
       for (const auto& f : writing_) {
         tls_out_.append(reinterpret_cast<const char*>(f.header.data()), f.header_len);
-        tls_out_.append(*f.payload);
+        tls_out_.append(f.payload);
       }
       worker_.metrics().socket_writes.add();  // one TLS write of the whole batch
       asio::async_write(stream_, asio::buffer(tls_out_),
@@ -519,8 +583,8 @@ class websocket_session final : public websocket_session_base {
         } else {
           skip -= f.header_len;
         }
-        const std::size_t len = f.payload->size();
-        if (skip < len) iov[n++] = {const_cast<char*>(f.payload->data()) + skip, len - skip};
+        const std::size_t len = f.payload.size();
+        if (skip < len) iov[n++] = {const_cast<char*>(f.payload.data()) + skip, len - skip};
         skip = 0;
       }
       msghdr msg{};
@@ -613,6 +677,7 @@ class websocket_session final : public websocket_session_base {
     slot_.release();
     auto& m = worker_.metrics();
     m.connections_open.add(-1);
+    if (deflate_bits_ != 0) m.compressed_open.add(-1);
     m.connections_closed.add();
     m.count_close(close_code_);
     const auto lived =
@@ -662,22 +727,23 @@ class websocket_session final : public websocket_session_base {
   bool wait_for_peer_ = true;
   bool drop_logged_ = false;
   bool read_pending_ = false;
-  bool paused_ = false;  // at routing.max_inflight_per_connection: not reading
+  bool paused_ = false;            // at routing.max_inflight_per_connection: not reading
+  std::uint8_t deflate_bits_ = 0;  // permessage-deflate window of our messages; 0: off
 };
 
 }  // namespace
 
 template <class Stream>
 void start_websocket_session(Stream stream, std::string initial, connection_info info,
-                             admission slot, worker& w, server_context& ctx) {
+                             admission slot, int deflate_bits, worker& w, server_context& ctx) {
   auto session = std::make_shared<websocket_session<Stream>>(std::move(stream), std::move(info),
-                                                             std::move(slot), w, ctx);
+                                                             std::move(slot), deflate_bits, w, ctx);
   session->start(std::move(initial));
 }
 
 template void start_websocket_session<plain_stream>(plain_stream, std::string, connection_info,
-                                                    admission, worker&, server_context&);
+                                                    admission, int, worker&, server_context&);
 template void start_websocket_session<tls_stream>(tls_stream, std::string, connection_info,
-                                                  admission, worker&, server_context&);
+                                                  admission, int, worker&, server_context&);
 
 }  // namespace herald::net

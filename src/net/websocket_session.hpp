@@ -32,15 +32,17 @@ class websocket_session_base : public connection, public ws::frame_handler {
 };
 
 // Creates the session for an upgraded stream and starts it. `initial` holds bytes the client
-// sent right after its handshake request. Runs on `w`'s thread.
+// sent right after its handshake request. `deflate_bits` is the agreed permessage-deflate
+// window of our messages (9..15), or 0 when the connection is not compressed. Runs on `w`'s
+// thread.
 template <class Stream>
 void start_websocket_session(Stream stream, std::string initial, connection_info info,
-                             admission slot, worker& w, server_context& ctx);
+                             admission slot, int deflate_bits, worker& w, server_context& ctx);
 
 extern template void start_websocket_session<plain_stream>(plain_stream, std::string,
-                                                           connection_info, admission, worker&,
+                                                           connection_info, admission, int, worker&,
                                                            server_context&);
 extern template void start_websocket_session<tls_stream>(tls_stream, std::string, connection_info,
-                                                         admission, worker&, server_context&);
+                                                         admission, int, worker&, server_context&);
 
 }  // namespace herald::net

@@ -18,6 +18,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "herald/common/metrics.hpp"
+#include "herald/ws/deflate.hpp"
 #include "net/mailbox.hpp"
 #include "net/net.hpp"
 #include "net/server_context.hpp"
@@ -43,6 +44,12 @@ class worker {
   // Scratch space for one synchronous read inside a handler on this thread. Whatever is
   // still needed after the handler returns must be copied out.
   std::span<char> read_buffer() { return {read_buffer_.get(), read_buffer_size}; }
+
+  // Inflates compressed client messages (permessage-deflate with no client context takeover:
+  // each message on its own, so one inflater serves every connection of this worker), into a
+  // buffer that is valid until the next call.
+  ws::inflater& inflater() { return inflater_; }
+  std::string& inflate_buffer() { return inflated_; }
 
   // Coarse clock, refreshed every tick: precise enough for idle and ping timeouts and free to
   // read on the hot path.
@@ -92,6 +99,8 @@ class worker {
   steady_clock::time_point now_;
   system_time_ms now_ms_ = 0;
   std::unique_ptr<char[]> read_buffer_;
+  ws::inflater inflater_;
+  std::string inflated_;
   mailbox mailbox_;  // work from other threads (after ioc_: destroyed before the loop)
   websocket_session_base* head_ = nullptr;  // intrusive list of this worker's sessions
   std::size_t sessions_ = 0;

@@ -73,8 +73,8 @@ class redis_backplane final : public backplane {
   void connection_closed(const connection& c) override;
   void locate(const std::string& id,
               std::function<void(std::optional<remote_connection>)> done) override;
-  void send_remote(const remote_connection& where, std::shared_ptr<const std::string> payload,
-                   bool binary, std::function<void(remote_result)> done) override;
+  void send_remote(const remote_connection& where, message_ptr payload, bool binary,
+                   std::function<void(remote_result)> done) override;
   void close_remote(const remote_connection& where, std::uint16_t code,
                     std::string reason) override;
   void ask_other_nodes(std::string kind, std::string arg,

@@ -72,16 +72,17 @@ void redis_backplane::locate(const std::string& id,
   });
 }
 
-void redis_backplane::send_remote(const remote_connection& where,
-                                  std::shared_ptr<const std::string> payload, bool binary,
+void redis_backplane::send_remote(const remote_connection& where, message_ptr payload, bool binary,
                                   std::function<void(remote_result)> done) {
   asio::post(ioc_, [this, node = where.node, id = where.connection_id, payload, binary,
                     done = std::move(done)] {
     const std::uint64_t rid = ++next_rid_;
-    const json op = {
-        {"op", "send"},     {"connection", id},
-        {"binary", binary}, {"payload", binary ? ws::base64_encode(*payload) : *payload},
-        {"rid", rid},       {"reply", node_}};
+    const json op = {{"op", "send"},
+                     {"connection", id},
+                     {"binary", binary},
+                     {"payload", binary ? ws::base64_encode(payload->bytes()) : payload->bytes()},
+                     {"rid", rid},
+                     {"reply", node_}};
     const bool sent =
         publish_to(node_channel(node), op.dump(-1, ' ', false, json::error_handler_t::replace),
                    [this, rid](reply_view r) {
@@ -201,7 +202,7 @@ void redis_backplane::on_node_op(std::string_view payload) {
   const bool binary = op.binary;
   std::string text = std::move(op.payload);
   if (binary) text = ws::base64_decode(text).value_or(std::string());
-  auto payload_ptr = std::make_shared<const std::string>(std::move(text));
+  auto payload_ptr = make_message(std::move(text));
   // The send happens on the connection's worker, where the queue's answer is exact.
   post_(conn->info().worker, [this, conn, payload_ptr, binary, answer] {
     const send_result r = conn->send(payload_ptr, binary);

@@ -91,16 +91,13 @@ const router::route_entry* router::lookup(const std::optional<std::string>& key)
 }
 
 void router::heartbeat(connection& conn, const nlohmann::json& doc) {
-  conn.send(
-      std::make_shared<const std::string>(protocol::heartbeat(protocol::request_id_json(doc))));
+  conn.send(make_message(protocol::heartbeat(protocol::request_id_json(doc))));
 }
 
 void router::channel_action(connection& conn, const nlohmann::json& doc, channel_verb verb) {
   auto& m = *metrics_[conn.info().worker];
   m.channel_actions.add();
-  const auto reply = [&conn](std::string frame) {
-    conn.send(std::make_shared<const std::string>(std::move(frame)));
-  };
+  const auto reply = [&conn](std::string frame) { conn.send(make_message(std::move(frame))); };
   auto request = protocol::parse_channel_request(doc, verb);
   if (!request) {
     return reply(protocol::error("bad_request", "\"channel\" must be a string", "",
@@ -143,7 +140,7 @@ void router::channel_action(connection& conn, const nlohmann::json& doc, channel
     backplane_.ack(
         name, *request->since,
         [self = conn.shared_from_this(), requested, id_json](std::optional<std::uint64_t> acked) {
-          self->send(std::make_shared<const std::string>(
+          self->send(make_message(
               acked ? protocol::acked(requested, id_json, *acked)
                     : protocol::error("unavailable",
                                       "the acknowledgement was not stored; send it again",
@@ -191,9 +188,7 @@ void router::channel_action(connection& conn, const nlohmann::json& doc, channel
       it->second.get(), in, request_id,
       [this, &m, self, verb, name = std::string(name), data_json, id_json,
        opts](integration_result r) {
-        const auto answer = [&](std::string frame) {
-          self->send(std::make_shared<const std::string>(std::move(frame)));
-        };
+        const auto answer = [&](std::string frame) { self->send(make_message(std::move(frame))); };
         if (!r.ok) {
           return answer(protocol::error("internal_error", "the channel's authorization failed",
                                         name, id_json));
@@ -215,9 +210,7 @@ void router::channel_go(const std::shared_ptr<connection>& conn, channel_verb ve
                         const std::string& channel, const std::string& data_json,
                         const std::string& id_json, const subscribe_options& opts) {
   const std::string shown(display_channel(channel));
-  const auto send = [conn](std::string frame) {
-    conn->send(std::make_shared<const std::string>(std::move(frame)));
-  };
+  const auto send = [conn](std::string frame) { conn->send(make_message(std::move(frame))); };
   if (verb == channel_verb::presence) {
     if (!find_presence_rule(cfg_, channel))
       return send(
@@ -448,7 +441,7 @@ void router::on_message(connection& conn, std::string_view payload, bool binary)
     log_.info(
         "message.refused",
         {{"connectionId", info.id.view()}, {"reason", "too_deep"}, {"bytes", payload.size()}});
-    conn.send(std::make_shared<const std::string>(protocol::error(
+    conn.send(make_message(protocol::error(
         "bad_request",
         "message nested deeper than " + std::to_string(cfg_.limits.json_max_depth) + " levels")));
   };
@@ -486,8 +479,7 @@ void router::on_message(connection& conn, std::string_view payload, bool binary)
   if (!route) {
     // No matching route and no $default: AWS answers with a Forbidden frame and keeps the socket.
     metrics_[info.worker]->forbidden.add();
-    conn.send(std::make_shared<const std::string>(
-        protocol::gateway_error("Forbidden", info.id.view(), request_id)));
+    conn.send(make_message(protocol::gateway_error("Forbidden", info.id.view(), request_id)));
     return;
   }
   const std::string message_id = make_request_id();
@@ -503,17 +495,17 @@ void router::on_message(connection& conn, std::string_view payload, bool binary)
                  self->end_request();
                  if (!r.ok && r.ack) {
                    // Store-first: the client is told its message was not stored.
-                   self->send(std::make_shared<const std::string>(std::move(r.body)));
+                   self->send(make_message(std::move(r.body)));
                    return;
                  }
                  if (!r.ok) {
-                   self->send(std::make_shared<const std::string>(protocol::gateway_error(
-                       "Internal server error", self->id().view(), request_id)));
+                   self->send(make_message(protocol::gateway_error("Internal server error",
+                                                                   self->id().view(), request_id)));
                    return;
                  }
                  // Two-way routes send the integration's answer back; one-way routes send nothing.
                  if ((route->cfg.response || r.ack) && r.has_body) {
-                   self->send(std::make_shared<const std::string>(std::move(r.body)), r.binary);
+                   self->send(make_message(std::move(r.body)), r.binary);
                  }
                });
 }

@@ -41,14 +41,17 @@ bool is_valid_wire_close_code(std::uint16_t code) {
   return code >= 3000 && code <= 4999;            // registered and private-use ranges
 }
 
-std::size_t encode_header(std::uint8_t* out, opcode op, std::uint64_t payload_length, bool fin) {
-  const auto first = static_cast<std::uint8_t>((fin ? 0x80 : 0x00) | static_cast<std::uint8_t>(op));
+std::size_t encode_header(std::uint8_t* out, opcode op, std::uint64_t payload_length, bool fin,
+                          bool compressed) {
+  const auto first = static_cast<std::uint8_t>((fin ? 0x80 : 0x00) | (compressed ? 0x40 : 0x00) |
+                                               static_cast<std::uint8_t>(op));
   return write_length(out, first, payload_length, false);
 }
 
 std::size_t encode_masked_header(std::uint8_t* out, opcode op, std::uint64_t payload_length,
-                                 std::array<std::uint8_t, 4> key, bool fin) {
-  const auto first = static_cast<std::uint8_t>((fin ? 0x80 : 0x00) | static_cast<std::uint8_t>(op));
+                                 std::array<std::uint8_t, 4> key, bool fin, bool compressed) {
+  const auto first = static_cast<std::uint8_t>((fin ? 0x80 : 0x00) | (compressed ? 0x40 : 0x00) |
+                                               static_cast<std::uint8_t>(op));
   const std::size_t n = write_length(out, first, payload_length, true);
   std::memcpy(out + n, key.data(), 4);
   return n + 4;
@@ -113,7 +116,13 @@ bool decoder::parse_header(const std::uint8_t* h, std::size_t available, std::si
 }
 
 decode_status decoder::begin_frame() {
-  if (frame_rsv_ != 0) return fail(close_code::protocol_error, "reserved bits set");
+  // RSV1 is permessage-deflate's "compressed" bit, on the first frame of a data message only
+  // (RFC 7692 section 6); RSV2 and RSV3 belong to no extension we agree to.
+  const bool rsv1 = (frame_rsv_ & 0x40) != 0;
+  if ((frame_rsv_ & 0x30) != 0 || (rsv1 && (!limits_.allow_compressed || is_control(frame_op_) ||
+                                            frame_op_ == opcode::continuation))) {
+    return fail(close_code::protocol_error, "reserved bits set");
+  }
   if (!is_known(static_cast<std::uint8_t>(frame_op_))) {
     return fail(close_code::protocol_error, "unknown opcode");
   }
@@ -142,6 +151,7 @@ decode_status decoder::begin_frame() {
     if (frame_op_ != opcode::continuation) {
       in_message_ = true;
       message_op_ = frame_op_;
+      message_compressed_ = rsv1;
       utf8_.reset();
     }
   }
@@ -182,15 +192,15 @@ decode_status decoder::finish_frame(frame_handler& handler, std::string_view who
       in_message_ = false;
       if (message_.empty()) {
         // Whole message in one frame and one read: delivered in place.
-        if (message_op_ == opcode::text && !is_valid_utf8(whole_payload)) {
+        if (message_op_ == opcode::text && !message_compressed_ && !is_valid_utf8(whole_payload)) {
           return fail(close_code::invalid_payload, "invalid UTF-8 in text message");
         }
-        go_on = handler.on_message(message_op_, whole_payload);
+        go_on = handler.on_message(message_op_, whole_payload, message_compressed_);
       } else {
-        if (message_op_ == opcode::text && !utf8_.complete()) {
+        if (message_op_ == opcode::text && !message_compressed_ && !utf8_.complete()) {
           return fail(close_code::invalid_payload, "invalid UTF-8 in text message");
         }
-        go_on = handler.on_message(message_op_, message_);
+        go_on = handler.on_message(message_op_, message_, message_compressed_);
         std::string().swap(message_);  // idle connections hold no buffer
       }
       break;
@@ -258,7 +268,7 @@ decode_status decoder::feed_frames(std::span<char> data, frame_handler& handler,
       if (auto st = finish_frame(handler, {p, avail}); st != decode_status::ok) return st;
       continue;
     }
-    if (message_op_ == opcode::text && !utf8_.feed({p, avail})) {
+    if (message_op_ == opcode::text && !message_compressed_ && !utf8_.feed({p, avail})) {
       return fail(close_code::invalid_payload, "invalid UTF-8 in text message");
     }
     message_.append(p, avail);

@@ -32,8 +32,9 @@ struct recorder : frame_handler {
     events.push_back(std::move(e));
     return stop_after < 0 || static_cast<int>(events.size()) < stop_after;
   }
-  bool on_message(opcode op, std::string_view p) override {
-    return record((op == opcode::text ? "text:" : "binary:") + std::string(p));
+  bool on_message(opcode op, std::string_view p, bool compressed) override {
+    return record(std::string(compressed ? "deflated-" : "") +
+                  (op == opcode::text ? "text:" : "binary:") + std::string(p));
   }
   bool on_ping(std::string_view p) override { return record("ping:" + std::string(p)); }
   bool on_pong(std::string_view p) override { return record("pong:" + std::string(p)); }
@@ -238,6 +239,41 @@ TEST(FrameDecode, BinaryIsNotUtf8Checked) {
   const auto r = decode(client_frame(opcode::binary, std::string("\xff\x00\xc0", 3)));
   EXPECT_EQ(r.status, decode_status::ok);
   EXPECT_EQ(r.events, (std::vector<std::string>{std::string("binary:\xff\x00\xc0", 10)}));
+}
+
+TEST(FrameDecode, Rsv1MarksACompressedMessageOnlyWhenAgreed) {
+  decoder_limits agreed;
+  agreed.allow_compressed = true;
+  // Whole, and in fragments (RSV1 on the first frame only); not UTF-8 checked, since only the
+  // inflated text can be.
+  const auto whole = decode(client_frame(opcode::text, "\xff\x01", true, true, 0x40), agreed);
+  EXPECT_EQ(whole.status, decode_status::ok);
+  EXPECT_EQ(whole.events, (std::vector<std::string>{"deflated-text:\xff\x01"}));
+  const auto parts =
+      decode(client_frame(opcode::binary, "ab", false, true, 0x40) +
+                 client_frame(opcode::continuation, "\xc0") + client_frame(opcode::text, "plain"),
+             agreed, 3);
+  EXPECT_EQ(parts.events, (std::vector<std::string>{"deflated-binary:ab\xc0", "text:plain"}));
+  // Not agreed; on a continuation; on a control frame; RSV2 and RSV3 in any case.
+  EXPECT_EQ(decode(client_frame(opcode::text, "x", true, true, 0x40)).error.code,
+            close_code::protocol_error);
+  EXPECT_EQ(decode(client_frame(opcode::text, "a", false, true, 0x40) +
+                       client_frame(opcode::continuation, "b", true, true, 0x40),
+                   agreed)
+                .error.code,
+            close_code::protocol_error);
+  EXPECT_EQ(decode(client_frame(opcode::ping, "p", true, true, 0x40), agreed).error.code,
+            close_code::protocol_error);
+  EXPECT_EQ(decode(client_frame(opcode::text, "x", true, true, 0x20), agreed).error.code,
+            close_code::protocol_error);
+}
+
+TEST(FrameEncode, CompressedSetsRsv1) {
+  std::uint8_t h[max_header_bytes];
+  encode_header(h, opcode::text, 5, true, true);
+  EXPECT_EQ(h[0], 0xC1);
+  encode_header(h, opcode::binary, 5, true, false);
+  EXPECT_EQ(h[0], 0x82);
 }
 
 TEST(FrameDecode, LimitsOnFrameAndMessageSize) {

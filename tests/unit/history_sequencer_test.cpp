@@ -66,7 +66,7 @@ class HistorySequencer : public ::testing::Test {
     std::string out;
     for (const auto& p : delivered_) {
       if (!out.empty()) out += ' ';
-      if (p.payload && p.payload->find("\"resync\"") != std::string::npos) {
+      if (p.payload && p.payload->bytes().find("\"resync\"") != std::string::npos) {
         out += "resync@" + p.epoch;
       } else {
         out += std::to_string(p.offset);

@@ -47,11 +47,11 @@ TEST(PublishRequest, OnePublicationOfEachKind) {
   EXPECT_EQ(p.kind, target_kind::channel);
   EXPECT_EQ(p.target, "news");
   EXPECT_EQ(p.data_json, R"({"a":1})");
-  EXPECT_EQ(*p.payload, R"({"type":"message","channel":"news","id":"n-1","data":{"a":1}})");
+  EXPECT_EQ(p.payload->bytes(), R"({"type":"message","channel":"news","id":"n-1","data":{"a":1}})");
 
   r = accepted(R"({"user":"alice","data":"hi"})");
   EXPECT_EQ(r.publications.at(0).kind, target_kind::user);
-  EXPECT_EQ(*r.publications.at(0).payload, R"({"type":"message","data":"hi"})");
+  EXPECT_EQ(r.publications.at(0).payload->bytes(), R"({"type":"message","data":"hi"})");
 
   const std::string id(connection_id::generate().view());
   r = accepted(R"({"connection":")" + id + R"(","data":1,"exclude":")" + id + R"("})");

@@ -11,9 +11,7 @@ namespace {
 class fake_connection final : public connection {
  public:
   explicit fake_connection(std::string user) : connection(make_info(std::move(user))) {}
-  send_result send(std::shared_ptr<const std::string>, bool) override {
-    return send_result::queued;
-  }
+  send_result send(message_ptr, bool) override { return send_result::queued; }
   void close(std::uint16_t, std::string) override {}
   void begin_request() override {}
   void end_request() override {}

@@ -33,7 +33,7 @@ struct recording_handler : connection_handler {
   std::vector<std::string> messages;
   std::vector<std::pair<std::uint16_t, std::string>> closes;
   std::function<void(connection&, std::string_view)> on_msg =
-      [](connection& c, std::string_view p) { c.send(std::make_shared<const std::string>(p)); };
+      [](connection& c, std::string_view p) { c.send(make_message(std::string(p))); };
 
   void on_open(const std::shared_ptr<connection>& c) override { conn = c; }
   void on_message(connection& c, std::string_view payload, bool) override {
@@ -50,7 +50,7 @@ struct frame_log : ws::frame_handler {
   std::vector<std::uint16_t> close_codes;
   std::vector<std::string> pongs;
   int pings = 0;
-  bool on_message(ws::opcode, std::string_view p) override {
+  bool on_message(ws::opcode, std::string_view p, bool) override {
     texts.emplace_back(p);
     return true;
   }
@@ -88,7 +88,7 @@ class SessionTest : public ::testing::Test {
     connection_info info;
     info.id = connection_id::generate();
     info.source_ip = "127.0.0.1";
-    start_websocket_session(std::move(server), std::string(), info, admission(), w(), *ctx_);
+    start_websocket_session(std::move(server), std::string(), info, admission(), 0, w(), *ctx_);
     ASSERT_TRUE(handler_.conn);
   }
 
@@ -172,8 +172,7 @@ TEST_F(SessionTest, DropPolicyDropsAndCountsButKeepsTheConnection) {
   // Ten sends in one loop turn: nothing is flushed in between.
   asio::post(w().context(), [&] {
     for (int i = 0; i < 10; ++i) {
-      results.push_back(
-          handler_.conn->send(std::make_shared<const std::string>("m" + std::to_string(i))));
+      results.push_back(handler_.conn->send(make_message("m" + std::to_string(i))));
     }
   });
   ASSERT_TRUE(run_until([&] { return frames_.texts.size() == 4; }));
@@ -196,8 +195,7 @@ TEST_F(SessionTest, ClosePolicyClosesWith1008AndDiscardsTheBacklog) {
   std::vector<send_result> results;
   asio::post(w().context(), [&] {
     for (int i = 0; i < 6; ++i) {
-      results.push_back(
-          handler_.conn->send(std::make_shared<const std::string>("m" + std::to_string(i))));
+      results.push_back(handler_.conn->send(make_message("m" + std::to_string(i))));
     }
   });
   ASSERT_TRUE(run_until([&] { return !handler_.closes.empty(); }));
@@ -339,7 +337,7 @@ TEST_F(SessionTest, SendsFromOtherThreadsKeepTheirOrderAndLeaveInOneWrite) {
   });
   std::thread other([&] {
     for (int i = 0; i < 500; ++i)
-      handler_.conn->send(std::make_shared<const std::string>("m" + std::to_string(i)));
+      handler_.conn->send(make_message("m" + std::to_string(i)));
     sent = true;
   });
   const auto writes_before = w().metrics().socket_writes.value();
@@ -363,7 +361,7 @@ TEST_F(SessionTest, ABacklogLargerThanTheSocketBuffersArrivesWhole) {
     for (int i = 0; i < 400; ++i) {
       sent.push_back(std::string(64 * 1024, static_cast<char>('a' + i % 26)));
       sent.back()[0] = static_cast<char>('0' + i % 10);
-      handler_.conn->send(std::make_shared<const std::string>(sent.back()));
+      handler_.conn->send(make_message(sent.back()));
     }
   });
   for (int i = 0; i < 20; ++i)

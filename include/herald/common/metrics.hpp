@@ -97,6 +97,14 @@ struct worker_metrics {
   counter pong_timeouts;
   counter messages_throttled;
   counter http_requests;
+  // permessage-deflate.
+  gauge compressed_open;            // open connections that agreed to it
+  counter deflate_declined;         // upgrades whose offers Herald could not accept
+  counter deflate_compressions;     // messages compressed (once per message, not per recipient)
+  counter deflate_bytes_in;         // ... their size before
+  counter deflate_bytes_out;        // ... and after
+  counter messages_out_compressed;  // messages queued compressed (RSV1)
+  counter messages_inflated;        // client messages that arrived compressed
   // Closes by code: counted_close_codes, then 3xxx, 4xxx, other.
   std::array<counter, counted_close_codes.size() + 3> closes_by_code;
 

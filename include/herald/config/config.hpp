@@ -106,6 +106,15 @@ struct rate_limit_config {
   std::size_t max_violations = 100;  // throttled messages before the connection is closed; 0: never
 };
 
+// websocket.compression.*: permessage-deflate (RFC 7692). A message is compressed once for all
+// its recipients (no context takeover), so the cost is per publication, not per connection.
+struct compression_config {
+  bool enabled = false;
+  std::size_t min_bytes = 256;      // smaller messages go uncompressed on compressed connections
+  int level = 6;                    // zlib level 1 (fastest) .. 9 (smallest)
+  int server_max_window_bits = 15;  // our window when the client does not ask for a smaller one
+};
+
 // Per client address (behind http.trusted_proxies) limits on upgrades.
 struct per_ip_config {
   double connect_rate = 0;  // new connections per second per address; 0 disables
@@ -133,6 +142,7 @@ struct websocket_config {
   per_ip_config per_ip;
   send_queue_config send_queue;
   rate_limit_config rate_limit;
+  compression_config compression;
 };
 
 // A backend that routes are wired to. `kind` decides which fields matter.

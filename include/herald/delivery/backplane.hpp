@@ -104,8 +104,7 @@ class backplane {
   virtual void connection_closed(const connection& c) = 0;
   virtual void locate(const std::string& connection_id,
                       std::function<void(std::optional<remote_connection>)> done) = 0;
-  virtual void send_remote(const remote_connection& where,
-                           std::shared_ptr<const std::string> payload, bool binary,
+  virtual void send_remote(const remote_connection& where, message_ptr payload, bool binary,
                            std::function<void(remote_result)> done) = 0;
   virtual void close_remote(const remote_connection& where, std::uint16_t code,
                             std::string reason) = 0;

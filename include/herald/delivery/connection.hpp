@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "herald/delivery/connection_id.hpp"
+#include "herald/delivery/wire_message.hpp"
 
 namespace herald {
 
@@ -68,7 +69,7 @@ class connection : public std::enable_shared_from_this<connection> {
   // Thread-safe. Queues one message; the payload buffer is shared with other recipients and
   // never copied. From another thread the result is decided when the owning worker runs it,
   // so `queued` is returned optimistically unless the queue is already known to be full.
-  virtual send_result send(std::shared_ptr<const std::string> payload, bool binary = false) = 0;
+  virtual send_result send(message_ptr payload, bool binary = false) = 0;
 
   // Thread-safe. Starts the close handshake with this code and reason.
   virtual void close(std::uint16_t code, std::string reason) = 0;

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "herald/delivery/history.hpp"
+#include "herald/delivery/wire_message.hpp"
 
 namespace herald {
 
@@ -18,8 +19,8 @@ std::string_view to_string(target_kind k);
 // One publication, with its frame serialized once for every recipient.
 struct publication {
   target_kind kind = target_kind::channel;
-  std::string target;                          // connection id, user id or channel name
-  std::shared_ptr<const std::string> payload;  // the frame as it goes on the wire
+  std::string target;   // connection id, user id or channel name
+  message_ptr payload;  // the message as it goes on the wire
   bool binary = false;
   std::string exclude;  // a connection id to skip (e.g. the sender)
   // What other nodes need to build the same frame (JSON publications only).

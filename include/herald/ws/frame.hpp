@@ -49,14 +49,16 @@ bool is_valid_wire_close_code(std::uint16_t code);
 inline constexpr std::size_t max_header_bytes = 14;  // 2 + 8 (length) + 4 (mask)
 inline constexpr std::size_t max_control_payload = 125;
 
-// Writes an unmasked (server-to-client) frame header; returns its length (2..10).
+// Writes an unmasked (server-to-client) frame header; returns its length (2..10). `compressed`
+// sets RSV1: the first frame of a permessage-deflate compressed message (RFC 7692).
 std::size_t encode_header(std::uint8_t* out, opcode op, std::uint64_t payload_length,
-                          bool fin = true);
+                          bool fin = true, bool compressed = false);
 
 // Writes a masked (client-to-server) header; returns its length (6..14). The payload must be
 // masked with the same key (apply_mask).
 std::size_t encode_masked_header(std::uint8_t* out, opcode op, std::uint64_t payload_length,
-                                 std::array<std::uint8_t, 4> key, bool fin = true);
+                                 std::array<std::uint8_t, 4> key, bool fin = true,
+                                 bool compressed = false);
 
 // XORs `data` with the key, starting at key offset `offset % 4`.
 void apply_mask(char* data, std::size_t size, std::array<std::uint8_t, 4> key,
@@ -71,6 +73,9 @@ struct decoder_limits {
   std::size_t max_frame_bytes = 128 * 1024;
   std::size_t max_message_bytes = 128 * 1024;
   bool require_masked = true;  // servers must reject unmasked client frames
+  // permessage-deflate was agreed: RSV1 may mark a data message's first frame as compressed.
+  // max_message_bytes then bounds the compressed size; the inflated size is the session's.
+  bool allow_compressed = false;
 };
 
 // Receives decoded messages and control frames. Payload views are valid only during the call.
@@ -78,7 +83,9 @@ struct decoder_limits {
 class frame_handler {
  public:
   virtual ~frame_handler() = default;
-  virtual bool on_message(opcode op, std::string_view payload) = 0;  // text or binary
+  // A text or binary message. A compressed one (RSV1) is passed as received: its UTF-8 is not
+  // checked here, as only the inflated text can be.
+  virtual bool on_message(opcode op, std::string_view payload, bool compressed) = 0;
   virtual bool on_ping(std::string_view payload) = 0;
   virtual bool on_pong(std::string_view payload) = 0;
   virtual bool on_close(std::uint16_t code, std::string_view reason) = 0;  // 1005 if no code
@@ -137,6 +144,7 @@ class decoder {
   // Current data message (fragmented, or a frame split across reads).
   bool in_message_ = false;
   opcode message_op_ = opcode::text;
+  bool message_compressed_ = false;
   std::string message_;
   utf8_validator utf8_;
 

@@ -210,7 +210,7 @@ export class RawClient {
         off = 10;
       }
       if (this.buffer.length < off + len) return;
-      const frame = { fin: !!(b0 & 0x80), opcode: b0 & 0x0f, payload: this.buffer.subarray(off, off + len) };
+      const frame = { fin: !!(b0 & 0x80), rsv: b0 & 0x70, opcode: b0 & 0x0f, payload: this.buffer.subarray(off, off + len) };
       this.buffer = this.buffer.subarray(off + len);
       if (frame.opcode === OP.close) {
         frame.code = len >= 2 ? frame.payload.readUInt16BE(0) : 1005;

@@ -20,9 +20,9 @@ class recording_connection final : public connection {
   explicit recording_connection(unsigned worker = 0, std::string user = {})
       : connection(make_info(worker, std::move(user))) {}
 
-  send_result send(std::shared_ptr<const std::string> payload, bool binary) override {
+  send_result send(message_ptr payload, bool binary) override {
     if (closed_code != 0) return send_result::closing;
-    frames.push_back(*payload);
+    frames.push_back(payload->bytes());
     binaries.push_back(binary);
     return send_result::queued;
   }
