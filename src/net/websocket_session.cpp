@@ -441,12 +441,12 @@ class websocket_session final : public websocket_session_base {
       if (!z.empty() && z.size() < bytes.size()) {
         bytes = z;
         compressed = true;
-        m.messages_out_compressed.add();
       }
     }
     auto frame = make_frame(op, std::move(payload), frame_kind::data, bytes, compressed);
     const std::size_t size = frame.size();
     if (over_limits(size)) return overflow();
+    if (compressed) worker_.metrics().messages_out_compressed.add();
     queue_.push_back(std::move(frame));
     queue_bytes_ += size;
     last_activity_ = worker_.now();
