@@ -113,6 +113,36 @@ await until(() => clients.every((c) => c.offsets.length === published), 'every c
 check(clients.every((c) => c.offsets.every((o, i) => i === 0 || o === c.offsets[i - 1] + 1)),
   `${published} publications through each node and the balancer reached all 30 clients, once each, in order`);
 
+// 2b. The SSE fallback through HAProxy: one stream, and POSTs the balancer sends to whichever
+// node it picks (forwarded through Redis to the node holding the stream).
+{
+  const LB_HTTP = `http://127.0.0.1:${env.HERALD_LB_PORT}`;
+  const res = await fetch(`${LB_HTTP}/sse?channel=${CHANNEL}`);
+  check(res.status === 200 && res.headers.get('content-type').startsWith('text/event-stream'), 'an SSE stream opens through HAProxy');
+  let text = '';
+  const reader = res.body.getReader();
+  const pump = (async () => {
+    const decoder = new TextDecoder();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  })().catch(() => {});
+  const session = await until(() => /"session":"([^"]+)"/.exec(text)?.[1], 'the stream names its session');
+  for (let i = 1; i <= 6; i++) {
+    const r = await fetch(`${LB_HTTP}/sse`, { method: 'POST', headers: { 'Herald-Session': session }, body: JSON.stringify({ action: '$heartbeat', id: `sse-${i}` }) });
+    if (r.status !== 202) throw new Error(`POST on the stream through HAProxy: ${r.status} ${await r.text()}`);
+  }
+  await until(() => [1, 2, 3, 4, 5, 6].every((i) => text.includes(`"id":"sse-${i}"`)), 'six POSTs through HAProxy answered on the stream', 10000);
+  await publish(LB_ADMIN);
+  await until(() => text.includes(`"n":${published},`), 'a publication reaches the stream', 10000);
+  check(true, 'SSE through HAProxy: six POSTs on any node answered on the stream, and a publication delivered');
+  await reader.cancel();
+  await pump;
+  await until(() => clients.every((c) => c.offsets.length === published), 'every client gets that publication too', 10000);
+}
+
 // 3. Stop herald2 (SIGTERM drain) while publishing through herald1 every 50 ms.
 const onNode2 = before.herald2;
 const t0 = Date.now();

@@ -156,6 +156,16 @@ std::string admin_api::render_metrics() const {
                  &worker_metrics::messages_throttled);
   counter_family("herald_http_requests_total", "HTTP requests read on both listeners",
                  &worker_metrics::http_requests);
+  std::int64_t sse_open = 0;
+  for (const auto& w : ctx_.workers)
+    sse_open += w->metrics().sse_open.value();
+  p.family("herald_sse_connections", "gauge",
+           "Open Server-Sent Events streams (the fallback transport; counted in "
+           "herald_connections too)");
+  p.sample("herald_sse_connections", {}, sse_open);
+  counter_family("herald_sse_posts_total",
+                 "Client messages received by POST on an SSE stream's session",
+                 &worker_metrics::sse_posts);
   std::int64_t compressed_open = 0;
   for (const auto& w : ctx_.workers)
     compressed_open += w->metrics().compressed_open.value();

@@ -912,6 +912,20 @@ std::vector<option_def> option_table() {
           "Throttled messages after which the connection is closed (1008); 0: never close",
           [](auto& c) -> auto& { return c.websocket.rate_limit.max_violations; }, 0, 1000000000),
       bool_opt(
+          "sse.enabled",
+          "Serve the Server-Sent Events fallback (GET sse.path streams, POST sse.path sends) for "
+          "networks that block WebSockets; the JavaScript SDK falls back to it by itself",
+          [](auto& c) -> auto& { return c.sse.enabled; }),
+      string_opt(
+          "sse.path", "Request path of the Server-Sent Events fallback",
+          [](auto& c) -> auto& { return c.sse.path; }),
+      duration_opt(
+          "sse.keepalive_interval",
+          "A comment line on an SSE stream that has been quiet this long, so that proxies do not "
+          "time it out",
+          [](auto& c) -> auto& { return c.sse.keepalive_interval; }, milliseconds(100),
+          seconds(3600)),
+      bool_opt(
           "websocket.compression.enabled",
           "Agree to permessage-deflate when a client offers it (browsers do): each message is "
           "compressed once for all its recipients, client messages are inflated within "

@@ -161,6 +161,14 @@ void validate(const config& cfg) {
   if (ws.path.empty() || ws.path.front() != '/') {
     throw config_error("websocket.path", "must start with '/', got \"" + ws.path + "\"");
   }
+  if (cfg.sse.enabled) {
+    if (cfg.sse.path.empty() || cfg.sse.path.front() != '/') {
+      throw config_error("sse.path", "must start with '/', got \"" + cfg.sse.path + "\"");
+    }
+    if (cfg.sse.path == ws.path) {
+      throw config_error("sse.path", "must differ from websocket.path (" + ws.path + ")");
+    }
+  }
   if (ws.max_frame_bytes > ws.max_message_bytes) {
     throw config_error("websocket.max_frame_bytes",
                        "must not exceed websocket.max_message_bytes (" +

@@ -25,6 +25,7 @@
 #include "herald/ws/deflate.hpp"
 #include "herald/ws/handshake.hpp"
 #include "net/http_handler.hpp"
+#include "net/sse_session.hpp"
 #include "net/tls_context.hpp"
 #include "net/websocket_session.hpp"
 #include "net/worker.hpp"
@@ -122,6 +123,10 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     }
     const std::string_view path = request_path(req.target());
     const bool on_ws_path = role_ == listener_role::client && path == ctx_.cfg.websocket.path;
+    if (role_ == listener_role::client && ctx_.cfg.sse.enabled && path == ctx_.cfg.sse.path &&
+        !is_websocket_upgrade(req)) {
+      return sse_request(std::move(req));
+    }
     if (is_websocket_upgrade(req)) {
       if (!on_ws_path)
         return reject(http::status::not_found, "not_found", "no WebSocket endpoint here");
@@ -174,7 +179,6 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
   }
 
   void upgrade(http_request&& req) {
-    const auto& cfg = ctx_.cfg;
     if (req.method() != http::verb::get || req.version() != 11) {
       return reject(http::status::bad_request, "bad_request",
                     "a WebSocket upgrade must be GET over HTTP/1.1");
@@ -199,6 +203,68 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
       return reject(http::status::bad_request, "bad_request",
                     "missing or invalid Sec-WebSocket-Key");
     }
+    admit_connection(std::move(req));
+  }
+
+  // The SSE fallback's path: GET opens a stream (a connection like a WebSocket one), POST sends
+  // a message on one (its session token in the Herald-Session header), OPTIONS is a CORS
+  // preflight from a page on another (allowed) origin.
+  void sse_request(http_request&& req) {
+    const auto method = req.method();
+    const std::string_view origin = req[http::field::origin];
+    const bool cors = !origin.empty() && origin_allowed(ctx_.cfg.websocket.allowed_origins, origin);
+    const auto with_cors = [&](http_response res) {
+      if (cors) {
+        res.set(http::field::access_control_allow_origin, origin);
+        res.set(http::field::vary, "Origin");
+      }
+      return res;
+    };
+    if (method == http::verb::options) {
+      http_response res{http::status::no_content, req.version()};
+      if (cors) {
+        res.set(http::field::access_control_allow_methods, "GET, POST, DELETE");
+        res.set(http::field::access_control_allow_headers,
+                "Herald-Session, Content-Type, Authorization");
+        res.set(http::field::access_control_max_age, "600");
+      }
+      return write(with_cors(std::move(res)), req.version(), req.keep_alive(), false);
+    }
+    if (method == http::verb::post || method == http::verb::delete_) {
+      const unsigned version = req.version();
+      const bool keep_alive = req.keep_alive();
+      const std::string token(req["Herald-Session"]);
+      const bool end = method == http::verb::delete_;
+      return sse_post(
+          ctx_, token, end ? std::string() : std::move(req.body()), end,
+          [self = this->shared_from_this(), version, keep_alive,
+           cors_origin = cors ? std::string(origin) : std::string()](http_response&& res) {
+            asio::post(self->worker_.context(),
+                       [self, version, keep_alive, cors_origin, res = std::move(res)]() mutable {
+                         if (!cors_origin.empty()) {
+                           res.set(http::field::access_control_allow_origin, cors_origin);
+                           res.set(http::field::vary, "Origin");
+                         }
+                         self->write(std::move(res), version, keep_alive, false);
+                       });
+          });
+    }
+    if (method != http::verb::get) {
+      auto res = json_error(http::status::method_not_allowed, "method_not_allowed",
+                            "GET opens a Server-Sent Events stream, POST sends on one, DELETE ends "
+                            "one");
+      res.set(http::field::allow, "GET, POST, DELETE, OPTIONS");
+      return write(with_cors(std::move(res)), req.version(), false, false);
+    }
+    sse_ = true;
+    if (cors) sse_cors_origin_ = std::string(origin);
+    admit_connection(std::move(req));
+  }
+
+  // What a WebSocket upgrade and an SSE stream share: the drain, origin, per-address and
+  // connection limits, the connection's identity, auth and $connect.
+  void admit_connection(http_request&& req) {
+    const auto& cfg = ctx_.cfg;
     if (ctx_.closing.load(std::memory_order_relaxed)) {
       worker_.metrics().reject(reject_reason::draining);
       return reject(http::status::service_unavailable, "unavailable", "server is shutting down");
@@ -253,9 +319,17 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     info.user_agent = std::string(req[http::field::user_agent]);
     info.host = std::string(host_without_port(req[http::field::host]));
     info.worker = worker_.index();
-    auto offered = ws::split_header_list(req[http::field::sec_websocket_protocol]);
-    std::string accept = ws::accept_key(key);
-    if (const auto& z = ctx_.cfg.websocket.compression; z.enabled) {
+    std::vector<std::string> offered;
+    std::string accept;
+    if (sse_) {
+      // The stream resumes from Last-Event-ID: the positions of its history channels.
+      sse_resume_ = std::string(req["Last-Event-ID"]);
+      sse_target_ = std::string(req.target());
+    } else {
+      offered = ws::split_header_list(req[http::field::sec_websocket_protocol]);
+      accept = ws::accept_key(req[http::field::sec_websocket_key]);
+    }
+    if (const auto& z = ctx_.cfg.websocket.compression; z.enabled && !sse_) {
       // The header may be repeated: every value is an offer, in order.
       std::string extensions;
       const auto [first, last] = req.equal_range(http::field::sec_websocket_extensions);
@@ -357,6 +431,15 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
         info.authorizer = std::move(decision.authorizer);
       }
     }
+    if (sse_) {
+      done_ = true;
+      timer_.cancel();
+      info.subprotocol.clear();
+      return start_sse_session(
+          std::move(stream_), std::move(info), std::move(*slot_),
+          {std::move(sse_target_), std::move(sse_resume_), std::move(sse_cors_origin_)}, worker_,
+          ctx_);
+    }
     auto res =
         std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, 11);
     res->set(http::field::server, "herald");
@@ -431,6 +514,8 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
   static constexpr std::size_t linger_limit = 8 * 1024 * 1024;
   std::optional<admission> slot_;                 // a place under websocket.max_connections
   std::optional<ws::deflate_agreement> deflate_;  // permessage-deflate, when agreed
+  bool sse_ = false;                              // an SSE stream, not a WebSocket upgrade
+  std::string sse_target_, sse_resume_, sse_cors_origin_;
   std::unique_ptr<char[]> linger_buffer_;
   std::size_t lingered_ = 0;
 

@@ -29,6 +29,7 @@ inline constexpr std::string_view drain_close_reason = "server draining; reconne
 
 class worker;
 class tls_context;
+class sse_directory;
 class http_handler;
 
 // A reserved place under websocket.max_connections, from the moment an upgrade is admitted
@@ -80,6 +81,11 @@ struct server_context {
   connect_handler* connect_hook = nullptr;  // $connect, consulted before an upgrade is accepted
   authenticator* auth = nullptr;            // JWT / REQUEST authorizer, before $connect
   ip_limiter* ip_limits = nullptr;          // websocket.per_ip (null when off)
+  std::unique_ptr<sse_directory> sse;       // the open SSE streams, by session token
+  // An SSE POST for a stream this node does not hold (connect_sse_to_backplane); null: 404.
+  std::function<void(std::string token, std::string body, bool end,
+                     std::function<void(int status, std::string body)> done)>
+      forward_post;
   // Why the node cannot serve because of its backplane (redis.required_for_readiness), or empty.
   std::function<std::string()> backplane_down;
   std::vector<cidr> trusted_proxies;     // http.trusted_proxies

@@ -66,7 +66,7 @@ bool is_disconnect(const error_code& ec) {
 }
 
 template <class Stream>
-class websocket_session final : public websocket_session_base {
+class websocket_session final : public session_base, public ws::frame_handler {
  public:
   static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
   static constexpr std::size_t tls_read_size = 16 * 1024;
@@ -74,7 +74,7 @@ class websocket_session final : public websocket_session_base {
 
   websocket_session(Stream&& stream, connection_info info, admission slot, int deflate_bits,
                     worker& w, server_context& ctx)
-      : websocket_session_base(std::move(info)),
+      : session_base(std::move(info)),
         stream_(std::move(stream)),
         slot_(std::move(slot)),
         worker_(w),
@@ -148,7 +148,7 @@ class websocket_session final : public websocket_session_base {
     }
   }
 
-  // ---- websocket_session_base ----
+  // ---- session_base ----
 
   void tick(steady_clock::time_point now) override {
     if (state_ == state::closed) return;

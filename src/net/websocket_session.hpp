@@ -16,8 +16,8 @@ namespace herald::net {
 
 class worker;
 
-// The part of a session its worker needs, independent of the stream type.
-class websocket_session_base : public connection, public ws::frame_handler {
+// The part of a session (WebSocket or SSE) its worker needs, independent of the stream type.
+class session_base : public connection {
  public:
   using connection::connection;
 
@@ -27,8 +27,8 @@ class websocket_session_base : public connection, public ws::frame_handler {
 
  private:
   friend class worker;
-  websocket_session_base* prev_ = nullptr;
-  websocket_session_base* next_ = nullptr;
+  session_base* prev_ = nullptr;
+  session_base* next_ = nullptr;
 };
 
 // Creates the session for an upgraded stream and starts it. `initial` holds bytes the client

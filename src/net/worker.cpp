@@ -5,6 +5,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "net/sse_session.hpp"
 #include "net/websocket_session.hpp"
 
 namespace herald::net {
@@ -24,7 +25,11 @@ duration tick_period_for(const config& cfg) {
 }  // namespace
 
 server_context::server_context(const config& c, logger& l, connection_registry& r)
-    : cfg(c), log(l), registry(r), connection_limit(c.websocket.max_connections) {}
+    : cfg(c),
+      log(l),
+      registry(r),
+      sse(std::make_unique<sse_directory>()),
+      connection_limit(c.websocket.max_connections) {}
 
 server_context::~server_context() = default;
 
@@ -49,7 +54,7 @@ worker::~worker() {
   join();
 }
 
-void worker::attach(websocket_session_base& s) {
+void worker::attach(session_base& s) {
   s.prev_ = nullptr;
   s.next_ = head_;
   if (head_) head_->prev_ = &s;
@@ -57,7 +62,7 @@ void worker::attach(websocket_session_base& s) {
   ++sessions_;
 }
 
-void worker::detach(websocket_session_base& s) {
+void worker::detach(session_base& s) {
   if (s.prev_) {
     s.prev_->next_ = s.next_;
   } else if (head_ == &s) {
@@ -70,7 +75,7 @@ void worker::detach(websocket_session_base& s) {
   --sessions_;
 }
 
-void worker::schedule_flush(std::shared_ptr<websocket_session_base> s) {
+void worker::schedule_flush(std::shared_ptr<session_base> s) {
   dirty_.push_back(std::move(s));
   if (flush_posted_) return;
   flush_posted_ = true;
@@ -80,7 +85,7 @@ void worker::schedule_flush(std::shared_ptr<websocket_session_base> s) {
 void worker::flush_dirty() {
   flush_posted_ = false;
   // Sessions may schedule again while flushing; those go into the next turn.
-  std::vector<std::shared_ptr<websocket_session_base>> batch;
+  std::vector<std::shared_ptr<session_base>> batch;
   batch.swap(dirty_);
   for (auto& s : batch)
     s->flush();
@@ -92,7 +97,7 @@ void worker::drain(duration window, std::uint16_t code, std::string reason) {
   drain_state d;
   d.order.reserve(sessions_);
   for (auto* s = head_; s; s = s->next_) {
-    d.order.push_back(std::static_pointer_cast<websocket_session_base>(s->shared_from_this()));
+    d.order.push_back(std::static_pointer_cast<session_base>(s->shared_from_this()));
   }
   // A random order closed at an even pace: each connection's close falls at a uniformly
   // distributed moment of the window.

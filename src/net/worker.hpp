@@ -25,7 +25,7 @@
 
 namespace herald::net {
 
-class websocket_session_base;
+class session_base;
 
 // One event loop on one thread, owning its sessions, timers and mailbox.
 class worker {
@@ -63,12 +63,12 @@ class worker {
   void post(std::function<void()> fn) { mailbox_.post(std::move(fn)); }
 
   // --- worker thread only ---
-  void attach(websocket_session_base& s);
-  void detach(websocket_session_base& s);
+  void attach(session_base& s);
+  void detach(session_base& s);
   std::size_t session_count() const { return sessions_; }
   // Writes a session's queued frames at the end of this loop turn, so messages queued in
   // the same turn leave in one gathered write.
-  void schedule_flush(std::shared_ptr<websocket_session_base> s);
+  void schedule_flush(std::shared_ptr<session_base> s);
   // Graceful drain: starts the close handshake on every session at a random moment within
   // `window`, so the clients of a draining node do not all reconnect at the same instant.
   // Sessions that open later are closed by the session itself (server_context::closing).
@@ -101,14 +101,14 @@ class worker {
   std::unique_ptr<char[]> read_buffer_;
   ws::inflater inflater_;
   std::string inflated_;
-  mailbox mailbox_;  // work from other threads (after ioc_: destroyed before the loop)
-  websocket_session_base* head_ = nullptr;  // intrusive list of this worker's sessions
+  mailbox mailbox_;               // work from other threads (after ioc_: destroyed before the loop)
+  session_base* head_ = nullptr;  // intrusive list of this worker's sessions
   std::size_t sessions_ = 0;
-  std::vector<std::shared_ptr<websocket_session_base>> dirty_;
+  std::vector<std::shared_ptr<session_base>> dirty_;
   bool flush_posted_ = false;
   worker_metrics metrics_;
   struct drain_state {
-    std::vector<std::weak_ptr<websocket_session_base>> order;  // shuffled
+    std::vector<std::weak_ptr<session_base>> order;  // shuffled
     std::size_t next = 0;
     steady_clock::time_point start;
     duration window{};

@@ -93,8 +93,13 @@ node_op parse_node_op(std::string_view payload, std::size_t max_depth) {
   o.arg = string_member(doc, "arg");
   o.node = string_member(doc, "node");
   o.answer = string_member(doc, "answer");
+  o.token = string_member(doc, "token");
+  o.end = bool_member(doc, "end", false);
+  if (const std::uint64_t st = uint_member(doc, "status", 0); st >= 100 && st <= 599)
+    o.status = static_cast<int>(st);
   // A send must carry its payload as a string; anything else is not delivered as "".
-  if (const auto p = doc.find("payload"); o.op == "send" && (p == doc.end() || !p->is_string()))
+  if (const auto p = doc.find("payload");
+      (o.op == "send" || o.op == "post") && (p == doc.end() || !p->is_string()))
     o.op.clear();
   return o;
 }

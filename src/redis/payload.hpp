@@ -62,6 +62,9 @@ struct node_op {
   std::string arg;      // ask: its argument
   std::string node;     // answer: the node answering
   std::string answer;   // answer: its answer, JSON text
+  std::string token;    // post: the SSE stream's session token
+  bool end = false;     // post: a DELETE (the client ends the stream)
+  int status = 0;       // posted: the HTTP status of the answer (body in payload)
 };
 node_op parse_node_op(std::string_view payload, std::size_t max_depth);
 

@@ -80,6 +80,9 @@ class redis_backplane final : public backplane {
   void ask_other_nodes(std::string kind, std::string arg,
                        std::function<void(cluster_replies)> done) override;
   void set_node_question(node_question answer) override { question_ = std::move(answer); }
+  void post_remote(const std::string& node, std::string token, std::string body, bool end,
+                   post_reply done) override;
+  void set_post_handler(post_handler handler) override { post_handler_ = std::move(handler); }
 
   // ---- durable delivery ----
 
@@ -116,6 +119,10 @@ class redis_backplane final : public backplane {
   enum class sub_state { none, subscribing, subscribed, unsubscribing };
   struct pending_request {
     std::function<void(remote_result)> done;
+    std::shared_ptr<asio::steady_timer> timer;
+  };
+  struct pending_post {
+    post_reply done;
     std::shared_ptr<asio::steady_timer> timer;
   };
   struct pending_question {
@@ -260,6 +267,9 @@ class redis_backplane final : public backplane {
   std::unordered_set<std::string> dirty_;
   std::unordered_map<std::string, std::vector<std::pair<unsigned, std::function<void()>>>> waiters_;
   std::unordered_map<std::uint64_t, pending_request> requests_;
+  std::unordered_map<std::uint64_t, pending_post> posts_;  // SSE POSTs forwarded, by rid
+  post_handler post_handler_;
+  void finish_post(std::uint64_t rid, int status, std::string body);
   std::unordered_map<std::uint64_t, pending_question> questions_;
   node_question question_;
   std::unique_ptr<history_sequencer> history_;  // the history channels' order and gaps

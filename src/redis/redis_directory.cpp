@@ -99,6 +99,37 @@ void redis_backplane::send_remote(const remote_connection& where, message_ptr pa
   });
 }
 
+void redis_backplane::post_remote(const std::string& node, std::string token, std::string body,
+                                  bool end, post_reply done) {
+  asio::post(ioc_, [this, node, token = std::move(token), body = std::move(body), end,
+                    done = std::move(done)]() mutable {
+    const std::uint64_t rid = ++next_rid_;
+    const json op = {{"op", "post"}, {"token", token}, {"payload", body},
+                     {"end", end},   {"rid", rid},     {"reply", node_}};
+    const bool sent =
+        publish_to(node_channel(node), op.dump(-1, ' ', false, json::error_handler_t::replace),
+                   [this, rid](reply_view r) {
+                     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+                       finish_post(rid, 404, {});  // nobody listens there: the node is gone
+                   });
+    if (!sent) return done(503, {});
+    auto timer = std::make_shared<asio::steady_timer>(ioc_, rc_.remote_timeout);
+    posts_[rid] = {std::move(done), timer};
+    timer->async_wait([this, rid](boost::system::error_code ec) {
+      if (!ec) finish_post(rid, 503, {});
+    });
+  });
+}
+
+void redis_backplane::finish_post(std::uint64_t rid, int status, std::string body) {
+  const auto it = posts_.find(rid);
+  if (it == posts_.end()) return;
+  auto done = std::move(it->second.done);
+  it->second.timer->cancel();
+  posts_.erase(it);
+  done(status, std::move(body));
+}
+
 void redis_backplane::close_remote(const remote_connection& where, std::uint16_t code,
                                    std::string reason) {
   asio::post(
@@ -177,6 +208,23 @@ void redis_backplane::on_node_op(std::string_view payload) {
                                   [&](const node_reply& r) { return r.node == op.node; }));
     if (!again) q.replies.answered.push_back({op.node, std::move(op.answer)});
     if (q.waiting.empty()) finish_question(op.rid);
+    return;
+  }
+  if (op.op == "posted") {
+    finish_post(op.rid, op.status == 0 ? 503 : op.status, std::move(op.payload));
+    return;
+  }
+  if (op.op == "post") {
+    if (!post_handler_ || op.reply.empty()) return;
+    const std::uint64_t rid = op.rid;
+    post_handler_(std::move(op.token), std::move(op.payload), op.end,
+                  [this, rid, reply_to = std::move(op.reply)](int status, std::string body) {
+                    asio::post(ioc_, [this, rid, reply_to, status, body = std::move(body)] {
+                      const json res = {
+                          {"op", "posted"}, {"rid", rid}, {"status", status}, {"payload", body}};
+                      publish_to(node_channel(reply_to), res.dump(), [](reply_view) {});
+                    });
+                  });
     return;
   }
   if (op.op == "result") {

@@ -25,6 +25,7 @@
 #include "net/http_handler.hpp"
 #include "net/listener.hpp"
 #include "net/server_context.hpp"
+#include "net/sse_session.hpp"
 #include "net/static_files.hpp"
 #include "net/tls_context.hpp"
 #include "net/worker.hpp"
@@ -345,6 +346,8 @@ server::server(const config& cfg, logger& log) : impl_(std::make_unique<impl>(ch
       [admin = impl_->admin.get()](std::string_view kind, std::string_view arg) {
         return admin->answer_node_question(kind, arg);
       });
+  // SSE POSTs for streams on other nodes go through the backplane (no sticky sessions).
+  if (cfg.sse.enabled) connect_sse_to_backplane(ctx, backplane);
   http_handler* after_health = impl_->files.get();
   if (cfg.admin.client_listener_connections) {
     impl_->client_connections =

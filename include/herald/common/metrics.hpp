@@ -97,6 +97,9 @@ struct worker_metrics {
   counter pong_timeouts;
   counter messages_throttled;
   counter http_requests;
+  // The SSE fallback.
+  gauge sse_open;     // open SSE streams (also in connections_open)
+  counter sse_posts;  // client messages received by POST
   // permessage-deflate.
   gauge compressed_open;            // open connections that agreed to it
   counter deflate_declined;         // upgrades whose offers Herald could not accept

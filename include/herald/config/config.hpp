@@ -354,6 +354,16 @@ struct limits_config {
   std::size_t json_max_depth = 64;
 };
 
+// sse.*: the fallback transport for networks that block WebSockets. Server-Sent Events carry
+// what the server sends (GET sse.path), an HTTP POST to the same path what the client sends.
+// Same routes, channels, limits and timeouts as a WebSocket connection.
+struct sse_config {
+  bool enabled = true;
+  std::string path = "/sse";
+  // A comment line on a quiet stream, so that proxies and load balancers do not time it out.
+  duration keepalive_interval = std::chrono::seconds(15);
+};
+
 // The whole configuration: built once by load_config, immutable while serving.
 struct config {
   std::string node_id;  // empty: generated at start-up
@@ -364,6 +374,7 @@ struct config {
   admin_config admin;
   http_config http;
   websocket_config websocket;
+  sse_config sse;
   auth_config auth;
   shutdown_config shutdown;
   limits_config limits;

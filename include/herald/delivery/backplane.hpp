@@ -122,6 +122,25 @@ class backplane {
   // once, before start().
   virtual void set_node_question(node_question answer) { (void)answer; }
 
+  // The SSE fallback's POSTs, which a load balancer may send to any node: `node` holds the
+  // stream named by `token` and hands it `body` (its post handler; `end`: a DELETE, the client
+  // ends the stream), then answers with the HTTP status and body of the reply. `done` once, on any
+  // thread: 404 when the node is gone, 503 when it did not answer within redis.remote_timeout or
+  // the backplane is down.
+  using post_reply = std::function<void(int status, std::string body)>;
+  using post_handler =
+      std::function<void(std::string token, std::string body, bool end, post_reply done)>;
+  virtual void post_remote(const std::string& node, std::string token, std::string body, bool end,
+                           post_reply done) {
+    (void)node;
+    (void)token;
+    (void)body;
+    (void)end;
+    done(404, {});
+  }
+  // How this node takes the POSTs other nodes forward; set once, before start().
+  virtual void set_post_handler(post_handler handler) { (void)handler; }
+
   // ---- durable delivery ----
 
   // Stores a channel publication in the channel's history (`rule`) and publishes it with its
