@@ -32,6 +32,17 @@ export interface HeartbeatOptions {
   action?: string;
 }
 
+export interface FallbackOptions {
+  /** Path of Herald's SSE fallback (sse.path, default "/sse"). */
+  path?: string;
+  /** A WebSocket not open, or open with nothing back, after this many ms is taken as blocked (default 5000). */
+  openTimeout?: number;
+  /** Stay on SSE this long (ms) before trying WebSocket again (default 60000). */
+  retryWebSocketAfter?: number;
+}
+
+export type Transport = 'websocket' | 'sse';
+
 export interface ConnectOptions {
   /** A JWT, or a function returning one (called on every connect, so it can refresh). */
   token?: string | (() => string | Promise<string>);
@@ -51,6 +62,12 @@ export interface ConnectOptions {
   maxQueued?: number;
   /** Route keys of Herald's built-in actions, if the server renamed them. */
   actions?: Partial<Record<'subscribe' | 'unsubscribe' | 'publish' | 'presence', string>>;
+  /** Server-Sent Events when WebSockets do not get through; false: WebSocket only. On by default where EventSource exists. */
+  fallback?: FallbackOptions | false;
+  /** EventSource implementation (default globalThis.EventSource). */
+  EventSource?: unknown;
+  /** fetch implementation for the fallback's POSTs (default globalThis.fetch). */
+  fetch?: unknown;
 }
 
 export interface MessageMeta {
@@ -91,6 +108,8 @@ export interface StateEvent {
   attempt?: number;
   /** ms until the next attempt (reconnecting). */
   delay?: number;
+  /** The transport now in use (open). */
+  transport?: Transport;
 }
 
 export interface CloseEvent {
@@ -102,7 +121,9 @@ export interface CloseEvent {
 
 export interface ClientEvents {
   state: StateEvent;
-  open: { reconnect: boolean };
+  open: { reconnect: boolean; transport: Transport };
+  /** The client changed transport: to SSE when WebSockets are blocked, back once they get through. */
+  fallback: { from: Transport; to: Transport; reason: string };
   close: CloseEvent;
   /** Frames that are not replies or channel messages: user/connection messages, route answers. */
   message: { data: unknown; raw: boolean };
@@ -114,6 +135,8 @@ export declare class HeraldClient {
   constructor(url: string, options?: ConnectOptions);
   readonly url: string;
   readonly state: ConnectionState;
+  /** 'websocket', or 'sse' while WebSockets do not get through. */
+  readonly transport: Transport;
   /** Resolves on the first open; rejects if the client closes first. */
   readonly opened: Promise<void>;
   readonly stats: { opens: number; reconnects: number; heartbeatTimeouts: number; duplicatesDropped: number };

@@ -9,7 +9,9 @@
 // channel after a reconnect from the last offset it delivered, so history channels lose
 // nothing and deliver nothing twice; detects dead connections with heartbeats (browsers cannot
 // see pings); matches replies to requests by id; stops for good on close codes that say
-// retrying cannot help (kicked, auth refused, protocol errors).
+// retrying cannot help (kicked, auth refused, protocol errors); falls back to Server-Sent Events
+// (with POSTs for what it sends) where WebSockets cannot get through, and goes back to
+// WebSocket once it can.
 
 /** Connection states, in the order a healthy client goes through them. */
 export const State = Object.freeze({
@@ -37,7 +39,78 @@ const DEFAULTS = {
   requestTimeout: 10000,
   maxQueued: 256,
   actions: { subscribe: 'subscribe', unsubscribe: 'unsubscribe', publish: 'publish', presence: 'presence' },
+  // openTimeout: a WebSocket that has not opened, or has opened and carried nothing back, by
+  // then is taken as blocked. retryWebSocketAfter: how long to stay on SSE before trying again.
+  fallback: { path: '/sse', openTimeout: 5000, retryWebSocketAfter: 60000 },
 };
+
+// A WebSocket-shaped transport over Herald's SSE fallback: an EventSource stream for what the
+// server sends, a POST (in order, one at a time) for each message sent, named by the stream's
+// session; close() ends the stream with a DELETE. The client drives it like a WebSocket.
+class SseTransport {
+  constructor(url, EventSourceImpl, fetchImpl) {
+    this.url = new URL(url);
+    this.fetch = fetchImpl;
+    this.readyState = 0;
+    this.chain = Promise.resolve();
+    const es = new EventSourceImpl(url);
+    this.es = es;
+    es.addEventListener('session', (e) => {
+      const s = JSON.parse(e.data);
+      this.session = s.session;
+      this.connectionId = s.connectionId;
+      this.readyState = 1;
+      this.onopen?.();
+    });
+    es.onmessage = (e) => this.onmessage?.({ data: e.data });
+    es.addEventListener('binary', (e) => {
+      const bytes = Uint8Array.from(atob(e.data), (c) => c.charCodeAt(0));
+      this.onmessage?.({ data: bytes.buffer });
+    });
+    es.addEventListener('close', (e) => {
+      let c = { code: 1006, reason: '' };
+      try {
+        c = JSON.parse(e.data);
+      } catch {
+        // keep 1006
+      }
+      this.shut(c.code, c.reason);
+    });
+    // EventSource would reconnect by itself; the client reconnects (and resumes) itself instead.
+    es.onerror = () => this.shut(1006, this.readyState === 0 ? 'stream failed' : 'stream lost');
+  }
+
+  send(text) {
+    if (this.readyState !== 1) throw new Error('the stream is not open');
+    const headers = { 'Herald-Session': this.session, 'Content-Type': 'text/plain;charset=UTF-8' };
+    this.chain = this.chain
+      .then(() => this.fetch(this.postUrl(), { method: 'POST', headers, body: text }))
+      .then((r) => {
+        // 404: the stream is gone (its node too); 429: throttled, as a WebSocket would be.
+        if (r.status === 404) this.shut(1006, 'session lost');
+      })
+      .catch(() => this.shut(1006, 'send failed'));
+  }
+
+  postUrl() {
+    return `${this.url.origin}${this.url.pathname}`;
+  }
+
+  close() {
+    if (this.readyState >= 2) return;
+    const session = this.session;
+    this.readyState = 3;
+    this.es.close();
+    if (session) this.fetch(this.postUrl(), { method: 'DELETE', headers: { 'Herald-Session': session } }).catch(() => {});
+  }
+
+  shut(code, reason) {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    this.es.close();
+    this.onclose?.({ code, reason });
+  }
+}
 
 // Close codes after which reconnecting cannot help. 1000 from the server means the connection
 // was ended on purpose (the admin API deleted it, the user was disconnected).
@@ -62,9 +135,17 @@ export class HeraldClient {
       reconnect: options.reconnect === false ? false : { ...DEFAULTS.reconnect, ...options.reconnect },
       heartbeat: options.heartbeat === false ? false : { ...DEFAULTS.heartbeat, ...options.heartbeat },
       actions: { ...DEFAULTS.actions, ...options.actions },
+      fallback: options.fallback === false ? false : { ...DEFAULTS.fallback, ...options.fallback },
     };
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
-    if (!this.WebSocket) throw new HeraldError('no_websocket', 'no WebSocket implementation: pass options.WebSocket');
+    this.EventSource = options.EventSource ?? globalThis.EventSource;
+    this.fetch = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    if (!this.EventSource || !this.fetch) this.options.fallback = false;
+    if (!this.WebSocket && !this.options.fallback) {
+      throw new HeraldError('no_websocket', 'no WebSocket implementation: pass options.WebSocket');
+    }
+    this.transport = 'websocket'; // or 'sse' while WebSockets do not get through
+    this.webSocketFailedAt = this.WebSocket ? undefined : Infinity;
     this.state = State.connecting;
     this.attempt = 0; // reconnect attempts since the last successful open
     this.listeners = new Map();
@@ -123,6 +204,30 @@ export class HeraldClient {
     }
   }
 
+  // SSE when WebSockets failed lately (or there is no WebSocket), else WebSocket.
+  chooseTransport() {
+    const fb = this.options.fallback;
+    if (!fb) return 'websocket';
+    const failed = this.webSocketFailedAt;
+    return failed !== undefined && Date.now() - failed < fb.retryWebSocketAfter ? 'sse' : 'websocket';
+  }
+
+  sseUrl(wsUrl) {
+    const u = new URL(wsUrl);
+    u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+    u.pathname = this.options.fallback.path;
+    return u.toString();
+  }
+
+  // The WebSocket did not get through: use SSE for a while (retryWebSocketAfter), at once.
+  webSocketBlocked(ws, why) {
+    if (ws !== this.ws) return;
+    this.webSocketFailedAt = Date.now();
+    this.abandon(4000, why);
+    this.emit('fallback', { from: 'websocket', to: 'sse', reason: why });
+    this.open();
+  }
+
   async connectSocket() {
     let url = this.url;
     const { token } = this.options;
@@ -138,10 +243,30 @@ export class HeraldClient {
       u.searchParams.set(this.options.tokenParameter, value);
       url = u.toString();
     }
-    const ws = new this.WebSocket(url, this.options.protocols);
-    this.ws = ws;
+    this.transport = this.chooseTransport();
+    this.awaitingFrame = false;
     this.everOpened = false;
     this.handshakeStatus = undefined;
+    clearTimeout(this.openTimer);
+    if (this.transport === 'sse') {
+      const sse = new SseTransport(this.sseUrl(url), this.EventSource, this.fetch);
+      this.ws = sse;
+      sse.onopen = () => this.onOpen(sse);
+      sse.onmessage = (ev) => this.onFrame(sse, ev.data);
+      sse.onclose = (ev) => this.onClose(sse, ev.code, ev.reason);
+      return;
+    }
+    const ws = new this.WebSocket(url, this.options.protocols);
+    this.ws = ws;
+    const fb = this.options.fallback;
+    if (fb) {
+      // Blocked: no open (a proxy that holds the upgrade), or nothing back after it (one that
+      // answers 101 and then passes nothing). A refused handshake is caught by onerror below.
+      this.awaitingFrame = true;
+      this.openTimer = setTimeout(() => {
+        if (ws === this.ws && (!this.everOpened || this.awaitingFrame)) this.webSocketBlocked(ws, 'websocket timeout');
+      }, fb.openTimeout);
+    }
     ws.onopen = () => this.onOpen(ws);
     ws.onmessage = (ev) => this.onFrame(ws, ev.data);
     ws.onerror = (ev) => {
@@ -150,8 +275,13 @@ export class HeraldClient {
       const m = /Unexpected server response: (\d+)/.exec(ev?.message ?? ev?.error?.message ?? '');
       if (m) this.handshakeStatus = Number(m[1]);
       // A connection that never opened is over; some implementations (Node 20's) fire no
-      // close event after a failed connect, so do not wait for one.
-      if (!this.everOpened) this.onClose(ws, 1006, 'connection failed');
+      // close event after a failed connect, so do not wait for one. With the fallback on, a
+      // handshake that failed for a reason other than auth moves to SSE at once.
+      if (!this.everOpened) {
+        const auth = this.handshakeStatus === 401 || this.handshakeStatus === 403;
+        if (this.options.fallback && !auth) return this.webSocketBlocked(ws, 'websocket failed');
+        this.onClose(ws, 1006, 'connection failed');
+      }
     };
     ws.onclose = (ev) => this.onClose(ws, ev.code, ev.reason);
   }
@@ -163,18 +293,60 @@ export class HeraldClient {
     this.stats.opens++;
     if (this.stats.opens > 1) this.stats.reconnects++;
     this.lastFrameAt = Date.now();
-    this.setState(State.open);
+    this.setState(State.open, { transport: this.transport });
     this.armHeartbeat();
+    if (this.transport === 'websocket' && this.awaitingFrame) {
+      // Prove that frames come back (a proxy may pass the upgrade and nothing after it).
+      ws.send(JSON.stringify({ action: this.options.heartbeat ? this.options.heartbeat.action : '$heartbeat', id: `hb-${this.nextId++}` }));
+    }
+    if (this.transport === 'sse') this.probeLater();
     // Subscriptions first (from their last offsets), then what was queued while away.
     for (const [channel, sub] of this.subscriptions) this.resubscribe(channel, sub);
     const queued = this.queue.splice(0);
     for (const frame of queued) ws.send(frame);
     this.resolveOpened();
-    this.emit('open', { reconnect: this.stats.opens > 1 });
+    this.emit('open', { reconnect: this.stats.opens > 1, transport: this.transport });
+  }
+
+  // On SSE: after retryWebSocketAfter, see whether a WebSocket gets through now (it opens and
+  // answers a heartbeat); if so, move back to it (subscriptions resume from their offsets).
+  probeLater() {
+    const fb = this.options.fallback;
+    if (!fb || !this.WebSocket || !Number.isFinite(fb.retryWebSocketAfter)) return;
+    const current = this.ws;
+    this.later(fb.retryWebSocketAfter, () => {
+      if (this.ws !== current || this.state !== State.open) return;
+      let probe;
+      try {
+        probe = new this.WebSocket(this.url, this.options.protocols);
+      } catch {
+        return this.probeLater();
+      }
+      const done = (ok) => {
+        clearTimeout(timer);
+        probe.onopen = probe.onmessage = probe.onerror = probe.onclose = null;
+        try {
+          probe.close();
+        } catch {
+          // closing anyway
+        }
+        if (this.ws !== current || this.state !== State.open) return;
+        if (!ok) return this.probeLater();
+        this.webSocketFailedAt = undefined;
+        this.emit('fallback', { from: 'sse', to: 'websocket', reason: 'websocket gets through again' });
+        this.reconnect();
+      };
+      const timer = setTimeout(() => done(false), fb.openTimeout);
+      probe.onopen = () => probe.send(JSON.stringify({ action: '$heartbeat', id: 'probe' }));
+      probe.onmessage = () => done(true);
+      probe.onerror = () => done(false);
+      probe.onclose = () => done(false);
+    });
   }
 
   onClose(ws, code, reason) {
     if (ws !== this.ws) return; // an abandoned socket (heartbeat timeout) closing late
+    clearTimeout(this.openTimer);
     this.ws = null;
     this.disarmHeartbeat();
     const info = { code, reason, status: this.handshakeStatus };
@@ -214,6 +386,7 @@ export class HeraldClient {
 
   finish(code, reason, info = {}) {
     this.clearTimers();
+    clearTimeout(this.openTimer);
     this.setState(State.closed, { ...info, code, reason });
     const error = new HeraldError('closed', `connection closed: ${code} ${reason ?? ''}`.trim(), { code, reason });
     this.rejectPending(error);
@@ -316,6 +489,10 @@ export class HeraldClient {
   onFrame(ws, data) {
     if (ws !== this.ws) return;
     this.lastFrameAt = Date.now();
+    if (this.awaitingFrame) {
+      this.awaitingFrame = false;
+      clearTimeout(this.openTimer);
+    }
     if (typeof data !== 'string') {
       this.emit('message', { data, raw: true });
       return;
