@@ -180,7 +180,11 @@ class sse_session final : public session_base, public sse_directory::sink {
   void tick(steady_clock::time_point now) override {
     if (state_ == state::closed) return;
     const auto& c = ctx_.cfg.websocket;
-    if (!write_active_ && pending_.empty() && writing_.capacity() > 0) std::string().swap(writing_);
+    if (!write_active_ && pending_.empty()) {
+      // An idle stream holds no write buffers (they keep their capacity while it is busy).
+      if (writing_.capacity() > 15) std::string().swap(writing_);
+      if (pending_.capacity() > 15) std::string().swap(pending_);
+    }
     if (write_active_ && now - write_started_ >= c.send_queue.write_timeout) {
       worker_.metrics().write_timeouts.add();
       return abort(cc::abnormal, "write timeout");
