@@ -78,8 +78,8 @@ struct options {
   int pid = 0;
   double hold = 2;  // idle: seconds to keep the connections open before measuring
   bool json = false;
-  bool sharded = false;  // a Redis Cluster: SPUBLISH herald:channel:{name} on its slot's primary
-  bool deflate = false;  // offer permessage-deflate; inflate what arrives compressed
+  bool sharded = false;   // a Redis Cluster: SPUBLISH herald:channel:{name} on its slot's primary
+  bool deflate = false;   // offer permessage-deflate; inflate what arrives compressed
   int inflate_every = 1;  // ... one compressed message in N (the rest counted, not read)
   std::string payload = "padding";  // padding ("t" and x's) | notification (realistic JSON)
   std::string
@@ -208,9 +208,9 @@ struct stats {
   int subscribed = 0;
   std::uint64_t deliveries = 0;
   std::uint64_t echoes = 0;
-  std::uint64_t bytes_in = 0;  // read from the sockets, handshakes included
-  int compressed = 0;          // connections that agreed to permessage-deflate
-  std::uint64_t inflated = 0;  // messages inflated
+  std::uint64_t bytes_in = 0;         // read from the sockets, handshakes included
+  int compressed = 0;                 // connections that agreed to permessage-deflate
+  std::uint64_t inflated = 0;         // messages inflated
   std::uint64_t compressed_seen = 0;  // messages that arrived compressed (--inflate-every)
   std::int64_t last_delivery_ns = 0;
   latencies lat;

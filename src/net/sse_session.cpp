@@ -45,13 +45,6 @@ using protocol::sse::append_event;
 using protocol::sse::decode_positions;
 using protocol::sse::encode_positions;
 using protocol::sse::query_values;
-constexpr std::uint16_t token_expired_code = 4001;
-
-bool is_disconnect(const error_code& ec) {
-  return ec == asio::error::eof || ec == asio::error::connection_reset ||
-         ec == asio::error::broken_pipe || ec == asio::error::connection_aborted ||
-         ec == asio::ssl::error::stream_truncated;
-}
 
 std::string json_string(std::string_view v) {
   std::string s = "\"";
@@ -88,8 +81,7 @@ class sse_session final : public session_base, public sse_directory::sink {
     const auto now = worker_.now();
     last_activity_ = last_write_ = now;
     opened_ = steady_clock::now();
-    tokens_ = ctx_.cfg.websocket.rate_limit.burst;
-    refill_at_ = opened_;
+    rate_.start(ctx_.cfg.websocket.rate_limit, opened_);
     touch(info().connected_at);
     // "<connection id>.<secret>": any node can find the node holding it, only the holder can
     // check the secret.
@@ -235,7 +227,7 @@ class sse_session final : public session_base, public sse_directory::sink {
       return done(
           json_error(http::status::bad_request, "bad_request", "a message must be UTF-8 text"));
     }
-    if (!take_token()) {
+    if (!rate_.take(ctx_.cfg.websocket.rate_limit)) {
       worker_.metrics().messages_throttled.add();
       const auto max = ctx_.cfg.websocket.rate_limit.max_violations;
       if (max > 0 && ++violations_ >= max) start_close(cc::policy_violation, "rate limit exceeded");
@@ -257,18 +249,6 @@ class sse_session final : public session_base, public sse_directory::sink {
     touch(herald::now_ms());
     ctx_.handler->on_message(*this, body, false);
     done(json_response(http::status::accepted, R"({"ok":true})"));
-  }
-
-  bool take_token() {
-    const auto& rl = ctx_.cfg.websocket.rate_limit;
-    if (rl.messages_per_second <= 0) return true;
-    const auto now = steady_clock::now();
-    const double elapsed = std::chrono::duration<double>(now - refill_at_).count();
-    tokens_ = std::min(rl.burst, tokens_ + elapsed * rl.messages_per_second);
-    refill_at_ = now;
-    if (tokens_ < 1.0) return false;
-    tokens_ -= 1.0;
-    return true;
   }
 
   // ---- reading: only to notice that the client went away ----
@@ -446,8 +426,7 @@ class sse_session final : public session_base, public sse_directory::sink {
   std::size_t written_messages_ = 0;
   protocol::sse::positions positions_;
   std::array<char, 256> discard_{};
-  double tokens_ = 0;
-  steady_clock::time_point refill_at_;
+  message_rate rate_;
   std::size_t violations_ = 0;
   std::uint32_t inflight_ = 0;
   steady_clock::time_point opened_, last_activity_, last_write_, write_started_, close_started_;

@@ -26,8 +26,6 @@ namespace herald::net {
 namespace {
 
 namespace cc = ws::close_code;
-// auth.jwt.close_on_expiry: the token's exp passed (4000-4999 is for applications).
-constexpr std::uint16_t token_expired_code = 4001;
 
 enum class frame_kind : std::uint8_t { data, ping, pong, close };
 
@@ -59,12 +57,6 @@ outbound make_frame(ws::opcode op, message_ptr message, frame_kind kind) {
   return make_frame(op, std::move(message), kind, bytes);
 }
 
-bool is_disconnect(const error_code& ec) {
-  return ec == asio::error::eof || ec == asio::error::connection_reset ||
-         ec == asio::error::broken_pipe || ec == asio::error::connection_aborted ||
-         ec == asio::ssl::error::stream_truncated;
-}
-
 template <class Stream>
 class websocket_session final : public session_base, public ws::frame_handler {
  public:
@@ -87,8 +79,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
     const auto now = worker_.now();
     last_activity_ = last_received_ = now;
     opened_ = steady_clock::now();  // exact: connection.close reports duration_ms from it
-    tokens_ = ctx_.cfg.websocket.rate_limit.burst;
-    refill_at_ = steady_clock::now();
+    rate_.start(ctx_.cfg.websocket.rate_limit, steady_clock::now());
     touch(info().connected_at);
     if constexpr (!is_tls) {
       error_code ec;
@@ -213,7 +204,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
       start_close(cc::unsupported_data, "binary frames are not supported", true);
       return true;
     }
-    if (!take_token()) return throttled();
+    if (!rate_.take(ctx_.cfg.websocket.rate_limit)) return throttled();
     if (op == ws::opcode::binary) {
       ctx_.handler->on_message(*this, ws::base64_encode(payload), true);
     } else {
@@ -255,18 +246,6 @@ class websocket_session final : public session_base, public ws::frame_handler {
   }
 
   // ---- inbound rate limit (token bucket) ----
-
-  bool take_token() {
-    const auto& rl = ctx_.cfg.websocket.rate_limit;
-    if (rl.messages_per_second <= 0) return true;
-    const auto now = steady_clock::now();
-    const double elapsed = std::chrono::duration<double>(now - refill_at_).count();
-    tokens_ = std::min(rl.burst, tokens_ + elapsed * rl.messages_per_second);
-    refill_at_ = now;
-    if (tokens_ < 1.0) return false;
-    tokens_ -= 1.0;
-    return true;
-  }
 
   // The message is not routed: the client hears why, and a client that keeps going is closed.
   bool throttled() {
@@ -707,8 +686,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
   std::size_t batch_bytes_ = 0;
   std::atomic<bool> saturated_{false};  // read by other threads deciding 429s
   std::string stash_;                   // undecoded input held while paused
-  double tokens_ = 0;                   // rate limit bucket
-  steady_clock::time_point refill_at_;
+  message_rate rate_;
   std::size_t violations_ = 0;
   std::uint32_t inflight_ = 0;  // messages being handled by integrations
 
@@ -732,6 +710,23 @@ class websocket_session final : public session_base, public ws::frame_handler {
 };
 
 }  // namespace
+
+bool is_disconnect(const error_code& ec) {
+  return ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe || ec == asio::error::connection_aborted ||
+         ec == asio::ssl::error::stream_truncated;
+}
+
+bool message_rate::take(const rate_limit_config& rl) {
+  if (rl.messages_per_second <= 0) return true;
+  const auto now = steady_clock::now();
+  const double elapsed = std::chrono::duration<double>(now - refill_at_).count();
+  tokens_ = std::min(rl.burst, tokens_ + elapsed * rl.messages_per_second);
+  refill_at_ = now;
+  if (tokens_ < 1.0) return false;
+  tokens_ -= 1.0;
+  return true;
+}
 
 template <class Stream>
 void start_websocket_session(Stream stream, std::string initial, connection_info info,

@@ -16,6 +16,28 @@ namespace herald::net {
 
 class worker;
 
+// auth.jwt.close_on_expiry: the token's exp passed (4000-4999 is for applications).
+inline constexpr std::uint16_t token_expired_code = 4001;
+
+// Errors that mean the peer went away (closed as 1006 "connection lost", not logged).
+bool is_disconnect(const error_code& ec);
+
+// websocket.rate_limit's token bucket for one connection's messages (WebSocket frames or SSE
+// POSTs).
+class message_rate {
+ public:
+  void start(const rate_limit_config& rl, steady_clock::time_point now) {
+    tokens_ = rl.burst;
+    refill_at_ = now;
+  }
+  // Takes a token for one message; false when the connection is over its rate.
+  bool take(const rate_limit_config& rl);
+
+ private:
+  double tokens_ = 0;
+  steady_clock::time_point refill_at_;
+};
+
 // The part of a session (WebSocket or SSE) its worker needs, independent of the stream type.
 class session_base : public connection {
  public:
