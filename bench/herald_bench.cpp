@@ -34,6 +34,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include <hiredis/hiredis.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -185,6 +187,22 @@ long rss_kib(int pid) {
     if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
   }
   return -1;
+}
+
+// The process's CPU time so far (user + system), in seconds; -1 when it cannot be read.
+double cpu_seconds(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  const auto close = stat.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string f;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(f);  // utime, stime
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // Latency samples in microseconds.
@@ -701,13 +719,18 @@ int run(const options& o) {
   r.add("connections", o.connections, 0);
   fleet f;
   const long rss_before = o.pid ? rss_kib(o.pid) : -1;
+  const double cpu_before = o.pid ? cpu_seconds(o.pid) : -1;
   f.open(o);
+  const double cpu_open = o.pid ? cpu_seconds(o.pid) - cpu_before : -1;
   r.add("connected", f.st.connected, 0);
   r.add("failed", f.st.failed, 0);
   if (o.deflate) r.add("compressed_connections", f.st.compressed, 0);
   if (o.scenario == "connect") {
     r.add("connect_seconds", f.connect_seconds, 3);
     r.add("connections_per_s", f.st.connected / f.connect_seconds, 0);
+    // Server CPU while the connections opened (clock ticks: 10 ms each, so use many).
+    if (o.pid)
+      r.add("server_cpu_us_per_connection", cpu_open * 1e6 / std::max(1, f.st.connected), 1);
   } else if (o.scenario == "idle") {
     // Without --pid only the holding: bench/scale runs several of these and reads the server's
     // memory itself (one process cannot hold more descriptors than its limit).
@@ -733,6 +756,7 @@ int run(const options& o) {
     const std::uint64_t expected = static_cast<std::uint64_t>(count) * f.st.subscribed;
     std::exception_ptr failure;
     std::int64_t first_send = 0;
+    const double cpu_publish = o.pid ? cpu_seconds(o.pid) : -1;
     std::thread pub([&] {
       try {
         publisher p(o);
@@ -757,6 +781,7 @@ int run(const options& o) {
     });
     const bool all = f.run_until([&] { return f.st.deliveries >= expected; },
                                  (burst ? 60.0 : o.duration + 30.0));
+    const double cpu_fanout = o.pid ? cpu_seconds(o.pid) - cpu_publish : -1;
     pub.join();
     if (failure) std::rethrow_exception(failure);
     if (!o.after_deliveries.empty() && std::system(o.after_deliveries.c_str()) != 0)
@@ -773,6 +798,9 @@ int run(const options& o) {
     r.add("deliveries_per_s", seconds > 0 ? static_cast<double>(f.st.deliveries) / seconds : 0.0,
           0);
     r.add("bytes_received", static_cast<double>(f.st.bytes_in), 0);
+    if (o.pid && f.st.deliveries > 0)
+      r.add("server_cpu_us_per_delivery", cpu_fanout * 1e6 / static_cast<double>(f.st.deliveries),
+            2);
     if (o.deflate) {
       r.add("messages_compressed", static_cast<double>(f.st.compressed_seen), 0);
       r.add("messages_inflated", static_cast<double>(f.st.inflated), 0);

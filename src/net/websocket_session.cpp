@@ -10,8 +10,11 @@
 #include <type_traits>
 #include <vector>
 
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -64,16 +67,26 @@ class websocket_session final : public session_base, public ws::frame_handler {
   static constexpr std::size_t tls_read_size = 16 * 1024;
   static constexpr std::size_t max_iov = IOV_MAX < 1024 ? IOV_MAX : 1024;
 
+  // Plain sockets leave Asio at the upgrade: the worker's epoll set watches the descriptor
+  // (worker::watch). TLS streams stay Asio streams.
+  using stream_type = std::conditional_t<is_tls, Stream, int>;
+
   websocket_session(Stream&& stream, connection_info info, admission slot, int deflate_bits,
                     worker& w, server_context& ctx)
       : session_base(std::move(info)),
-        stream_(std::move(stream)),
+        stream_(adopt(std::move(stream))),
         slot_(std::move(slot)),
         worker_(w),
         ctx_(ctx),
         decoder_({ctx.cfg.websocket.max_frame_bytes, ctx.cfg.websocket.max_message_bytes, true,
                   deflate_bits != 0}),
         deflate_bits_(static_cast<std::uint8_t>(deflate_bits)) {}
+
+  ~websocket_session() override {
+    if constexpr (!is_tls) {
+      if (stream_ >= 0) ::close(stream_);
+    }
+  }
 
   void start(std::string initial) {
     const auto now = worker_.now();
@@ -82,9 +95,12 @@ class websocket_session final : public session_base, public ws::frame_handler {
     rate_.start(ctx_.cfg.websocket.rate_limit, steady_clock::now());
     touch(info().connected_at);
     if constexpr (!is_tls) {
-      error_code ec;
-      stream_.non_blocking(true, ec);
-      if (ec) return;  // the socket is already unusable; nothing was registered yet
+      // The socket is already unusable when any of this fails; nothing was registered yet.
+      int on = 1;
+      if (stream_ < 0 || ::ioctl(stream_, FIONBIO, &on) != 0) return;
+      // Edge-triggered: bytes that arrived before this are reported at once.
+      if (!worker_.watch(stream_, *this)) return;
+      keep_ = self();  // the worker's watch does not own the session: this does, until finish()
     }
     worker_.attach(*this);
     ctx_.registry.add(self());
@@ -105,7 +121,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
       start_close(cc::going_away, drain_close_reason, true);
     }
     if (!initial.empty() && !consume({initial.data(), initial.size()})) return;
-    do_read();
+    if constexpr (is_tls) do_read();  // plain: the watch reports what comes
   }
 
   // ---- connection ----
@@ -190,6 +206,20 @@ class websocket_session final : public session_base, public ws::frame_handler {
     start_close(code, reason, true);
   }
 
+  void on_io(std::uint32_t events) override {
+    if constexpr (!is_tls) {
+      if (state_ == state::closed) return;
+      if (want_write_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0) {
+        want_write_ = false;
+        write_plain();
+        if (state_ == state::closed) return;
+      }
+      if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0) read_plain();
+    }
+  }
+
+  void drop() override { keep_.reset(); }
+
   // ---- ws::frame_handler ----
 
   bool on_message(ws::opcode op, std::string_view payload, bool compressed) override {
@@ -243,6 +273,16 @@ class websocket_session final : public session_base, public ws::frame_handler {
 
   std::shared_ptr<websocket_session> self() {
     return std::static_pointer_cast<websocket_session>(shared_from_this());
+  }
+
+  static stream_type adopt(Stream&& stream) {
+    if constexpr (is_tls) {
+      return std::move(stream);
+    } else {
+      error_code ec;
+      const int fd = stream.release(ec);  // leaves Asio's reactor; we close it from now on
+      return ec ? -1 : fd;
+    }
   }
 
   // ---- inbound rate limit (token bucket) ----
@@ -313,58 +353,56 @@ class websocket_session final : public session_base, public ws::frame_handler {
   }
 
   void do_read() {
-    if (read_pending_ || paused_ || state_ == state::closed || close_received_) return;
-    read_pending_ = true;
     if constexpr (is_tls) {
+      if (read_pending_ || paused_ || state_ == state::closed || close_received_) return;
+      read_pending_ = true;
       if (!tls_in_) tls_in_ = std::make_unique<char[]>(tls_read_size);
       stream_.async_read_some(asio::buffer(tls_in_.get(), tls_read_size),
                               [s = self()](error_code ec, std::size_t n) { s->on_read(ec, n); });
     } else {
-      // A read into a few bytes of the session (not async_wait, which costs an epoll_ctl
-      // call every time in Asio's reactor); whatever follows is read into the worker's
-      // shared buffer. An idle connection holds no other read memory.
-      stream_.async_read_some(asio::buffer(peek_),
-                              [s = self()](error_code ec, std::size_t n) { s->on_peek(ec, n); });
+      read_plain();
     }
   }
 
-  void on_peek(error_code ec, std::size_t n) {
-    read_pending_ = false;
-    if (ec) return fail(ec, "read");
-    if (state_ == state::closed) return;
+  // Plain: reads what the socket holds into the worker's shared buffer and decodes it (the
+  // watch is edge-triggered: a short read means the socket is empty, and the next bytes
+  // bring a new event). An idle connection holds no read memory and no pending operation.
+  void read_plain() {
     if constexpr (!is_tls) {
+      if (paused_ || state_ == state::closed || close_received_) return;
       const auto buf = worker_.read_buffer();
-      std::memcpy(buf.data(), peek_.data(), n);
-      std::size_t have = n;
-      bool more = n == peek_.size();
       // A few reads at most, then yield to the other connections of this worker.
-      for (int round = 0; more && round < 4; ++round) {
-        error_code rec;
-        const std::size_t got =
-            stream_.read_some(asio::buffer(buf.data() + have, buf.size() - have), rec);
-        if (rec == asio::error::would_block || rec == asio::error::try_again) break;
-        if (rec) {
-          if (have > 0 && !consume(buf.first(have))) return;
-          return fail(rec, "read");
+      for (int round = 0; round < 4;) {
+        const ssize_t got = ::recv(stream_, buf.data(), buf.size(), 0);
+        if (got > 0) {
+          const auto n = static_cast<std::size_t>(got);
+          if (!consume(buf.first(n))) return;
+          if (n < buf.size()) return;
+          ++round;
+          continue;
         }
-        have += got;
-        more = have == buf.size();
-        if (more) {
-          if (!consume(buf.first(have))) return;
-          have = 0;
-        }
+        if (got == 0) return fail(asio::error::eof, "read");
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        return fail(error_code(errno, boost::system::system_category()), "read");
       }
-      if (have > 0 && !consume(buf.first(have))) return;
+      if (read_pending_) return;
+      read_pending_ = true;
+      asio::post(worker_.context(), [s = self()] {
+        s->read_pending_ = false;
+        s->read_plain();
+      });
     }
-    do_read();
   }
 
   void on_read(error_code ec, std::size_t n) {
-    read_pending_ = false;
-    if (ec) return fail(ec, "read");
-    if (state_ == state::closed) return;
-    if (!consume({tls_in_.get(), n})) return;
-    do_read();
+    if constexpr (is_tls) {
+      read_pending_ = false;
+      if (ec) return fail(ec, "read");
+      if (state_ == state::closed) return;
+      if (!consume({tls_in_.get(), n})) return;
+      do_read();
+    }
   }
 
   // Feeds bytes to the decoder. Returns false when reading should stop.
@@ -549,50 +587,58 @@ class websocket_session final : public session_base, public ws::frame_handler {
   // allocates an operation per write). Runs until the batch is out or the socket is full; then
   // waits for writability and goes on.
   void write_plain() {
-    std::array<iovec, max_iov> iov;  // NOLINT(cppcoreguidelines-pro-type-member-init)
-    const int fd = stream_.native_handle();
-    while (write_index_ < writing_.size()) {
-      std::size_t n = 0;
-      std::size_t skip = write_skip_;
-      for (std::size_t i = write_index_; i < writing_.size() && n + 2 <= iov.size(); ++i) {
-        const auto& f = writing_[i];
-        if (skip < f.header_len) {
-          iov[n++] = {const_cast<std::uint8_t*>(f.header.data()) + skip, f.header_len - skip};
+    if constexpr (!is_tls) {
+      std::array<iovec, max_iov> iov;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+      const int fd = stream_;
+      while (write_index_ < writing_.size()) {
+        std::size_t n = 0;
+        std::size_t skip = write_skip_;
+        for (std::size_t i = write_index_; i < writing_.size() && n + 2 <= iov.size(); ++i) {
+          const auto& f = writing_[i];
+          if (skip < f.header_len) {
+            iov[n++] = {const_cast<std::uint8_t*>(f.header.data()) + skip, f.header_len - skip};
+            skip = 0;
+          } else {
+            skip -= f.header_len;
+          }
+          const std::size_t len = f.payload.size();
+          if (skip < len) iov[n++] = {const_cast<char*>(f.payload.data()) + skip, len - skip};
           skip = 0;
-        } else {
-          skip -= f.header_len;
         }
-        const std::size_t len = f.payload.size();
-        if (skip < len) iov[n++] = {const_cast<char*>(f.payload.data()) + skip, len - skip};
-        skip = 0;
-      }
-      msghdr msg{};
-      msg.msg_iov = iov.data();
-      msg.msg_iovlen = n;
-      const ssize_t sent = ::sendmsg(fd, &msg, MSG_NOSIGNAL);  // a closed peer is EPIPE, no signal
-      worker_.metrics().socket_writes.add();
-      if (sent < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-          // The peer's window is full: wait, then go on from where we are.
-          stream_.async_wait(tcp::socket::wait_write, [s = self()](error_code ec) {
-            if (ec) return s->on_write(ec, 0);
-            if (s->state_ != state::closed) s->write_plain();
-          });
-          return;
+        msghdr msg{};
+        msg.msg_iov = iov.data();
+        msg.msg_iovlen = n;
+        const ssize_t sent =
+            ::sendmsg(fd, &msg, MSG_NOSIGNAL);  // a closed peer is EPIPE, no signal
+        worker_.metrics().socket_writes.add();
+        if (sent < 0) {
+          if (errno == EINTR) continue;
+          if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            // The peer's window is full: wait for the watch to report room, then go on from
+            // where we are (on_io). Writability joins the watch the first time it is needed.
+            want_write_ = true;
+            if (!writes_watched_) {
+              writes_watched_ = true;
+              if (!worker_.watch_writes(fd, *this)) {
+                want_write_ = false;
+                return on_write(error_code(errno, boost::system::system_category()), 0);
+              }
+            }
+            return;
+          }
+          return on_write(error_code(errno, boost::system::system_category()), 0);
         }
-        return on_write(error_code(errno, boost::system::system_category()), 0);
+        auto left = static_cast<std::size_t>(sent);
+        batch_written_ += left;
+        left += write_skip_;
+        while (write_index_ < writing_.size() && left >= writing_[write_index_].size()) {
+          left -= writing_[write_index_].size();
+          ++write_index_;
+        }
+        write_skip_ = left;
       }
-      auto left = static_cast<std::size_t>(sent);
-      batch_written_ += left;
-      left += write_skip_;
-      while (write_index_ < writing_.size() && left >= writing_[write_index_].size()) {
-        left -= writing_[write_index_].size();
-        ++write_index_;
-      }
-      write_skip_ = left;
+      on_write({}, batch_written_);
     }
-    on_write({}, batch_written_);
   }
 
   void on_write(error_code ec, std::size_t bytes) {
@@ -648,8 +694,14 @@ class websocket_session final : public session_base, public ws::frame_handler {
   void finish() {
     if (state_ == state::closed) return;
     state_ = state::closed;
-    error_code ignored;
-    stream_.lowest_layer().close(ignored);  // cancels outstanding operations
+    if constexpr (is_tls) {
+      error_code ignored;
+      stream_.lowest_layer().close(ignored);  // cancels outstanding operations
+    } else {
+      ::close(stream_);  // ends the watch
+      stream_ = -1;
+      want_write_ = false;
+    }
     queue_.clear();
     worker_.detach(*this);
     ctx_.registry.remove(*this);
@@ -666,9 +718,15 @@ class websocket_session final : public session_base, public ws::frame_handler {
                                        {"reason", close_reason_},
                                        {"duration_ms", lived.count()}});
     ctx_.handler->on_close(*this, close_code_, close_reason_);
+    if constexpr (!is_tls) {
+      // Not here: the worker may still hold events for this session in the batch it is
+      // handling, and the caller is a member of this session.
+      if (keep_) asio::post(worker_.context(), [keep = std::move(keep_)] {});
+    }
   }
 
-  Stream stream_;
+  stream_type stream_;
+  std::shared_ptr<websocket_session> keep_;  // plain: owns the session while it is watched
   admission slot_;  // our place under websocket.max_connections, released in finish()
   worker& worker_;
   server_context& ctx_;
@@ -681,8 +739,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
   std::size_t batch_written_ = 0;  // bytes of this batch written so far
   std::string tls_out_;
   std::unique_ptr<char[]> tls_in_;
-  std::array<char, 128> peek_{};  // plain: the first bytes of each read
-  std::size_t queue_bytes_ = 0;   // queue_ and writing_ together
+  std::size_t queue_bytes_ = 0;  // queue_ and writing_ together
   std::size_t batch_bytes_ = 0;
   std::atomic<bool> saturated_{false};  // read by other threads deciding 429s
   std::string stash_;                   // undecoded input held while paused
@@ -704,7 +761,9 @@ class websocket_session final : public session_base, public ws::frame_handler {
   bool close_received_ = false;
   bool wait_for_peer_ = true;
   bool drop_logged_ = false;
-  bool read_pending_ = false;
+  bool read_pending_ = false;  // TLS: a read is pending; plain: a read is posted
+  bool want_write_ = false;    // plain: waiting for room in the socket (on_io)
+  bool writes_watched_ = false;
   bool paused_ = false;            // at routing.max_inflight_per_connection: not reading
   std::uint8_t deflate_bits_ = 0;  // permessage-deflate window of our messages; 0: off
 };

@@ -46,6 +46,10 @@ class session_base : public connection {
   virtual void tick(steady_clock::time_point now) = 0;
   virtual void flush() = 0;
   virtual void shutdown(std::uint16_t code, std::string_view reason) = 0;
+  // Readiness of a socket this session registered with worker::watch (epoll events).
+  virtual void on_io(std::uint32_t /*events*/) {}
+  // The worker is gone: drop whatever keeps this session alive (no handlers run).
+  virtual void drop() {}
 
  private:
   friend class worker;

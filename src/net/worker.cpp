@@ -1,7 +1,13 @@
 #include "net/worker.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <random>
+#include <stdexcept>
+#include <system_error>
+
+#include <sys/epoll.h>
 
 #include <boost/asio/post.hpp>
 
@@ -20,6 +26,12 @@ duration tick_period_for(const config& cfg) {
     if (d > duration::zero()) shortest = std::min(shortest, d);
   }
   return std::clamp<duration>(shortest / 4, std::chrono::milliseconds(10), std::chrono::seconds(1));
+}
+
+int make_epoll_set() {
+  const int fd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+  return fd;
 }
 
 }  // namespace
@@ -42,16 +54,65 @@ worker::worker(unsigned index, server_context& ctx)
       now_(steady_clock::now()),
       now_ms_(herald::now_ms()),
       read_buffer_(std::make_unique<char[]>(read_buffer_size)),
+      io_set_(ioc_, make_epoll_set()),
       mailbox_(ioc_, [this](const std::exception& e) {
         // A bug in one task; the rest of the batch still runs (as separate handlers would).
         ctx_.log.critical("worker.exception", {{"worker", index_}, {"error", e.what()}});
       }) {
   guard_.emplace(ioc_.get_executor());
   schedule_tick();
+  arm_io();
 }
 
 worker::~worker() {
   join();
+  // Sessions still open when the loop ended (the process is stopping): let them go.
+  for (auto* s = head_; s;) {
+    auto* next = s->next_;
+    s->prev_ = s->next_ = nullptr;
+    s->drop();
+    s = next;
+  }
+  head_ = nullptr;
+}
+
+bool worker::watch(int fd, session_base& s) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = &s;
+  return ::epoll_ctl(io_set_.native_handle(), EPOLL_CTL_ADD, fd, &ev) == 0;
+}
+
+bool worker::watch_writes(int fd, session_base& s) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = &s;
+  return ::epoll_ctl(io_set_.native_handle(), EPOLL_CTL_MOD, fd, &ev) == 0;
+}
+
+void worker::arm_io() {
+  // Arming an epoll descriptor re-checks it: readiness that arrived while we were handling the
+  // last batch is not lost.
+  io_set_.async_wait(asio::posix::stream_descriptor::wait_read, [this](error_code ec) {
+    if (ec) return;  // the loop is stopping
+    poll_io();
+    arm_io();
+  });
+}
+
+void worker::poll_io() {
+  std::array<epoll_event, 256> events;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+  // A few batches, then let the rest of the loop run (timers, mailbox, flushes).
+  for (int round = 0; round < 4; ++round) {
+    const int n =
+        ::epoll_wait(io_set_.native_handle(), events.data(), static_cast<int>(events.size()), 0);
+    if (n <= 0) return;
+    // A session that finishes here stays allocated until this handler returns (its release
+    // is posted), so the rest of this batch may still name it.
+    for (int i = 0; i < n; ++i)
+      static_cast<session_base*>(events[i].data.ptr)->on_io(events[i].events);
+    if (n < static_cast<int>(events.size())) return;
+  }
 }
 
 void worker::attach(session_base& s) {

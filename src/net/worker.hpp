@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "herald/common/metrics.hpp"
@@ -63,6 +64,14 @@ class worker {
   void post(std::function<void()> fn) { mailbox_.post(std::move(fn)); }
 
   // --- worker thread only ---
+  // Plain WebSocket sockets are watched by this worker's own epoll set (edge-triggered,
+  // itself watched by the io_context) instead of by a pending Asio operation each: an idle
+  // connection then holds no operation, no reactor state and no read area of its own.
+  // `s.on_io(events)` runs on this thread for each readiness change. Closing the descriptor
+  // ends the watch.
+  bool watch(int fd, session_base& s);
+  // Adds writability to the watch (after a write found the socket full).
+  bool watch_writes(int fd, session_base& s);
   void attach(session_base& s);
   void detach(session_base& s);
   std::size_t session_count() const { return sessions_; }
@@ -87,6 +96,8 @@ class worker {
  private:
   void schedule_tick();
   void on_tick();
+  void arm_io();
+  void poll_io();
   void flush_dirty();
   void drain_step();
 
@@ -101,6 +112,7 @@ class worker {
   std::unique_ptr<char[]> read_buffer_;
   ws::inflater inflater_;
   std::string inflated_;
+  asio::posix::stream_descriptor io_set_;  // the epoll set of watch()
   mailbox mailbox_;               // work from other threads (after ioc_: destroyed before the loop)
   session_base* head_ = nullptr;  // intrusive list of this worker's sessions
   std::size_t sessions_ = 0;
