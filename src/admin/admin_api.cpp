@@ -46,12 +46,12 @@ http_response herald_error(http::status status, std::string_view code, std::stri
 json connection_json(const connection& c, const std::string& node) {
   const auto& i = c.info();
   return {{"connectionId", i.id.view()},
-          {"userId", i.user_id.empty() ? json(nullptr) : json(i.user_id)},
+          {"userId", i.user_id().empty() ? json(nullptr) : json(i.user_id())},
           {"connectedAt", iso8601(i.connected_at)},
           {"lastActiveAt", iso8601(c.last_active_at())},
-          {"sourceIp", i.source_ip},
-          {"userAgent", i.user_agent},
-          {"subprotocol", i.subprotocol},
+          {"sourceIp", i.source_ip()},
+          {"userAgent", i.user_agent()},
+          {"subprotocol", i.subprotocol()},
           {"node", node}};
 }
 
@@ -473,8 +473,8 @@ void admin_api::aws_connection(http_request& req, std::string_view id_text,
           {"connectedAt",
            iso8601(local ? where.local->info().connected_at : where.remote->connected_at)},
           {"identity",
-           {{"sourceIp", local ? where.local->info().source_ip : where.remote->source_ip},
-            {"userAgent", local ? where.local->info().user_agent : where.remote->user_agent}}},
+           {{"sourceIp", local ? where.local->info().source_ip() : where.remote->source_ip},
+            {"userAgent", local ? where.local->info().user_agent() : where.remote->user_agent}}},
           {"lastActiveAt",
            iso8601(local ? where.local->last_active_at() : where.remote->last_active_at)}};
       return reply(json_response(http::status::ok, body.dump()));

@@ -37,8 +37,8 @@ bool expand(std::string_view pattern, const connection_info& who, std::string& o
   constexpr std::string_view placeholder = "{user}";
   for (std::size_t i = 0; i < pattern.size();) {
     if (pattern.substr(i, placeholder.size()) == placeholder) {
-      if (who.user_id.empty()) return false;
-      out += who.user_id;
+      if (who.user_id().empty()) return false;
+      out += who.user_id();
       i += placeholder.size();
     } else {
       out += pattern[i++];

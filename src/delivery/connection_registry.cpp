@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 namespace herald {
 
@@ -22,6 +23,53 @@ bool valid_user_id(std::string_view id) {
     if (u < 0x21 || u == 0x7f) return false;  // printable, no spaces
   }
   return true;
+}
+
+connection_info& connection_info::operator=(const connection_info& other) {
+  if (this == &other) return *this;
+  id = other.id;
+  connected_at = other.connected_at;
+  authorizer = other.authorizer;
+  expires_at = other.expires_at;
+  worker = other.worker;
+  end_ = other.end_;
+  const std::uint32_t size = end_[fields - 1];
+  text_ = size == 0 ? nullptr : std::make_unique<char[]>(size);
+  if (size != 0) std::memcpy(text_.get(), other.text_.get(), size);
+  return *this;
+}
+
+connection_info& connection_info::operator=(connection_info&& other) noexcept {
+  if (this == &other) return *this;
+  id = other.id;
+  connected_at = other.connected_at;
+  authorizer = std::move(other.authorizer);
+  expires_at = other.expires_at;
+  worker = other.worker;
+  end_ = other.end_;
+  text_ = std::move(other.text_);
+  other.end_ = {};  // a moved-from info holds empty texts
+  return *this;
+}
+
+void connection_info::set(field f, std::string_view value) {
+  const std::string_view old = text(f);
+  const std::uint32_t total = end_[fields - 1];
+  const auto next_total = static_cast<std::uint32_t>(total - old.size() + value.size());
+  std::unique_ptr<char[]> next = next_total == 0 ? nullptr : std::make_unique<char[]>(next_total);
+  const std::uint32_t begin = f == 0 ? 0 : end_[f - 1];
+  if (next) {
+    const auto copy = [](char* to, const char* from, std::size_t n) {
+      if (n != 0) std::memcpy(to, from, n);
+    };
+    copy(next.get(), text_.get(), begin);
+    copy(next.get() + begin, value.data(), value.size());
+    copy(next.get() + begin + value.size(), text_.get() + end_[f], total - end_[f]);
+  }
+  const auto grow = static_cast<std::int64_t>(value.size()) - static_cast<std::int64_t>(old.size());
+  for (std::size_t i = f; i < fields; ++i)
+    end_[i] = static_cast<std::uint32_t>(end_[i] + grow);
+  text_ = std::move(next);
 }
 
 system_time_ms now_ms() {
@@ -45,7 +93,7 @@ void connection_registry::add(const std::shared_ptr<connection>& conn) {
     if (!s.map.emplace(conn->id(), conn).second) return;
   }
   size_.fetch_add(1, std::memory_order_relaxed);
-  const std::string& user = conn->info().user_id;
+  const std::string user(conn->info().user_id());
   if (user.empty()) return;
   auto& u = users_[shard_of(user, shard_count)];
   std::lock_guard lock(u.mutex);
@@ -59,7 +107,7 @@ void connection_registry::remove(const connection& conn) {
     if (s.map.erase(conn.id()) == 0) return;
   }
   size_.fetch_sub(1, std::memory_order_relaxed);
-  const std::string& user = conn.info().user_id;
+  const std::string user(conn.info().user_id());
   if (user.empty()) return;
   auto& u = users_[shard_of(user, shard_count)];
   std::lock_guard lock(u.mutex);

@@ -11,7 +11,7 @@ namespace herald {
 namespace {
 
 std::string member_json(const connection& c) {
-  return protocol::member_info(c.id().view(), c.info().user_id);
+  return protocol::member_info(c.id().view(), c.info().user_id());
 }
 
 }  // namespace
@@ -31,8 +31,7 @@ struct dispatcher::worker_state {
   basic_topic_index<connection> topics;
   // History channels: channel -> subscriber -> cursor.
   std::unordered_map<std::string, std::unordered_map<connection*, cursor>> cursors;
-  std::vector<connection*> all;                        // every open connection on this worker
-  std::unordered_map<connection*, std::size_t> pos;    // index in `all`
+  std::vector<connection*> all;  // every open connection on this worker (at dispatch_slot)
   std::unordered_map<std::string, std::size_t> users;  // user -> connections on this worker
   dispatcher_metrics metrics;
 };
@@ -56,9 +55,9 @@ const dispatcher_metrics& dispatcher::metrics(unsigned worker) const {
 
 void dispatcher::on_open(connection& conn) {
   auto& w = *workers_[conn.info().worker];
-  w.pos.emplace(&conn, w.all.size());
+  conn.dispatch_slot = w.all.size();
   w.all.push_back(&conn);
-  const std::string& user = conn.info().user_id;
+  const std::string user(conn.info().user_id());
   if (!user.empty() && w.users[user]++ == 0) backplane_.user_added(user);
   backplane_.connection_opened(conn);
 }
@@ -76,16 +75,15 @@ void dispatcher::on_close(connection& conn) {
     backplane_.channel_removed(channel);
   });
   w.metrics.subscriptions.add(-static_cast<std::int64_t>(before));
-  const auto it = w.pos.find(&conn);
-  if (it == w.pos.end()) return;
-  const std::size_t i = it->second;
-  w.pos.erase(it);
+  const std::size_t i = conn.dispatch_slot;
+  if (i >= w.all.size() || w.all[i] != &conn) return;  // not opened here
+  conn.dispatch_slot = static_cast<std::size_t>(-1);
   if (i + 1 != w.all.size()) {
     w.all[i] = w.all.back();
-    w.pos[w.all[i]] = i;
+    w.all[i]->dispatch_slot = i;
   }
   w.all.pop_back();
-  const std::string& user = conn.info().user_id;
+  const std::string user(conn.info().user_id());
   if (!user.empty()) {
     const auto u = w.users.find(user);
     if (u != w.users.end() && --u->second == 0) {

@@ -71,7 +71,7 @@ class local_backplane final : public backplane {
 
   void presence_join(const std::string& channel, const connection& c) override {
     std::lock_guard lock(mutex_);
-    presence_[channel][std::string(c.id().view())] = c.info().user_id;
+    presence_[channel][std::string(c.id().view())] = c.info().user_id();
   }
 
   void presence_leave(const std::string& channel, const connection& c) override {

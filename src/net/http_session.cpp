@@ -315,9 +315,9 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     connection_info info;
     info.id = connection_id::generate();
     info.connected_at = now_ms();
-    info.source_ip = source_ip;
-    info.user_agent = std::string(req[http::field::user_agent]);
-    info.host = std::string(host_without_port(req[http::field::host]));
+    info.set_source_ip(source_ip);
+    info.set_user_agent(req[http::field::user_agent]);
+    info.set_host(host_without_port(req[http::field::host]));
     info.worker = worker_.index();
     std::vector<std::string> offered;
     std::string accept;
@@ -356,9 +356,9 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
       error_code ec;
       const auto local = stream_.lowest_layer().local_endpoint(ec);
       const std::string trace = make_trace_id(info.connected_at, random);
-      add_forwarding_headers(
-          creq->headers, {info.source_ip, trusted_address(remote_ip_, ctx_.trusted_proxies), is_tls,
-                          ec ? 0u : local.port(), trace});
+      add_forwarding_headers(creq->headers,
+                             {info.source_ip(), trusted_address(remote_ip_, ctx_.trusted_proxies),
+                              is_tls, ec ? 0u : local.port(), trace});
     }
     // Every integration has its own bounded timeout; this is only a safety net.
     arm_timer(steady_clock::now() + std::chrono::minutes(11));
@@ -370,7 +370,7 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
                              accept = std::move(accept)](auth_outcome a) mutable {
                               if (self->done_) return;
                               if (!a.accept) return self->refuse_auth(info, a);
-                              info.user_id = std::move(a.user_id);
+                              info.set_user_id(a.user_id);
                               info.authorizer = std::move(a.authorizer);
                               info.expires_at = a.expires_at;
                               self->run_connect_hook(std::move(info), creq, std::move(*offer),
@@ -400,7 +400,7 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
                                           : reject_reason::auth_error;
     worker_.metrics().reject(reason);
     ctx_.log.info("connection.unauthorized", {{"connectionId", info.id.view()},
-                                              {"sourceIp", info.source_ip},
+                                              {"sourceIp", info.source_ip()},
                                               {"status", a.status},
                                               {"reason", a.reason}});
     if (a.status == 401) {
@@ -415,11 +415,11 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
   void accept_upgrade(connection_info info, const std::vector<std::string>& offered,
                       std::string accept, connect_decision decision) {
     if (!decision.subprotocol.empty()) {
-      info.subprotocol = std::move(decision.subprotocol);
+      info.set_subprotocol(decision.subprotocol);
     } else if (auto chosen = ws::choose_subprotocol(offered, ctx_.cfg.websocket.subprotocols)) {
-      info.subprotocol = std::move(*chosen);
+      info.set_subprotocol(*chosen);
     }
-    if (!decision.user_id.empty()) info.user_id = std::move(decision.user_id);
+    if (!decision.user_id.empty()) info.set_user_id(decision.user_id);
     if (decision.authorizer) {
       // $connect's own principalId/context (a Herald extension) add to what auth found.
       if (info.authorizer) {
@@ -434,7 +434,7 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     if (sse_) {
       done_ = true;
       timer_.cancel();
-      info.subprotocol.clear();
+      info.set_subprotocol({});
       return start_sse_session(
           std::move(stream_), std::move(info), std::move(*slot_),
           {std::move(sse_target_), std::move(sse_resume_), std::move(sse_cors_origin_)}, worker_,
@@ -446,7 +446,8 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     res->set(http::field::upgrade, "websocket");
     res->set(http::field::connection, "Upgrade");
     res->set(http::field::sec_websocket_accept, accept);
-    if (!info.subprotocol.empty()) res->set(http::field::sec_websocket_protocol, info.subprotocol);
+    if (!info.subprotocol().empty())
+      res->set(http::field::sec_websocket_protocol, info.subprotocol());
     if (deflate_) res->set(http::field::sec_websocket_extensions, deflate_->response);
     // The session starts even if this write fails: it then ends at once, and $disconnect
     // still fires for a connection whose $connect succeeded.

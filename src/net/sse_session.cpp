@@ -107,8 +107,8 @@ class sse_session final : public session_base, public sse_directory::sink {
     m.connections_opened.add(1);
     m.sse_open.add(1);
     ctx_.log.info("connection.open", {{"connectionId", id().view()},
-                                      {"sourceIp", info().source_ip},
-                                      {"userId", info().user_id},
+                                      {"sourceIp", info().source_ip()},
+                                      {"userId", info().user_id()},
                                       {"worker", worker_.index()},
                                       {"tls", is_tls},
                                       {"transport", "sse"}});

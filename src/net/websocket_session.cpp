@@ -109,9 +109,9 @@ class websocket_session final : public session_base, public ws::frame_handler {
     m.connections_opened.add(1);
     if (deflate_bits_ != 0) m.compressed_open.add(1);
     ctx_.log.info("connection.open", {{"connectionId", id().view()},
-                                      {"sourceIp", info().source_ip},
-                                      {"userId", info().user_id},
-                                      {"subprotocol", info().subprotocol},
+                                      {"sourceIp", info().source_ip()},
+                                      {"userId", info().user_id()},
+                                      {"subprotocol", info().subprotocol()},
                                       {"worker", worker_.index()},
                                       {"tls", is_tls},
                                       {"deflate", deflate_bits_ != 0}});
@@ -257,7 +257,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
       // The client closes: echo its code (RFC 6455 5.5.1), then drop the TCP connection.
       state_ = state::closing;
       close_code_ = code;
-      close_reason_ = std::string(reason);
+      cold().close_reason = std::string(reason);
       close_started_ = worker_.now();
       wait_for_peer_ = false;
       discard_unsent_data();
@@ -270,6 +270,24 @@ class websocket_session final : public session_base, public ws::frame_handler {
 
  private:
   enum class state : std::uint8_t { open, closing, closed };
+
+  // What most connections never need, out of line: every idle connection holds a session.
+  struct cold_state {
+    std::string stash;  // undecoded input held while paused
+    std::string close_reason;
+    std::size_t violations = 0;  // messages over the rate limit
+  };
+  cold_state& cold() {
+    if (!cold_) cold_ = std::make_unique<cold_state>();
+    return *cold_;
+  }
+  std::string_view close_reason() const { return cold_ ? cold_->close_reason : std::string_view(); }
+
+  struct tls_buffers {
+    std::string out;             // a batch copied into one buffer (one TLS record per write)
+    std::unique_ptr<char[]> in;  // decrypted input
+  };
+  struct no_buffers {};
 
   std::shared_ptr<websocket_session> self() {
     return std::static_pointer_cast<websocket_session>(shared_from_this());
@@ -291,7 +309,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
   bool throttled() {
     worker_.metrics().messages_throttled.add();
     const auto max = ctx_.cfg.websocket.rate_limit.max_violations;
-    if (++violations_ == 1) {
+    if (++cold().violations == 1) {
       ctx_.log.warn("connection.throttled",
                     {{"connectionId", id().view()},
                      {"rate", ctx_.cfg.websocket.rate_limit.messages_per_second}});
@@ -299,7 +317,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
     enqueue_data(
         make_message(protocol::gateway_error("Too many requests", id().view(), make_request_id())),
         false);
-    if (max > 0 && violations_ >= max)
+    if (max > 0 && cold().violations >= max)
       start_close(cc::policy_violation, "rate limit exceeded", true);
     return state_ != state::closed;
   }
@@ -344,9 +362,9 @@ class websocket_session final : public session_base, public ws::frame_handler {
       return;
     }
     paused_ = false;
-    if (!stash_.empty()) {
+    if (cold_ && !cold_->stash.empty()) {
       std::string pending;
-      pending.swap(stash_);
+      pending.swap(cold_->stash);
       if (!consume({pending.data(), pending.size()})) return;
     }
     do_read();
@@ -356,8 +374,8 @@ class websocket_session final : public session_base, public ws::frame_handler {
     if constexpr (is_tls) {
       if (read_pending_ || paused_ || state_ == state::closed || close_received_) return;
       read_pending_ = true;
-      if (!tls_in_) tls_in_ = std::make_unique<char[]>(tls_read_size);
-      stream_.async_read_some(asio::buffer(tls_in_.get(), tls_read_size),
+      if (!tls_.in) tls_.in = std::make_unique<char[]>(tls_read_size);
+      stream_.async_read_some(asio::buffer(tls_.in.get(), tls_read_size),
                               [s = self()](error_code ec, std::size_t n) { s->on_read(ec, n); });
     } else {
       read_plain();
@@ -400,7 +418,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
       read_pending_ = false;
       if (ec) return fail(ec, "read");
       if (state_ == state::closed) return;
-      if (!consume({tls_in_.get(), n})) return;
+      if (!consume({tls_.in.get(), n})) return;
       do_read();
     }
   }
@@ -424,7 +442,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
       // At the in-flight bound: keep what was not decoded (if anything) and read no more until
       // a request finishes.
       if (status == ws::decode_status::stopped) {
-        stash_.assign(data.data() + decoder_.consumed(), data.size() - decoder_.consumed());
+        cold().stash.assign(data.data() + decoder_.consumed(), data.size() - decoder_.consumed());
       }
       return false;
     }
@@ -538,10 +556,10 @@ class websocket_session final : public session_base, public ws::frame_handler {
   }
 
   void release_write_memory() {
-    if (queue_.capacity() == 0 && writing_.capacity() == 0 && tls_out_.capacity() <= 15) return;
+    if constexpr (is_tls) std::string().swap(tls_.out);
+    if (queue_.capacity() == 0 && writing_.capacity() == 0) return;
     std::vector<outbound>().swap(writing_);
     std::vector<outbound>().swap(queue_);
-    std::string().swap(tls_out_);
   }
 
   void update_saturation() { saturated_.store(over_limits(0), std::memory_order_relaxed); }
@@ -565,14 +583,14 @@ class websocket_session final : public session_base, public ws::frame_handler {
     write_started_ = worker_.now();
     if constexpr (is_tls) {
       // TLS writes one record per buffer: copy the batch into one buffer first.
-      tls_out_.clear();
-      tls_out_.reserve(batch_bytes_);
+      tls_.out.clear();
+      tls_.out.reserve(batch_bytes_);
       for (const auto& f : writing_) {
-        tls_out_.append(reinterpret_cast<const char*>(f.header.data()), f.header_len);
-        tls_out_.append(f.payload);
+        tls_.out.append(reinterpret_cast<const char*>(f.header.data()), f.header_len);
+        tls_.out.append(f.payload);
       }
       worker_.metrics().socket_writes.add();  // one TLS write of the whole batch
-      asio::async_write(stream_, asio::buffer(tls_out_),
+      asio::async_write(stream_, asio::buffer(tls_.out),
                         [s = self()](error_code ec, std::size_t n) { s->on_write(ec, n); });
     } else {
       write_index_ = 0;
@@ -668,7 +686,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
     if (state_ != state::open) return;
     state_ = state::closing;
     close_code_ = code;
-    close_reason_ = std::string(reason);
+    cold().close_reason = std::string(reason);
     close_started_ = worker_.now();
     wait_for_peer_ = wait_for_peer;
     enqueue_close(ws::close_payload(code, reason));
@@ -678,7 +696,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
   void abort(std::uint16_t code, std::string_view reason) {
     if (state_ == state::open) {
       close_code_ = code;
-      close_reason_ = std::string(reason);
+      cold().close_reason = std::string(reason);
     }
     finish();
   }
@@ -715,9 +733,9 @@ class websocket_session final : public session_base, public ws::frame_handler {
         std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - opened_);
     ctx_.log.info("connection.close", {{"connectionId", id().view()},
                                        {"code", close_code_},
-                                       {"reason", close_reason_},
+                                       {"reason", close_reason()},
                                        {"duration_ms", lived.count()}});
-    ctx_.handler->on_close(*this, close_code_, close_reason_);
+    ctx_.handler->on_close(*this, close_code_, close_reason());
     if constexpr (!is_tls) {
       // Not here: the worker may still hold events for this session in the batch it is
       // handling, and the caller is a member of this session.
@@ -737,19 +755,17 @@ class websocket_session final : public session_base, public ws::frame_handler {
   std::size_t write_index_ = 0;    // plain: first frame of writing_ not fully written
   std::size_t write_skip_ = 0;     // ... and how many of its bytes are
   std::size_t batch_written_ = 0;  // bytes of this batch written so far
-  std::string tls_out_;
-  std::unique_ptr<char[]> tls_in_;
+  [[no_unique_address]] std::conditional_t<is_tls, tls_buffers, no_buffers> tls_;
   std::size_t queue_bytes_ = 0;  // queue_ and writing_ together
   std::size_t batch_bytes_ = 0;
-  std::atomic<bool> saturated_{false};  // read by other threads deciding 429s
-  std::string stash_;                   // undecoded input held while paused
   message_rate rate_;
-  std::size_t violations_ = 0;
-  std::uint32_t inflight_ = 0;  // messages being handled by integrations
 
   steady_clock::time_point opened_, last_activity_, last_received_, ping_sent_, write_started_,
       close_started_;
-  std::string close_reason_;
+  std::unique_ptr<cold_state> cold_;  // allocated on first use
+  // (The small members last, packed: every idle connection holds a session.)
+  std::uint32_t inflight_ = 0;          // messages being handled by integrations
+  std::atomic<bool> saturated_{false};  // read by other threads deciding 429s
   std::uint16_t close_code_ = cc::abnormal;
   state state_ = state::open;
   bool write_active_ = false;

@@ -271,19 +271,13 @@ void redis_backplane::finish_request(std::uint64_t rid, remote_result r) {
 
 std::vector<std::string> redis_backplane::directory_fields(const connection& c) {
   const auto& i = c.info();
-  return {std::string(i.id.view()),
-          "user",
-          i.user_id,
-          "connectedAt",
-          std::to_string(i.connected_at),
-          "lastActiveAt",
-          std::to_string(c.last_active_at()),
-          "sourceIp",
-          i.source_ip,
-          "userAgent",
-          i.user_agent,
-          "subprotocol",
-          i.subprotocol};
+  return {std::string(i.id.view()),           "user",
+          std::string(i.user_id()),           "connectedAt",
+          std::to_string(i.connected_at),     "lastActiveAt",
+          std::to_string(c.last_active_at()), "sourceIp",
+          std::string(i.source_ip()),         "userAgent",
+          std::string(i.user_agent()),        "subprotocol",
+          std::string(i.subprotocol())};
 }
 
 void redis_backplane::register_connection(const std::vector<std::string>& fields) {

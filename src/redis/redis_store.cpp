@@ -75,7 +75,8 @@ void redis_backplane::ack(const std::string& channel, std::uint64_t offset,
 }
 
 void redis_backplane::presence_join(const std::string& channel, const connection& c) {
-  asio::post(ioc_, [this, channel, id = std::string(c.id().view()), user = c.info().user_id] {
+  asio::post(ioc_, [this, channel, id = std::string(c.id().view()),
+                    user = std::string(c.info().user_id())] {
     auto& members = presence_local_[channel];
     members[id] = user;
     if (commands_ready()) register_presence(channel, id, user);

@@ -183,7 +183,8 @@ bool hop_by_hop(std::string_view name) {
 
 std::string build_event(const event_input& in) {
   const connection_info& conn = *in.conn;
-  const std::string domain = in.routing->domain_name.empty() ? conn.host : in.routing->domain_name;
+  const std::string domain(
+      in.routing->domain_name.empty() ? conn.host() : std::string_view(in.routing->domain_name));
   json ctx = {
       {"routeKey", in.route_key},
       {"eventType", to_string(in.type)},
@@ -193,14 +194,14 @@ std::string build_event(const event_input& in) {
       {"stage", in.routing->stage},
       {"connectedAt", conn.connected_at},
       {"requestTimeEpoch", in.request_time},
-      {"identity", {{"sourceIp", conn.source_ip}}},
+      {"identity", {{"sourceIp", conn.source_ip()}}},
       {"requestId", in.request_id},
       {"domainName", domain},
       {"connectionId", conn.id.view()},
       {"apiId", in.routing->api_id},
   };
   // As AWS since 2024: userAgent only when the handshake carried one.
-  if (!conn.user_agent.empty()) ctx["identity"]["userAgent"] = conn.user_agent;
+  if (!conn.user_agent().empty()) ctx["identity"]["userAgent"] = conn.user_agent();
   if (conn.authorizer) {
     json auth = json::object();
     for (const auto& [k, v] : *conn.authorizer)
@@ -243,7 +244,7 @@ std::string build_event(const event_input& in) {
       add_pairs(event, "headers", "multiValueHeaders",
                 {{"Host", domain},
                  {"x-api-key", ""},
-                 {"X-Forwarded-For", conn.source_ip},
+                 {"X-Forwarded-For", std::string(conn.source_ip())},
                  {"x-restapi", ""}});
       break;
     }

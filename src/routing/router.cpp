@@ -111,7 +111,7 @@ void router::channel_action(connection& conn, const nlohmann::json& doc, channel
     if (!cfg_.inbox.enabled)
       return reply(
           protocol::error("invalid_channel", "the inbox is not enabled", requested, id_json));
-    if (conn.info().user_id.empty())
+    if (conn.info().user_id().empty())
       return reply(protocol::error("forbidden", "the inbox belongs to authenticated users",
                                    requested, id_json));
     if (verb == channel_verb::publish || verb == channel_verb::presence)
@@ -123,7 +123,7 @@ void router::channel_action(connection& conn, const nlohmann::json& doc, channel
         protocol::error("bad_request", "only \"$inbox\" is acknowledged", requested, id_json));
   }
   const std::string name =
-      inbox ? std::string(inbox_prefix) + conn.info().user_id : std::string(requested);
+      inbox ? std::string(inbox_prefix).append(conn.info().user_id()) : std::string(requested);
   if (verb == channel_verb::unsubscribe) {
     dispatcher_.unsubscribe(conn, name);
     return reply(protocol::unsubscribed(requested, id_json));
@@ -364,7 +364,7 @@ void router::on_connect(const connection_info& info, const connect_request& requ
   in.request = &request;
   invoke_route(*connect_, in, request_id,
                [this, &m, done = std::move(done), offered, request_id, id = info.id,
-                ip = info.source_ip](integration_result r) {
+                ip = std::string(info.source_ip())](integration_result r) {
                  connect_decision d;
                  if (!r.ok) {
                    d.accept = false;

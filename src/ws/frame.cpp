@@ -252,10 +252,12 @@ decode_status decoder::feed_frames(std::span<char> data, frame_handler& handler,
       if (frame_remaining_ == 0 && control_len_ == 0) {
         if (auto st = finish_frame(handler, {p, avail}); st != decode_status::ok) return st;
       } else {
-        std::memcpy(control_.data() + control_len_, p, avail);
-        control_len_ += avail;
+        if (!control_) control_ = std::make_unique<std::array<char, max_control_payload>>();
+        std::memcpy(control_->data() + control_len_, p, avail);
+        control_len_ = static_cast<std::uint8_t>(control_len_ + avail);
         if (frame_remaining_ == 0) {
-          const std::string_view whole(control_.data(), control_len_);
+          const auto held = std::move(control_);  // freed once handled
+          const std::string_view whole(held->data(), control_len_);
           control_len_ = 0;
           if (auto st = finish_frame(handler, whole); st != decode_status::ok) return st;
         }

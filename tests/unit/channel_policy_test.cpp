@@ -24,7 +24,7 @@ TEST(Glob, Matches) {
 
 connection_info who(std::string user, string_pairs context = {}) {
   connection_info c;
-  c.user_id = std::move(user);
+  c.set_user_id(user);
   if (!context.empty()) c.authorizer = std::make_shared<const string_pairs>(std::move(context));
   return c;
 }

@@ -13,9 +13,9 @@ connection_info sample_connection() {
   connection_info c;
   c.id = *connection_id::parse("L0SM9cOFvHcCIhw_abcd");
   c.connected_at = 1742085982306;
-  c.source_ip = "203.0.113.7";
-  c.user_agent = "Mozilla/5.0";
-  c.host = "ws.example.com";
+  c.set_source_ip("203.0.113.7");
+  c.set_user_agent("Mozilla/5.0");
+  c.set_host("ws.example.com");
   return c;
 }
 
@@ -163,7 +163,7 @@ TEST(Event, ConnectDropsHopByHopHeadersAnAuthorizerStillSees) {
 
 TEST(Event, IdentityHasUserAgentOnlyWhenSent) {
   auto c = sample_connection();
-  c.user_agent.clear();
+  c.set_user_agent({});
   routing_config r;
   const json e = build({}, c, r);
   EXPECT_EQ(e["requestContext"]["identity"], (json{{"sourceIp", "203.0.113.7"}}));

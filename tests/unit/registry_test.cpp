@@ -20,10 +20,57 @@ class fake_connection final : public connection {
   static connection_info make_info(std::string user) {
     connection_info info;
     info.id = connection_id::generate();
-    info.user_id = std::move(user);
+    info.set_user_id(user);
     return info;
   }
 };
+
+// The handshake's texts share one buffer: setting one in any order leaves the others intact,
+// copies are deep and a moved-from info is empty, not dangling.
+TEST(ConnectionInfo, TextsAreSetInAnyOrderCopiedAndMoved) {
+  connection_info info;
+  EXPECT_EQ(info.source_ip(), "");
+  EXPECT_EQ(info.user_agent(), "");
+  info.set_host("ws.example.com");
+  info.set_source_ip("203.0.113.7");
+  info.set_user_id("alice");
+  info.set_user_agent(std::string(300, 'u'));
+  info.set_subprotocol("graphql-ws");
+  EXPECT_EQ(info.host(), "ws.example.com");
+  EXPECT_EQ(info.source_ip(), "203.0.113.7");
+  EXPECT_EQ(info.user_id(), "alice");
+  EXPECT_EQ(info.user_agent(), std::string(300, 'u'));
+  EXPECT_EQ(info.subprotocol(), "graphql-ws");
+
+  info.set_user_agent("short");  // shrinking one text moves those after it
+  info.set_source_ip("2001:db8::1234:5678:9abc:def0");
+  info.set_subprotocol({});
+  EXPECT_EQ(info.source_ip(), "2001:db8::1234:5678:9abc:def0");
+  EXPECT_EQ(info.user_agent(), "short");
+  EXPECT_EQ(info.host(), "ws.example.com");
+  EXPECT_EQ(info.subprotocol(), "");
+  EXPECT_EQ(info.user_id(), "alice");
+
+  connection_info copy = info;
+  info.set_user_id("bob");
+  EXPECT_EQ(copy.user_id(), "alice");
+  EXPECT_EQ(copy.host(), "ws.example.com");
+
+  connection_info moved = std::move(copy);
+  EXPECT_EQ(moved.user_id(), "alice");
+  EXPECT_EQ(moved.source_ip(), "2001:db8::1234:5678:9abc:def0");
+  EXPECT_EQ(copy.user_id(), "");  // NOLINT(bugprone-use-after-move): defined as empty
+  EXPECT_EQ(copy.host(), "");     // NOLINT(bugprone-use-after-move)
+
+  using setter = void (connection_info::*)(std::string_view);
+  for (setter set : {&connection_info::set_source_ip, &connection_info::set_user_agent,
+                     &connection_info::set_host, &connection_info::set_subprotocol,
+                     &connection_info::set_user_id}) {
+    (moved.*set)({});
+  }
+  EXPECT_EQ(moved.source_ip(), "");
+  EXPECT_EQ(moved.user_id(), "");
+}
 
 TEST(Registry, FindsByIdAndByUser) {
   connection_registry r;
@@ -74,7 +121,7 @@ TEST(Registry, ConcurrentAddRemoveFind) {
         auto c = std::make_shared<fake_connection>("user-" + std::to_string((t * 7 + i) % 13));
         r.add(c);
         EXPECT_EQ(r.find(c->id()), c);
-        EXPECT_FALSE(r.find_user(c->info().user_id).empty());
+        EXPECT_FALSE(r.find_user(std::string(c->info().user_id())).empty());
         r.remove(*c);
       }
     });

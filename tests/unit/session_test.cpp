@@ -87,7 +87,7 @@ class SessionTest : public ::testing::Test {
     acceptor.accept(server);
     connection_info info;
     info.id = connection_id::generate();
-    info.source_ip = "127.0.0.1";
+    info.set_source_ip("127.0.0.1");
     start_websocket_session(std::move(server), std::string(), info, admission(), 0, w(), *ctx_);
     ASSERT_TRUE(handler_.conn);
   }

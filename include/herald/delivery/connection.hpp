@@ -2,6 +2,7 @@
 // and thread-safe send/close. The socket, framing and timers stay in the session behind it.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -33,18 +34,47 @@ void set_pair(string_pairs& pairs, std::string_view key, std::string value);
 
 // What is known about a connection from its handshake on.
 struct connection_info {
+  connection_info() = default;
+  connection_info(const connection_info& other) { *this = other; }
+  connection_info(connection_info&& other) noexcept { *this = std::move(other); }
+  connection_info& operator=(const connection_info& other);
+  connection_info& operator=(connection_info&& other) noexcept;
+
   connection_id id;
+  unsigned worker = 0;
   system_time_ms connected_at = 0;
-  std::string source_ip;  // the client, behind trusted proxies (http.trusted_proxies)
-  std::string user_agent;
-  std::string host;  // Host header of the upgrade request, without the port
-  std::string subprotocol;
-  std::string user_id;  // empty when the connection is anonymous
+  system_time_ms expires_at = 0;  // the token's exp, when auth.jwt.close_on_expiry (0: never)
   // What an authorizer returned (principalId and context values as strings), shared by every
   // event of this connection. Null when there was no authorizer.
   std::shared_ptr<const string_pairs> authorizer;
-  system_time_ms expires_at = 0;  // the token's exp, when auth.jwt.close_on_expiry (0: never)
-  unsigned worker = 0;
+
+  // The client, behind trusted proxies (http.trusted_proxies).
+  std::string_view source_ip() const { return text(f_source_ip); }
+  std::string_view user_agent() const { return text(f_user_agent); }
+  // Host header of the upgrade request, without the port.
+  std::string_view host() const { return text(f_host); }
+  std::string_view subprotocol() const { return text(f_subprotocol); }
+  // Empty when the connection is anonymous.
+  std::string_view user_id() const { return text(f_user_id); }
+
+  void set_source_ip(std::string_view v) { set(f_source_ip, v); }
+  void set_user_agent(std::string_view v) { set(f_user_agent, v); }
+  void set_host(std::string_view v) { set(f_host, v); }
+  void set_subprotocol(std::string_view v) { set(f_subprotocol, v); }
+  void set_user_id(std::string_view v) { set(f_user_id, v); }
+
+ private:
+  // Every open connection holds one: the five texts share one allocation (none while all are
+  // empty) instead of a std::string each (5 x 32 bytes, plus the heap for long ones).
+  enum field : std::uint8_t { f_source_ip, f_user_agent, f_host, f_subprotocol, f_user_id, fields };
+  std::string_view text(field f) const {
+    const std::uint32_t begin = f == 0 ? 0 : end_[f - 1];
+    return {text_.get() + begin, end_[f] - begin};
+  }
+  void set(field f, std::string_view value);
+
+  std::unique_ptr<char[]> text_;
+  std::array<std::uint32_t, fields> end_{};  // where each text ends in text_
 };
 
 // What became of a send.
@@ -78,6 +108,10 @@ class connection : public std::enable_shared_from_this<connection> {
   // routing.max_inflight_per_connection are open the session stops reading its socket.
   virtual void begin_request() = 0;
   virtual void end_request() = 0;
+
+  // The dispatcher's bookkeeping, kept here rather than in a map per connection: this
+  // connection's place in its worker's list (owning worker thread only).
+  std::size_t dispatch_slot = static_cast<std::size_t>(-1);
 
  protected:
   // Records activity. Callers may pass a coarse clock; lastActiveAt never goes back in time and

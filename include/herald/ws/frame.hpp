@@ -11,6 +11,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -114,7 +115,9 @@ class decoder {
   const decode_error& error() const { return error_; }
   bool holds_partial_data() const { return header_len_ != 0 || in_frame_ || in_message_; }
   // Bytes held for incomplete frames/messages (for memory accounting).
-  std::size_t buffered_bytes() const { return message_.capacity(); }
+  std::size_t buffered_bytes() const {
+    return message_.capacity() + (control_ ? max_control_payload : 0);
+  }
 
  private:
   decode_status feed_frames(std::span<char> data, frame_handler& handler, std::size_t& pos);
@@ -123,34 +126,37 @@ class decoder {
   decode_status finish_frame(frame_handler& handler, std::string_view whole_payload);
   bool parse_header(const std::uint8_t* h, std::size_t available, std::size_t& header_size);
 
+  // (Ordered to pack: every idle connection holds one.)
   decoder_limits limits_;
   decode_error error_;
   std::size_t consumed_ = 0;
 
+  // Current frame.
+  std::uint64_t frame_size_ = 0;
+  std::uint64_t frame_remaining_ = 0;
+
+  // Current data message (fragmented, or a frame split across reads).
+  std::string message_;
+
+  // Control frame payload split across reads (at most 125 bytes): allocated only then, as
+  // every idle connection holds a decoder.
+  std::unique_ptr<std::array<char, max_control_payload>> control_;
+
   // Header being collected across reads.
   std::array<std::uint8_t, max_header_bytes> header_{};
   std::uint8_t header_len_ = 0;
+  std::uint8_t control_len_ = 0;
 
-  // Current frame.
+  std::array<std::uint8_t, 4> mask_{};
   bool in_frame_ = false;
   bool frame_fin_ = false;
   std::uint8_t frame_rsv_ = 0;
   opcode frame_op_ = opcode::continuation;
   bool frame_masked_ = false;
-  std::array<std::uint8_t, 4> mask_{};
-  std::uint64_t frame_size_ = 0;
-  std::uint64_t frame_remaining_ = 0;
-
-  // Current data message (fragmented, or a frame split across reads).
   bool in_message_ = false;
   opcode message_op_ = opcode::text;
   bool message_compressed_ = false;
-  std::string message_;
   utf8_validator utf8_;
-
-  // Control frame payload split across reads (at most 125 bytes).
-  std::array<char, max_control_payload> control_{};
-  std::size_t control_len_ = 0;
 };
 
 }  // namespace herald::ws

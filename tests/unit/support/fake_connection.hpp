@@ -43,9 +43,9 @@ class recording_connection final : public connection {
   static connection_info make_info(unsigned worker, std::string user) {
     connection_info info;
     info.id = connection_id::generate();
-    info.user_id = std::move(user);
+    info.set_user_id(user);
     info.worker = worker;
-    info.source_ip = "127.0.0.1";
+    info.set_source_ip("127.0.0.1");
     info.connected_at = now_ms();
     return info;
   }
