@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
 #include <openssl/ssl.h>
+#include <charconv>
 
 #include <cstdlib>
 #include <cstring>
@@ -357,6 +358,29 @@ void redis_connection::dispatch(redisReply* reply) {
 
 // ---- writing ----
 
+void append_command(std::string& out, const std::vector<std::string>& args) {
+  // RESP: *<count>\r\n, then $<length>\r\n<bytes>\r\n per argument. Written here rather than
+  // by hiredis's redisFormatCommandArgv, which formats every length with sprintf and allocates
+  // twice per command: that was a fifth of the instructions of a connect (the directory's HSET).
+  std::size_t size = 16;
+  for (const auto& a : args)
+    size += a.size() + 24;
+  out.reserve(out.size() + size);
+  char digits[24];
+  const auto number = [&](char kind, std::size_t n) {
+    out.push_back(kind);
+    const auto r = std::to_chars(digits, digits + sizeof digits, n);
+    out.append(digits, r.ptr);
+    out.append("\r\n", 2);
+  };
+  number('*', args.size());
+  for (const auto& a : args) {
+    number('$', a.size());
+    out.append(a);
+    out.append("\r\n", 2);
+  }
+}
+
 bool redis_connection::send(const std::vector<std::string>& args,
                             std::function<void(reply_view)> done, bool expects_reply) {
   if (!open()) return false;
@@ -364,20 +388,7 @@ bool redis_connection::send(const std::vector<std::string>& args,
     refused_.fetch_add(1, std::memory_order_relaxed);
     return false;
   }
-  std::vector<const char*> argv;
-  std::vector<std::size_t> argvlen;
-  argv.reserve(args.size());
-  argvlen.reserve(args.size());
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    argvlen.push_back(a.size());
-  }
-  char* formatted = nullptr;
-  const int len = redisFormatCommandArgv(&formatted, static_cast<int>(argv.size()), argv.data(),
-                                         argvlen.data());
-  if (len < 0 || !formatted) return false;
-  out_.append(formatted, static_cast<std::size_t>(len));
-  redisFreeCommand(formatted);
+  append_command(out_, args);
   if (expects_reply) {
     pending_.push_back({std::move(done), steady_clock::now() + opts_.command_timeout});
     arm_command_timer();

@@ -1,7 +1,7 @@
 // One Redis connection on a socket Herald owns: plain TCP, TLS (asio::ssl::stream) or a Unix
 // socket, driven by Boost.Asio on one io_context. hiredis does only what it is best at: the
-// RESP reader (redisReaderFeed / redisReaderGetReply) and command formatting
-// (redisFormatCommandArgv); it never sees the socket.
+// RESP reader (redisReaderFeed / redisReaderGetReply); commands are formatted here
+// (append_command); it never sees the socket.
 //
 // - One owner of the socket: this object. Reads go into one buffer and through the reader;
 //   writes are batched: commands queued while a write is in flight leave together in the next.
@@ -62,6 +62,9 @@ std::shared_ptr<asio::ssl::context> make_client_tls(const redis_tls_config& cfg)
 using reply_view = const redisReply*;
 
 // One connection to Redis driven by Asio, with our own timeouts and a bounded pipeline.
+// Appends one command in RESP (an array of bulk strings) to `out`.
+void append_command(std::string& out, const std::vector<std::string>& args);
+
 class redis_connection : public std::enable_shared_from_this<redis_connection> {
  public:
   struct options {

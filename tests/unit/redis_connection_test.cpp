@@ -72,6 +72,35 @@ class RedisConnectionTest : public ::testing::Test {
   asio::executor_work_guard<asio::io_context::executor_type> guard_{ioc_.get_executor()};
 };
 
+// Our RESP formatting is byte for byte what hiredis's redisFormatCommandArgv makes (which
+// it replaced on the hot path), for empty, binary and large arguments.
+TEST(RedisCommand, FormatsAsHiredisDoes) {
+  const std::vector<std::vector<std::string>> commands = {
+      {"PING"},
+      {"HSET", "herald:conn:abc", "user", "", "sourceIp", "203.0.113.7"},
+      {"PUBLISH", "chan", std::string("a\0b\r\n\xff", 6)},
+      {"SET", "k", std::string(100000, 'x')},
+  };
+  std::string ours;
+  std::string theirs;
+  for (const auto& args : commands) {
+    append_command(ours, args);
+    std::vector<const char*> argv;
+    std::vector<std::size_t> argvlen;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      argvlen.push_back(a.size());
+    }
+    char* formatted = nullptr;
+    const int len = redisFormatCommandArgv(&formatted, static_cast<int>(argv.size()), argv.data(),
+                                           argvlen.data());
+    ASSERT_GT(len, 0);
+    theirs.append(formatted, static_cast<std::size_t>(len));
+    redisFreeCommand(formatted);
+  }
+  EXPECT_EQ(ours, theirs);
+}
+
 TEST(RedisEndpoint, ParsesUrls) {
   auto e = endpoint::parse("redis://127.0.0.1:6380/2");
   ASSERT_TRUE(e);
