@@ -11,7 +11,6 @@
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -440,18 +439,23 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
           {std::move(sse_target_), std::move(sse_resume_), std::move(sse_cors_origin_)}, worker_,
           ctx_);
     }
-    auto res =
-        std::make_shared<http::response<http::empty_body>>(http::status::switching_protocols, 11);
-    res->set(http::field::server, "herald");
-    res->set(http::field::upgrade, "websocket");
-    res->set(http::field::connection, "Upgrade");
-    res->set(http::field::sec_websocket_accept, accept);
+    // The 101 written as text: Beast's serializer cost a fifth of a connect's instructions.
+    // Every value is safe in a header: the accept key is base64, the subprotocol one the
+    // client offered (as parsed from its request) and the extension's answer our own.
+    auto res = std::make_shared<std::string>();
+    res->reserve(256);
+    res->append(
+        "HTTP/1.1 101 Switching Protocols\r\nServer: herald\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Accept: ");
+    res->append(accept).append("\r\n");
     if (!info.subprotocol().empty())
-      res->set(http::field::sec_websocket_protocol, info.subprotocol());
-    if (deflate_) res->set(http::field::sec_websocket_extensions, deflate_->response);
+      res->append("Sec-WebSocket-Protocol: ").append(info.subprotocol()).append("\r\n");
+    if (deflate_)
+      res->append("Sec-WebSocket-Extensions: ").append(deflate_->response).append("\r\n");
+    res->append("\r\n");
     // The session starts even if this write fails: it then ends at once, and $disconnect
     // still fires for a connection whose $connect succeeded.
-    http::async_write(stream_, *res,
+    asio::async_write(stream_, asio::buffer(*res),
                       [self = this->shared_from_this(), res, info = std::move(info)](
                           error_code, std::size_t) mutable { self->hand_over(std::move(info)); });
   }
