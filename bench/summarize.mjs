@@ -15,7 +15,9 @@ const METRICS = [
   ['idle memory per connection', (r) => r.scenario === 'idle', 'bytes_per_connection', 'B', false],
   ['new connections/s (500 in flight)', (r) => r.scenario === 'connect', 'connections_per_s', '/s', true],
   ['connect failures', (r) => r.scenario === 'connect', 'failed', '', false],
+  ['server CPU per new connection', (r) => r.scenario === 'connect', 'server_cpu_us_per_connection', 'us', false],
   ['fan-out via Redis: deliveries/s (300 msgs burst)', (r) => r.scenario === 'fanout' && r.publish_via === 'redis', 'deliveries_per_s', '/s', true],
+  ['fan-out via Redis: server CPU per delivery', (r) => r.scenario === 'fanout' && r.publish_via === 'redis', 'server_cpu_us_per_delivery', 'us', false],
   ['fan-out via Redis: p99 latency (burst)', (r) => r.scenario === 'fanout' && r.publish_via === 'redis', 'latency_p99_ms', 'ms', false],
   ['fan-out via HTTP API: deliveries/s (20 msgs)', (r) => r.scenario === 'fanout' && r.publish_via === 'http', 'deliveries_per_s', '/s', true],
   ['1 subscriber, 10k pub/s via Redis: p50', (r) => r.scenario === 'latency' && r.connections === 1, 'latency_p50_ms', 'ms', false],
@@ -35,7 +37,7 @@ for (const [label, filter, field, unit, higher] of METRICS) {
   summary.push({ metric: label, field, unit, herald: h, baseline: b, advantage: Number.isFinite(ratio) ? ratio : null });
 }
 
-const fmt = (v, unit) => (Number.isNaN(v) ? '-' : `${v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(unit === 'ms' ? 2 : 0)}${unit === 'B' ? ' B' : unit === 'ms' ? ' ms' : ''}`);
+const fmt = (v, unit) => (Number.isNaN(v) ? '-' : `${v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(unit === 'ms' || unit === 'us' ? 2 : 0)}${unit === 'B' ? ' B' : unit === 'ms' ? ' ms' : unit === 'us' ? ' µs' : ''}`);
 const width = Math.max(...summary.map((s) => s.metric.length));
 console.log(`\n${'metric'.padEnd(width)}  ${'herald'.padStart(12)}  ${'baseline'.padStart(12)}  herald advantage`);
 for (const s of summary) {

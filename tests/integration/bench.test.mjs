@@ -49,9 +49,15 @@ describe('herald-bench', { skip: !BENCH && 'HERALD_BENCH_BIN is not set' }, () =
   });
 
   test('connect, idle (RSS of the server), latency and echo', async () => {
-    const c = await bench('connect', '--connections', '100', '--in-flight', '20');
-    assert.equal(c.connected, 100);
+    const c = await bench('connect', '--connections', '300', '--in-flight', '20', '--pid', String(h.proc.pid));
+    assert.equal(c.connected, 300);
     assert.equal(c.failed, 0);
+    // The server's CPU (from /proc/PID/stat, 10 ms ticks) over the connects: a figure, not NaN.
+    assert.ok(Number.isFinite(c.server_cpu_us_per_connection) && c.server_cpu_us_per_connection >= 0);
+    assert.ok(c.server_cpu_us_per_connection < 100000, 'per connection, not in total');
+    const f = await bench('fanout', '--connections', '20', '--messages', '10', '--pid', String(h.proc.pid));
+    assert.equal(f.deliveries, 200);
+    assert.ok(Number.isFinite(f.server_cpu_us_per_delivery) && f.server_cpu_us_per_delivery >= 0);
     const idle = await bench('idle', '--connections', '100', '--pid', String(h.proc.pid));
     assert.ok(idle.rss_after_kib > 0);
     const lat = await bench('latency', '--connections', '2', '--rate', '200', '--duration', '1');
