@@ -16,6 +16,7 @@ const METRICS = [
   ['new connections/s (500 in flight)', (r) => r.scenario === 'connect', 'connections_per_s', '/s', true],
   ['connect failures', (r) => r.scenario === 'connect', 'failed', '', false],
   ['server CPU per new connection', (r) => r.scenario === 'connect', 'server_cpu_us_per_connection', 'us', false],
+  ['server CPU per connection opened and dropped', (r) => r.scenario === 'connect', 'server_cpu_us_per_connect_and_close', 'us', false],
   ['fan-out via Redis: deliveries/s (300 msgs burst)', (r) => r.scenario === 'fanout' && r.publish_via === 'redis', 'deliveries_per_s', '/s', true],
   ['fan-out via Redis: server CPU per delivery', (r) => r.scenario === 'fanout' && r.publish_via === 'redis', 'server_cpu_us_per_delivery', 'us', false],
   ['fan-out via Redis: p99 latency (burst)', (r) => r.scenario === 'fanout' && r.publish_via === 'redis', 'latency_p99_ms', 'ms', false],

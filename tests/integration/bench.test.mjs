@@ -55,6 +55,7 @@ describe('herald-bench', { skip: !BENCH && 'HERALD_BENCH_BIN is not set' }, () =
     // The server's CPU (from /proc/PID/stat, 10 ms ticks) over the connects: a figure, not NaN.
     assert.ok(Number.isFinite(c.server_cpu_us_per_connection) && c.server_cpu_us_per_connection >= 0);
     assert.ok(c.server_cpu_us_per_connection < 100000, 'per connection, not in total');
+    assert.ok(c.server_cpu_us_per_connect_and_close >= c.server_cpu_us_per_connection);
     const f = await bench('fanout', '--connections', '20', '--messages', '10', '--pid', String(h.proc.pid));
     assert.equal(f.deliveries, 200);
     assert.ok(Number.isFinite(f.server_cpu_us_per_delivery) && f.server_cpu_us_per_delivery >= 0);
