@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <cstdint>
-#include <cstring>
+
+#include <openssl/sha.h>
 
 namespace herald::ws {
 namespace {
@@ -81,77 +81,12 @@ bool is_valid_client_key(std::string_view key) {
   return decoded && decoded->size() == 16;
 }
 
-std::array<unsigned char, 20> sha1(std::string_view data) {
-  // FIPS 180-4, section 6.1.
-  std::uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-  const auto rotl = [](std::uint32_t x, int n) { return (x << n) | (x >> (32 - n)); };
-  const auto block = [&](const unsigned char* p) {
-    std::uint32_t w[80];
-    for (int i = 0; i < 16; ++i) {
-      w[i] = (std::uint32_t{p[4 * i]} << 24) | (std::uint32_t{p[4 * i + 1]} << 16) |
-             (std::uint32_t{p[4 * i + 2]} << 8) | std::uint32_t{p[4 * i + 3]};
-    }
-    for (int i = 16; i < 80; ++i)
-      w[i] = rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-    std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; ++i) {
-      std::uint32_t f = 0, k = 0;
-      if (i < 20) {
-        f = (b & c) | (~b & d);
-        k = 0x5A827999;
-      } else if (i < 40) {
-        f = b ^ c ^ d;
-        k = 0x6ED9EBA1;
-      } else if (i < 60) {
-        f = (b & c) | (b & d) | (c & d);
-        k = 0x8F1BBCDC;
-      } else {
-        f = b ^ c ^ d;
-        k = 0xCA62C1D6;
-      }
-      const std::uint32_t t = rotl(a, 5) + f + e + k + w[i];
-      e = d;
-      d = c;
-      c = rotl(b, 30);
-      b = a;
-      a = t;
-    }
-    h[0] += a;
-    h[1] += b;
-    h[2] += c;
-    h[3] += d;
-    h[4] += e;
-  };
-  const auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
-  std::size_t whole = data.size() - data.size() % 64;
-  for (std::size_t off = 0; off < whole; off += 64)
-    block(bytes + off);
-  // The tail, 0x80, zeros and the length in bits: one or two more blocks.
-  unsigned char tail[128] = {};
-  const std::size_t rest = data.size() - whole;
-  if (rest != 0) std::memcpy(tail, bytes + whole, rest);
-  tail[rest] = 0x80;
-  const std::size_t tail_size = rest < 56 ? 64 : 128;
-  const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
-  for (int i = 0; i < 8; ++i)
-    tail[tail_size - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
-  block(tail);
-  if (tail_size == 128) block(tail + 64);
-  std::array<unsigned char, 20> out{};
-  for (int i = 0; i < 5; ++i) {
-    out[4 * i] = static_cast<unsigned char>(h[i] >> 24);
-    out[4 * i + 1] = static_cast<unsigned char>(h[i] >> 16);
-    out[4 * i + 2] = static_cast<unsigned char>(h[i] >> 8);
-    out[4 * i + 3] = static_cast<unsigned char>(h[i]);
-  }
-  return out;
-}
-
 std::string accept_key(std::string_view client_key) {
   static constexpr std::string_view guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
   std::string input(trim(client_key));
   input += guid;
-  const auto digest = sha1(input);
+  std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
+  SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest.data());
   return base64_encode({reinterpret_cast<const char*>(digest.data()), digest.size()});
 }
 

@@ -1,7 +1,3 @@
-#include <openssl/sha.h>
-
-#include <string>
-
 #include <gtest/gtest.h>
 
 #include "herald/delivery/connection_id.hpp"
@@ -13,21 +9,6 @@ namespace {
 TEST(Handshake, AcceptKeyMatchesRfc6455Example) {
   // RFC 6455 section 1.3.
   EXPECT_EQ(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-}
-
-// Our SHA-1 against OpenSSL's, on every length around the one- and two-block boundaries and
-// the FIPS 180 examples.
-TEST(Handshake, Sha1MatchesOpenSsl) {
-  std::string data;
-  for (std::size_t n = 0; n <= 300; ++n) {
-    std::array<unsigned char, SHA_DIGEST_LENGTH> expected{};
-    SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(), expected.data());
-    ASSERT_EQ(sha1(data), expected) << "length " << n;
-    data.push_back(static_cast<char>(n * 7 + 1));
-  }
-  const auto abc = sha1("abc");
-  EXPECT_EQ(abc[0], 0xA9);
-  EXPECT_EQ(abc[19], 0x9D);
 }
 
 TEST(Handshake, ClientKeyMustBeSixteenBytesOfBase64) {

@@ -2,7 +2,6 @@
 // hash, header token lists and subprotocol choice.
 #pragma once
 
-#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,10 +14,6 @@ bool is_valid_client_key(std::string_view key);
 
 // Sec-WebSocket-Accept for a client key: base64(SHA-1(key + RFC 6455 GUID)).
 std::string accept_key(std::string_view client_key);
-
-// SHA-1 of `data` (for accept_key; OpenSSL 3's one-shot SHA1() looks its algorithm up through
-// the provider store on every call, which cost more than the hash of a handshake's 60 bytes).
-std::array<unsigned char, 20> sha1(std::string_view data);
 
 // Does a comma-separated header value (e.g. Connection: keep-alive, Upgrade) contain `token`,
 // compared case-insensitively?
