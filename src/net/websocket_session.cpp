@@ -388,6 +388,8 @@ class websocket_session final : public session_base, public ws::frame_handler {
   void read_plain() {
     if constexpr (!is_tls) {
       if (paused_ || state_ == state::closed || close_received_) return;
+      // Closing without waiting for the peer (after a protocol error): read nothing more.
+      if (state_ == state::closing && !wait_for_peer_) return;
       const auto buf = worker_.read_buffer();
       // A few reads at most, then yield to the other connections of this worker.
       for (int round = 0; round < 4;) {
