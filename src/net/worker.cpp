@@ -76,18 +76,19 @@ worker::~worker() {
   head_ = nullptr;
 }
 
-bool worker::watch(int fd, session_base& s) {
+bool worker::set_watch(int op, int fd, std::uint32_t events, session_base& s) {
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+  ev.events = events | EPOLLIN | EPOLLRDHUP | EPOLLET;
   ev.data.ptr = &s;
-  return ::epoll_ctl(io_set_.native_handle(), EPOLL_CTL_ADD, fd, &ev) == 0;
+  return ::epoll_ctl(io_set_.native_handle(), op, fd, &ev) == 0;
+}
+
+bool worker::watch(int fd, session_base& s) {
+  return set_watch(EPOLL_CTL_ADD, fd, 0, s);
 }
 
 bool worker::watch_writes(int fd, session_base& s) {
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-  ev.data.ptr = &s;
-  return ::epoll_ctl(io_set_.native_handle(), EPOLL_CTL_MOD, fd, &ev) == 0;
+  return set_watch(EPOLL_CTL_MOD, fd, EPOLLOUT, s);
 }
 
 void worker::arm_io() {

@@ -98,6 +98,7 @@ class worker {
   void on_tick();
   void arm_io();
   void poll_io();
+  bool set_watch(int op, int fd, std::uint32_t events, session_base& s);
   void flush_dirty();
   void drain_step();
 

@@ -3,8 +3,8 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/read.h>
 #include <openssl/ssl.h>
-#include <charconv>
 
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 

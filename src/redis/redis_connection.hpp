@@ -61,10 +61,10 @@ std::shared_ptr<asio::ssl::context> make_client_tls(const redis_tls_config& cfg)
 // A reply as hiredis parsed it; valid only during the callback.
 using reply_view = const redisReply*;
 
-// One connection to Redis driven by Asio, with our own timeouts and a bounded pipeline.
 // Appends one command in RESP (an array of bulk strings) to `out`.
 void append_command(std::string& out, const std::vector<std::string>& args);
 
+// One connection to Redis driven by Asio, with our own timeouts and a bounded pipeline.
 class redis_connection : public std::enable_shared_from_this<redis_connection> {
  public:
   struct options {
