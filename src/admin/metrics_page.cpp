@@ -261,7 +261,7 @@ std::string admin_api::render_metrics() const {
   std::int64_t channels = 0, subscriptions = 0;
   std::uint64_t deliveries = 0, publications = 0;
   std::uint64_t replayed = 0, resumed = 0, not_recovered = 0, skipped = 0, overflows = 0,
-                resyncs = 0;
+                resyncs = 0, gap_reads = 0, gap_closes = 0;
   for (unsigned w = 0; w < dispatcher_.workers(); ++w) {
     const auto& m = dispatcher_.metrics(w);
     channels += m.channels.value();
@@ -274,6 +274,8 @@ std::string admin_api::render_metrics() const {
     skipped += m.duplicates_skipped.value();
     overflows += m.recovery_overflows.value();
     resyncs += m.resyncs.value();
+    gap_reads += m.gap_reads.value();
+    gap_closes += m.gap_closes.value();
   }
   p.family("herald_channels", "gauge",
            "Channels with subscribers on this node (summed over workers)");
@@ -300,6 +302,12 @@ std::string admin_api::render_metrics() const {
   p.family("herald_history_resyncs_sent_total", "counter",
            "resync frames sent to subscribers: the channel's history was lost under them");
   p.sample("herald_history_resyncs_sent_total", {}, resyncs);
+  p.family("herald_history_subscriber_gap_reads_total", "counter",
+           "History reads for a subscriber whose next live publication was past its position");
+  p.sample("herald_history_subscriber_gap_reads_total", {}, gap_reads);
+  p.family("herald_history_subscriber_gap_closes_total", "counter",
+           "Subscribers closed (1013) because such a read could not give back what they missed");
+  p.sample("herald_history_subscriber_gap_closes_total", {}, gap_closes);
 
   // Admin API.
   static constexpr std::array<std::string_view, static_cast<std::size_t>(api::count)> api_names{

@@ -198,27 +198,99 @@ void dispatcher::catch_up(const std::shared_ptr<connection>& conn, const std::st
         for (auto& frame : replay)
           conn->send(std::move(frame));
         w.metrics.replayed.add(replay.size());
-        cur.recovering = false;
-        auto held = std::move(cur.held);
-        const bool overflow = cur.overflow;
-        for (const auto& p : held) {
-          if (p->event == "resync") {
-            w.metrics.resyncs.add();
-          } else if (p->epoch == cur.epoch && p->offset <= cur.offset) {
-            w.metrics.duplicates_skipped.add();
-            continue;
-          }
-          cur.offset = p->offset;
-          cur.epoch = p->epoch;
-          if (p->exclude.empty() || conn->id().view() != p->exclude)
-            conn->send(p->payload, p->binary);
+        release_held(w, conn, channel, cur);
+      });
+}
+
+// The subscriber's catch-up is over: what arrived live meanwhile is sent, in order, skipping
+// what it already has. One that is further on than the next offset (the history page was read
+// before publications this node's subscription had not yet received) is not sent over the
+// gap: the gap is read from the history first (refill).
+void dispatcher::release_held(worker_state& w, const std::shared_ptr<connection>& conn,
+                              const std::string& channel, cursor& cur) {
+  cur.recovering = false;
+  auto held = std::move(cur.held);
+  cur.held.clear();
+  const bool overflow = cur.overflow;
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    const auto& p = held[i];
+    if (p->event == "resync") {
+      w.metrics.resyncs.add();
+    } else if (p->epoch == cur.epoch && p->offset <= cur.offset) {
+      w.metrics.duplicates_skipped.add();
+      continue;
+    } else if (!overflow && follows_gap(cur, *p)) {
+      cur.recovering = true;
+      cur.held.assign(std::make_move_iterator(held.begin() + static_cast<std::ptrdiff_t>(i)),
+                      std::make_move_iterator(held.end()));
+      return refill(w, conn, channel, cur);
+    }
+    cur.offset = p->offset;
+    cur.epoch = p->epoch;
+    if (p->exclude.empty() || conn->id().view() != p->exclude) conn->send(p->payload, p->binary);
+  }
+  if (overflow) {
+    // More arrived during the catch-up than may be held: the subscriber would miss some.
+    // Closing is explicit; the client resumes from its last offset.
+    cur.overflow = false;
+    w.metrics.recovery_overflows.add();
+    conn->close(1013, "subscription could not catch up; resume from the last offset");
+  }
+}
+
+bool dispatcher::follows_gap(const cursor& cur, const publication& p) {
+  return !cur.epoch.empty() && p.epoch == cur.epoch && p.offset > cur.offset + 1;
+}
+
+// Reads what lies between the subscriber's position and the publications it holds, sends it,
+// then the held ones. A history that cannot give it (Redis away, the gap trimmed or replaced)
+// closes the connection (1013): the client resumes from its last offset and is told there
+// whether everything was recovered, instead of silently missing messages.
+void dispatcher::refill(worker_state& w, const std::shared_ptr<connection>& conn,
+                        const std::string& channel, cursor& cur) {
+  w.metrics.gap_reads.add();
+  const history_rule* rule = find_history_rule(cfg_, channel);
+  if (rule == nullptr) {  // not reachable: a cursor is kept for history channels only
+    cur.recovering = false;
+    cur.held.clear();
+    return;
+  }
+  history_query q;
+  q.channel = channel;
+  q.since = cur.offset;
+  q.limit = recovery_limit();
+  const std::string epoch = cur.epoch;
+  backplane_.read_history(
+      q, *rule, conn->info().worker, [this, conn, channel, epoch](history_page page) {
+        auto& ws = *workers_[conn->info().worker];
+        const auto ch = ws.cursors.find(channel);
+        if (ch == ws.cursors.end()) return;  // unsubscribed or closed since
+        const auto k = ch->second.find(conn.get());
+        if (k == ch->second.end()) return;
+        cursor& at = k->second;
+        const auto next = std::find_if(at.held.begin(), at.held.end(), [&](const auto& p) {
+          return p->event != "resync" && p->epoch == at.epoch && p->offset > at.offset;
+        });
+        const std::uint64_t needed = next == at.held.end() ? at.offset : (*next)->offset - 1;
+        if (!history_continuous(page, epoch, recovery_limit()) || page.top < needed) {
+          ws.metrics.gap_closes.add();
+          at.held.clear();
+          at.overflow = false;
+          return conn->close(1013,
+                             "subscription missed publications that the history could not "
+                             "give back now; resume from the last offset");
         }
-        if (overflow) {
-          // More arrived during the catch-up than may be held: the subscriber would miss some.
-          // Closing is explicit; the client resumes from its last offset.
-          w.metrics.recovery_overflows.add();
-          conn->close(1013, "subscription could not catch up; resume from the last offset");
+        std::size_t n = 0;
+        for (const auto& e : page.entries) {
+          if (e.offset <= at.offset) continue;
+          if (e.offset > needed) break;  // the held ones from here on
+          conn->send(make_message(protocol::message(display_channel(channel), e.data_json, e.id,
+                                                    e.offset, page.epoch)));
+          at.offset = e.offset;
+          ++n;
         }
+        ws.metrics.replayed.add(n);
+        release_held(ws, conn, channel, at);
       });
 }
 
@@ -323,6 +395,13 @@ std::size_t dispatcher::deliver_local(worker_state& w,
             w.metrics.resyncs.add();
           } else if (p.epoch == cur.epoch && p.offset <= cur.offset) {
             w.metrics.duplicates_skipped.add();
+            continue;
+          } else if (follows_gap(cur, p)) {
+            // Publications between its position and this one never reached it: read them
+            // from the history first, hold this one meanwhile.
+            cur.recovering = true;
+            cur.held.push_back(ptr);
+            refill(w, c->shared_from_this(), p.target, cur);
             continue;
           }
           cur.offset = p.offset;

@@ -274,6 +274,7 @@ describe(title, () => {
         recovered: metricValue(m, 'herald_history_recovered_total'),
         lost: metricValue(m, 'herald_history_lost_total'),
         replayed: metricValue(m, 'herald_history_replayed_total'),
+        subscriberGapReads: metricValue(m, 'herald_history_subscriber_gap_reads_total'),
       });
     }
     console.log(JSON.stringify({ published, retried, seconds: (Date.now() - t0) / 1000, clients: report, nodes: recovered }));
@@ -283,7 +284,20 @@ describe(title, () => {
         for (let i = 1; i < r.offsets.length && gaps.length < 5; i++) {
           if (r.offsets[i] !== r.offsets[i - 1] + 1) gaps.push([r.offsets[i - 1], r.offsets[i]]);
         }
-        console.log(JSON.stringify({ client: r.name, gaps, offset: r.offset, trace: r.trace.slice(-3), events: r.events.slice(-6), now: Date.now() }));
+        // Around the first gap: the client's resumes and connections, and what the nodes logged
+        // about history and the backplane meanwhile.
+        const [from, to] = gaps[0] ?? [0, 0];
+        const near = (o) => o >= from - 100 && o <= to + 100;
+        const events = r.events.filter((e) => near(e[0] === 'close' ? e[3] : e[2]));
+        const times = events.map((e) => e.at(-1));
+        const t0 = Math.min(...times) - 2000;
+        const t1 = Math.max(...times) + 2000;
+        const logs = nodes.map((h, i) => h.logs.filter((l) => {
+          const t = Date.parse(l.ts);
+          return t >= t0 && t <= t1 && (l.level !== 'debug' || /history|gap|backplane|subscri/.test(l.event));
+        }).map((l) => ({ node: i, ...l })));
+        console.log(JSON.stringify({ client: r.name, gaps, offset: r.offset, trace: r.trace.filter((t) => near(t.at)), events, now: Date.now() }));
+        console.log(JSON.stringify({ nodeLogs: logs.flat().slice(0, 400) }));
       }
       assert.deepEqual(r.notRecovered, [], `${r.name} was told it could not recover`);
       assert.equal(r.seqs.length, TOTAL, `${r.name} received ${r.seqs.length} of ${TOTAL}`);

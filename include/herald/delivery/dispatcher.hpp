@@ -46,6 +46,8 @@ struct dispatcher_metrics {
   counter duplicates_skipped;  // publications a subscriber had already been sent
   counter recovery_overflows;  // subscribers closed because live traffic outran their catch-up
   counter resyncs;             // resync frames sent to subscribers (history lost under them)
+  counter gap_reads;   // history reads for subscribers that live publications had skipped over
+  counter gap_closes;  // subscribers closed (1013) because such a read could not fill the gap
 };
 
 enum class subscribe_status { ok, invalid_channel, too_many, not_allowed };
@@ -109,6 +111,11 @@ class dispatcher {
   void catch_up(const std::shared_ptr<connection>& conn, const std::string& channel,
                 const history_rule& rule, subscribe_options opts,
                 std::function<void(subscribe_result)> done);
+  void release_held(worker_state& w, const std::shared_ptr<connection>& conn,
+                    const std::string& channel, cursor& cur);
+  void refill(worker_state& w, const std::shared_ptr<connection>& conn, const std::string& channel,
+              cursor& cur);
+  static bool follows_gap(const cursor& cur, const publication& p);
   void leave(worker_state& w, connection& conn, const std::string& channel);
   // A replay never holds more than the client's send queue does.
   std::size_t recovery_limit() const {
