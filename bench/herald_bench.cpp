@@ -37,10 +37,12 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/ssl.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
@@ -80,9 +82,11 @@ struct options {
   int pid = 0;
   double hold = 2;  // idle: seconds to keep the connections open before measuring
   bool json = false;
-  bool sharded = false;   // a Redis Cluster: SPUBLISH herald:channel:{name} on its slot's primary
-  bool deflate = false;   // offer permessage-deflate; inflate what arrives compressed
-  int inflate_every = 1;  // ... one compressed message in N (the rest counted, not read)
+  bool sharded = false;     // a Redis Cluster: SPUBLISH herald:channel:{name} on its slot's primary
+  bool deflate = false;     // offer permessage-deflate; inflate what arrives compressed
+  bool tls = false;         // wss:// (any certificate accepted: the server is ours)
+  bool tls_resume = false;  // connect: then every client reconnects resuming its TLS session
+  int inflate_every = 1;    // ... one compressed message in N (the rest counted, not read)
   std::string payload = "padding";  // padding ("t" and x's) | notification (realistic JSON)
   std::string
       before_publish;  // shell command run once subscribed (bench/callgrind zeroes counters)
@@ -97,7 +101,8 @@ struct options {
          "  [--size B] [--rate R] [--duration S] [--publish-via redis|http] [--pid PID] [--hold "
          "S]\n"
          "  [--label NAME] [--before-publish CMD] [--after-deliveries CMD] [--sharded] [--json]\n"
-         "  [--deflate] [--inflate-every N] [--payload padding|notification]\n"
+         "  [--deflate] [--inflate-every N] [--payload padding|notification] [--tls] "
+         "[--tls-resume]\n"
          "scenarios: connect idle fanout latency echo\n";
   std::exit(2);
 }
@@ -122,6 +127,10 @@ options parse(int argc, char** argv) {
     };
     if (a == "--json")
       o.json = true;
+    else if (a == "--tls")
+      o.tls = true;
+    else if (a == "--tls-resume")
+      o.tls = o.tls_resume = true;
     else if (a == "--deflate")
       o.deflate = true;
     else if (a == "--inflate-every")
@@ -296,46 +305,123 @@ std::optional<std::int64_t> sent_at(std::string_view frame) {
   return std::nullopt;
 }
 
-class client : public std::enable_shared_from_this<client>, herald::ws::frame_handler {
- public:
-  // `scratch`: one read buffer for every client of the fleet; they all run on one thread, and
-  // each read is decoded before the next one starts.
-  client(asio::io_context& ioc, stats& s, std::span<char> scratch, const options& o, int index)
-      : socket_(ioc), stats_(s), scratch_(scratch), opt_(o), index_(index), decoder_(limits(o)) {}
+// What the clients of a fleet share: the read buffer (they all run on one thread, and each read
+// is decoded before the next one starts) and, over TLS, the client context.
+struct shared_state {
+  std::vector<char> scratch = std::vector<char>(256 * 1024);
+  std::unique_ptr<asio::ssl::context> tls;
+};
 
+// One connection of the fleet, plain or TLS (basic_client below).
+class client : public std::enable_shared_from_this<client> {
+ public:
+  virtual ~client() = default;
   // Connects (from source address 127.0.0.(1 + index % sources)), upgrades, then calls `ready`.
-  void start(tcp::endpoint server, std::function<void(bool)> ready) {
+  virtual void start(tcp::endpoint server, std::function<void(bool)> ready) = 0;
+  virtual void subscribe() = 0;
+  virtual void ping_pong() = 0;
+  virtual void close() = 0;
+  // TLS: whether the last handshake resumed a session.
+  virtual bool resumed() const { return false; }
+};
+
+template <class Stream>
+class basic_client final : public client, herald::ws::frame_handler {
+  static constexpr bool is_tls = !std::is_same_v<Stream, tcp::socket>;
+
+ public:
+  basic_client(asio::io_context& ioc, stats& s, shared_state& shared, const options& o, int index)
+      : ioc_(ioc),
+        stream_(make_stream(ioc, shared)),
+        tls_(shared.tls.get()),
+        stats_(s),
+        scratch_(shared.scratch),
+        opt_(o),
+        index_(index),
+        decoder_(limits(o)) {}
+  ~basic_client() override {
+    if constexpr (is_tls) {
+      if (session_ != nullptr) SSL_SESSION_free(session_);
+    }
+  }
+
+  void start(tcp::endpoint server, std::function<void(bool)> ready) override {
     ready_ = std::move(ready);
+    if constexpr (is_tls) {
+      // A reconnect (--tls-resume; the fleet has run the old connection's handlers out): a
+      // fresh TLS state, offered the session of the last one.
+      if (session_ != nullptr) {
+        stream_ = Stream(ioc_, *tls_);
+        SSL_set_session(stream_.native_handle(), session_);
+        decoder_ = herald::ws::decoder(limits(opt_));
+        response_.clear();
+      }
+    }
     error_code ec;
-    socket_.open(tcp::v4(), ec);
+    lowest().open(tcp::v4(), ec);
     if (!ec) {
       const auto src =
           asio::ip::make_address_v4(0x7f000001u + static_cast<unsigned>(index_ % opt_.sources));
-      socket_.bind(tcp::endpoint(src, 0), ec);
+      lowest().bind(tcp::endpoint(src, 0), ec);
     }
     if (ec) return done(false);
-    socket_.async_connect(server, [self = shared_from_this()](error_code connect_ec) {
+    lowest().async_connect(server, [self = self()](error_code connect_ec) {
       if (connect_ec) return self->done(false);
-      self->socket_.set_option(tcp::no_delay(true));
-      self->handshake();
+      self->lowest().set_option(tcp::no_delay(true));
+      if constexpr (is_tls) {
+        self->stream_.async_handshake(asio::ssl::stream_base::client, [self](error_code tls_ec) {
+          if (tls_ec) return self->done(false);
+          self->handshake();
+        });
+      } else {
+        self->handshake();
+      }
     });
   }
 
   void send_text(std::string_view text) { send_frame(herald::ws::opcode::text, text); }
 
-  void subscribe() { send_text(R"({"action":"subscribe","channel":")" + opt_.channel + R"("})"); }
+  void subscribe() override {
+    send_text(R"({"action":"subscribe","channel":")" + opt_.channel + R"("})");
+  }
 
-  void ping_pong() {
+  void ping_pong() override {
     echo_mode_ = true;
     send_text(make_data(now_ns(), opt_));
   }
 
-  void close() {
+  void close() override {
     error_code ec;
-    socket_.close(ec);
+    lowest().close(ec);
+  }
+
+  bool resumed() const override {
+    if constexpr (is_tls) {
+      return SSL_session_reused(const_cast<Stream&>(stream_).native_handle()) == 1;
+    } else {
+      return false;
+    }
   }
 
  private:
+  std::shared_ptr<basic_client> self() {
+    return std::static_pointer_cast<basic_client>(shared_from_this());
+  }
+  static Stream make_stream(asio::io_context& ioc, shared_state& shared) {
+    if constexpr (is_tls) {
+      return Stream(ioc, *shared.tls);
+    } else {
+      return Stream(ioc);
+    }
+  }
+  tcp::socket& lowest() {
+    if constexpr (is_tls) {
+      return stream_.next_layer();
+    } else {
+      return stream_;
+    }
+  }
+
   static herald::ws::decoder_limits limits(const options& o) {
     herald::ws::decoder_limits l;
     l.require_masked = false;  // server frames are not masked
@@ -362,8 +448,8 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
     if (writing_ || out_pending_.empty()) return;
     writing_ = true;
     out_writing_.swap(out_pending_);
-    asio::async_write(socket_, asio::buffer(out_writing_),
-                      [self = shared_from_this()](error_code ec, std::size_t) {
+    asio::async_write(stream_, asio::buffer(out_writing_),
+                      [self = self()](error_code ec, std::size_t) {
                         self->writing_ = false;
                         self->out_writing_.clear();
                         if (ec) return;
@@ -379,39 +465,43 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
         (opt_.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
                       : "") +
         "\r\n";
-    asio::async_write(socket_, asio::buffer(request_),
-                      [self = shared_from_this()](error_code ec, std::size_t) {
-                        if (ec) return self->done(false);
-                        self->read_response();
-                      });
+    asio::async_write(stream_, asio::buffer(request_), [self = self()](error_code ec, std::size_t) {
+      if (ec) return self->done(false);
+      self->read_response();
+    });
   }
 
   void read_response() {
-    socket_.async_read_some(
-        asio::buffer(buf_), [self = shared_from_this()](error_code ec, std::size_t n) {
-          if (ec) return self->done(false);
-          self->response_.append(self->buf_.data(), n);
-          const auto end = self->response_.find("\r\n\r\n");
-          if (end == std::string::npos) {
-            if (self->response_.size() > 8192) return self->done(false);
-            return self->read_response();
-          }
-          if (self->response_.compare(0, 12, "HTTP/1.1 101") != 0) return self->done(false);
-          self->stats_.bytes_in += self->response_.size();
-          if (self->response_.substr(0, end).find("permessage-deflate") != std::string::npos)
-            ++self->stats_.compressed;
-          std::string rest = self->response_.substr(end + 4);
-          self->response_.clear();
-          self->response_.shrink_to_fit();
-          self->request_.clear();
-          self->request_.shrink_to_fit();
-          self->done(true);
-          error_code nb;
-          self->socket_.non_blocking(true, nb);
-          self->received_at_ = now_ns();
-          if (!rest.empty()) self->decoder_.feed(std::span<char>(rest.data(), rest.size()), *self);
-          self->read();
-        });
+    stream_.async_read_some(asio::buffer(buf_), [self = self()](error_code ec, std::size_t n) {
+      if (ec) return self->done(false);
+      self->response_.append(self->buf_.data(), n);
+      const auto end = self->response_.find("\r\n\r\n");
+      if (end == std::string::npos) {
+        if (self->response_.size() > 8192) return self->done(false);
+        return self->read_response();
+      }
+      if (self->response_.compare(0, 12, "HTTP/1.1 101") != 0) return self->done(false);
+      self->stats_.bytes_in += self->response_.size();
+      if (self->response_.substr(0, end).find("permessage-deflate") != std::string::npos)
+        ++self->stats_.compressed;
+      std::string rest = self->response_.substr(end + 4);
+      self->response_.clear();
+      self->response_.shrink_to_fit();
+      self->request_.clear();
+      self->request_.shrink_to_fit();
+      if constexpr (is_tls) {
+        // Keep the session for a reconnect (TLS 1.3 sends its tickets after the handshake:
+        // they have arrived with the 101).
+        if (self->opt_.tls_resume && self->session_ == nullptr)
+          self->session_ = SSL_get1_session(self->stream_.native_handle());
+      }
+      self->done(true);
+      error_code nb;
+      self->lowest().non_blocking(true, nb);
+      self->received_at_ = now_ns();
+      if (!rest.empty()) self->decoder_.feed(std::span<char>(rest.data(), rest.size()), *self);
+      self->read();
+    });
   }
 
   void done(bool ok) {
@@ -426,23 +516,23 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
   // filled it, synchronous reads into the shared buffer until the socket is empty. One receive
   // time for every frame of a read.
   void read() {
-    socket_.async_read_some(
-        asio::buffer(buf_), [self = shared_from_this()](error_code ec, std::size_t n) {
-          if (ec) return;
-          self->received_at_ = now_ns();
-          self->stats_.bytes_in += n;
-          self->decoder_.feed(std::span<char>(self->buf_.data(), n), *self);
-          for (int round = 0; n == self->buf_.size() && round < 8; ++round) {
-            error_code rec;
-            n = self->socket_.read_some(asio::buffer(self->scratch_.data(), self->scratch_.size()),
-                                        rec);
-            if (rec) break;  // would_block: empty; a real error shows on the next read
-            self->stats_.bytes_in += n;
-            self->decoder_.feed(self->scratch_.first(n), *self);
-            if (n < self->scratch_.size()) break;
-          }
-          self->read();
-        });
+    stream_.async_read_some(asio::buffer(buf_), [self = self()](error_code ec, std::size_t n) {
+      if (ec) return;
+      self->received_at_ = now_ns();
+      self->stats_.bytes_in += n;
+      self->decoder_.feed(std::span<char>(self->buf_.data(), n), *self);
+      // (TLS: the next asynchronous read takes what the record layer holds.)
+      for (int round = 0; !is_tls && n == self->buf_.size() && round < 8; ++round) {
+        error_code rec;
+        n = self->stream_.read_some(asio::buffer(self->scratch_.data(), self->scratch_.size()),
+                                    rec);
+        if (rec) break;  // would_block: empty; a real error shows on the next read
+        self->stats_.bytes_in += n;
+        self->decoder_.feed(self->scratch_.first(n), *self);
+        if (n < self->scratch_.size()) break;
+      }
+      self->read();
+    });
   }
 
   bool on_message(herald::ws::opcode, std::string_view payload, bool compressed) override {
@@ -486,7 +576,10 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
   bool on_pong(std::string_view) override { return true; }
   bool on_close(std::uint16_t, std::string_view) override { return false; }
 
-  tcp::socket socket_;
+  asio::io_context& ioc_;
+  Stream stream_;
+  asio::ssl::context* tls_;
+  SSL_SESSION* session_ = nullptr;  // --tls-resume: the session to offer on reconnect
   stats& stats_;
   std::span<char> scratch_;
   const options& opt_;
@@ -507,11 +600,25 @@ class client : public std::enable_shared_from_this<client>, herald::ws::frame_ha
 struct fleet {
   asio::io_context ioc{1};
   stats st;
-  std::vector<char> scratch = std::vector<char>(256 * 1024);  // the clients' shared read buffer
+  shared_state shared;
   std::vector<std::shared_ptr<client>> clients;
   double connect_seconds = 0;
 
+  std::shared_ptr<client> make(const options& o, int index) {
+    if (!o.tls) return std::make_shared<basic_client<tcp::socket>>(ioc, st, shared, o, index);
+    if (!shared.tls) {
+      shared.tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+      shared.tls->set_verify_mode(asio::ssl::verify_none);  // our own test certificate
+    }
+    return std::make_shared<basic_client<asio::ssl::stream<tcp::socket>>>(ioc, st, shared, o,
+                                                                          index);
+  }
+
+  // Opens the fleet's connections; again after close_all(), the same clients reconnect (over
+  // TLS with --tls-resume, offering their sessions).
   void open(const options& o) {
+    st.connected = st.failed = 0;
+    if (ioc.stopped()) ioc.restart();  // it ran out of work after close_all()
     const tcp::endpoint server(asio::ip::make_address(o.host), o.port);
     int next = 0;
     int pending = 0;
@@ -526,8 +633,9 @@ struct fleet {
     std::function<void()> launch = [&] {
       const int limit = allowed();
       while (pending < o.in_flight && next < limit) {
-        auto c = std::make_shared<client>(ioc, st, std::span<char>(scratch), o, next++);
-        clients.push_back(c);
+        const int index = next++;
+        if (static_cast<std::size_t>(index) == clients.size()) clients.push_back(make(o, index));
+        auto c = clients[static_cast<std::size_t>(index)];
         ++pending;
         c->start(server, [&](bool ok) {
           --pending;
@@ -546,6 +654,18 @@ struct fleet {
       }
     }
     connect_seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+  }
+
+  // Closes every connection and runs their last handlers (the aborted reads) out.
+  void close_all() {
+    for (auto& c : clients)
+      c->close();
+    run_until([] { return false; }, 0.3);
+  }
+
+  int resumed() const {
+    return static_cast<int>(
+        std::count_if(clients.begin(), clients.end(), [](const auto& c) { return c->resumed(); }));
   }
 
   // Runs the loop until `pred` or `timeout`.
@@ -733,11 +853,26 @@ int run(const options& o) {
       r.add("server_cpu_us_per_connection", cpu_open * 1e6 / std::max(1, f.st.connected), 1);
       // And with the disconnects: every client drops its connection (as after a failover);
       // the server's CPU until it has handled them all (1.5 s is ample for 10,000 here).
-      for (auto& c : f.clients)
-        c->close();
-      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+      f.close_all();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1200));
       r.add("server_cpu_us_per_connect_and_close",
             (cpu_seconds(o.pid) - cpu_before) * 1e6 / std::max(1, f.st.connected), 1);
+    }
+    if (o.tls_resume) {
+      // Every client reconnects at once, offering the TLS session of its first connection (a
+      // load balancer's blip, a network change): the abbreviated handshake's cost.
+      if (!o.pid) f.close_all();
+      const double cpu_again = o.pid ? cpu_seconds(o.pid) : -1;
+      f.open(o);
+      const double cpu_reopen = o.pid ? cpu_seconds(o.pid) - cpu_again : -1;
+      r.add("reconnected", f.st.connected, 0);
+      r.add("reconnect_failed", f.st.failed, 0);
+      r.add("tls_resumed", f.resumed(), 0);
+      r.add("reconnect_seconds", f.connect_seconds, 3);
+      r.add("reconnections_per_s", f.st.connected / f.connect_seconds, 0);
+      if (o.pid)
+        r.add("server_cpu_us_per_resumed_connection",
+              cpu_reopen * 1e6 / std::max(1, f.st.connected), 1);
     }
   } else if (o.scenario == "idle") {
     // Without --pid only the holding: bench/scale runs several of these and reads the server's

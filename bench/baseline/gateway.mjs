@@ -6,12 +6,17 @@
 //   POST /v1/publish {"channel","data"} on the admin port, the same
 //   any other message is echoed back ($default echo).
 // One serialization per publication, shared by all recipients (the fair, fast way in Node).
-//   node gateway.mjs PORT ADMIN_PORT REDIS_PORT
+//   node gateway.mjs PORT ADMIN_PORT REDIS_PORT [CERT KEY]
+// With CERT and KEY (PEM files) clients connect over wss:// (an https server under ws, Node's
+// defaults: session tickets on).
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { WebSocketServer } from 'ws';
 import Redis from 'ioredis';
 
-const [port, adminPort, redisPort] = process.argv.slice(2).map(Number);
+const [port, adminPort, redisPort] = process.argv.slice(2, 5).map(Number);
+const [certFile, keyFile] = process.argv.slice(5, 7);
 const channels = new Map(); // name -> Set<ws>
 
 function fanout(channel, dataJson) {
@@ -22,7 +27,14 @@ function fanout(channel, dataJson) {
   return subs.size;
 }
 
-const wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate: false, backlog: 4096 });
+let wss;
+if (certFile) {
+  const server = https.createServer({ cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) });
+  wss = new WebSocketServer({ server, perMessageDeflate: false });
+  server.listen({ port, host: '127.0.0.1', backlog: 4096 });
+} else {
+  wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate: false, backlog: 4096 });
+}
 wss.on('connection', (ws) => {
   const mine = new Set();
   ws.on('message', (raw, isBinary) => {

@@ -756,6 +756,17 @@ std::vector<option_def> option_table() {
       duration_opt(
           "tls.handshake_timeout", "Time allowed for the TLS handshake",
           [](auto& c) -> auto& { return c.tls.handshake_timeout; }, milliseconds(10), seconds(120)),
+      bool_opt(
+          "tls.session_tickets",
+          "Resume TLS sessions with tickets (stateless: the node keeps nothing per session; a "
+          "resumed handshake skips the certificate signature); off: a per-node session cache",
+          [](auto& c) -> auto& { return c.tls.session_tickets; }),
+      string_opt(
+          "tls.ticket_key_file",
+          "File of 80 random bytes (openssl rand 80 > ticket.key) that encrypt session tickets, "
+          "the same on every node behind one load balancer so clients resume on any node; "
+          "re-read on SIGHUP (rotate it there); empty: a random key per process",
+          [](auto& c) -> auto& { return c.tls.ticket_key_file; }),
 
       bool_opt(
           "admin.enabled", "Serve the admin listener (health, readiness)",

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startHerald } from './lib/herald.mjs';
+import { startHerald, makeCertificate, tempDir } from './lib/herald.mjs';
 import { startRedis } from './lib/redis.mjs';
 
 const run = promisify(execFile);
@@ -86,6 +86,31 @@ describe('herald-bench', { skip: !BENCH && 'HERALD_BENCH_BIN is not set' }, () =
 
   test('a server that is not there: failures counted, exit code 1', async () => {
     await assert.rejects(run(BENCH, ['connect', '--port', '1', '--connections', '3']), (e) => e.code === 1 && /"failed"|failed\s+3/.test(e.stdout));
+  });
+
+  // bench/tls's scenarios, small: over wss://, reconnects resuming their sessions.
+  test('over TLS: connect and reconnect resuming the sessions, idle, fan-out', async () => {
+    const certs = makeCertificate(tempDir('herald-bench-tls-'));
+    const t = await startHerald({ backplane: 'redis', redis: { url: redis.url },
+      tls: { mode: 'required', cert_file: certs.cert, key_file: certs.key } });
+    const tlsBench = async (...args) => {
+      const { stdout } = await run(BENCH, [...args, '--tls', '--port', String(t.clientPort),
+        '--redis-port', String(redis.port), '--pid', String(t.proc.pid), '--json'], { timeout: 60000 });
+      return JSON.parse(stdout);
+    };
+    try {
+      const c = await tlsBench('connect', '--connections', '50', '--in-flight', '10', '--tls-resume');
+      assert.deepEqual([c.connected, c.failed, c.reconnected, c.reconnect_failed], [50, 0, 50, 0]);
+      assert.equal(c.tls_resumed, 50, 'every reconnect resumed its session');
+      assert.ok(Number.isFinite(c.server_cpu_us_per_resumed_connection));
+      const idle = await tlsBench('idle', '--connections', '30');
+      assert.equal(idle.connected, 30);
+      const f = await tlsBench('fanout', '--connections', '20', '--messages', '10');
+      assert.equal(f.deliveries, 200);
+      assert.equal(f.complete, 'yes');
+    } finally {
+      await t.stop();
+    }
   });
 });
 

@@ -2,6 +2,9 @@
 // HTTP limits, configuration errors and an orderly stop.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import tls from 'node:tls';
 import { startHerald, runHerald, tempDir, makeCertificate, writeJson } from './lib/herald.mjs';
 import { connect, handshakeStatus, RawClient, rawHttp, maskedFrame, OP } from './lib/clients.mjs';
 
@@ -340,6 +343,65 @@ describe('TLS', () => {
     } finally {
       await h.stop();
     }
+  });
+
+  // A TLS connection that upgrades to WebSocket; resolves with its TLS session (the ticket
+  // arrives after the handshake: Node reports it with 'session') and whether it resumed.
+  function tlsUpgrade(port, session) {
+    return new Promise((resolve, reject) => {
+      let ticket;
+      const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, session, minVersion: 'TLSv1.3' });
+      socket.on('session', (s) => { ticket = s; });
+      socket.on('error', reject);
+      socket.once('secureConnect', () => {
+        socket.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+      });
+      let head = '';
+      socket.on('data', (d) => {
+        head += d.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        const resumed = socket.isSessionReused();
+        const status = head.slice(9, 12);
+        setTimeout(() => { socket.destroy(); resolve({ status, resumed, session: ticket }); }, 50);
+      });
+    });
+  }
+
+  test('session tickets: a client resumes its TLS session, on another node too when the nodes share tls.ticket_key_file', async () => {
+    const keyFile = `${dir}/ticket.key`;
+    fs.writeFileSync(keyFile, crypto.randomBytes(80));
+    const tlsCfg = { mode: 'required', cert_file: cert.cert, key_file: cert.key, ticket_key_file: keyFile };
+    const a = await startHerald({ tls: tlsCfg });
+    const b = await startHerald({ tls: tlsCfg });
+    const own = await startHerald({ tls: { mode: 'required', cert_file: cert.cert, key_file: cert.key } });
+    try {
+      const first = await tlsUpgrade(a.clientPort);
+      assert.equal(first.status, '101');
+      assert.equal(first.resumed, false);
+      assert.ok(first.session, 'a session ticket was sent');
+      const again = await tlsUpgrade(a.clientPort, first.session);
+      assert.deepEqual([again.status, again.resumed], ['101', true], 'resumed on the same node');
+      const other = await tlsUpgrade(b.clientPort, again.session);
+      assert.deepEqual([other.status, other.resumed], ['101', true], 'resumed on the node sharing the key');
+      // A node with its own (random) key cannot read the ticket: a full handshake, still served.
+      const stranger = await tlsUpgrade(own.clientPort, other.session);
+      assert.deepEqual([stranger.status, stranger.resumed], ['101', false]);
+      const ownFirst = await tlsUpgrade(own.clientPort);
+      const ownAgain = await tlsUpgrade(own.clientPort, ownFirst.session);
+      assert.equal(ownAgain.resumed, true, 'tickets are on by default');
+    } finally {
+      await Promise.all([a.stop(), b.stop(), own.stop()]);
+    }
+  });
+
+  test('a ticket key file of the wrong size is a configuration error naming the key', () => {
+    const short = `${dir}/short.key`;
+    fs.writeFileSync(short, crypto.randomBytes(48));
+    const file = writeJson(dir, 'tickets.json', { tls: { mode: 'required', cert_file: cert.cert, key_file: cert.key, ticket_key_file: short } });
+    const r = runHerald(['--config', file, '--listen', '127.0.0.1:0', '--admin.listen', '127.0.0.1:0']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /tls\.ticket_key_file: must hold exactly 80 bytes/);
   });
 
   test('an unusable key is a configuration error naming the key', () => {

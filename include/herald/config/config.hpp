@@ -56,6 +56,12 @@ struct tls_config {
       "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
   std::string ciphersuites;  // TLS 1.3 suites; empty = OpenSSL's default
   duration handshake_timeout = std::chrono::seconds(10);
+  // Resumption by session tickets (stateless: nothing kept per session on the server); off:
+  // OpenSSL's per-node session cache instead.
+  bool session_tickets = true;
+  // 80 bytes (name, HMAC and AES keys) that encrypt the tickets, the same on every node behind
+  // a load balancer so a client resumes on any of them; empty: a random key per process.
+  std::string ticket_key_file;
 };
 
 // admin.sigv4.*: AWS-style request signing for the admin API.
