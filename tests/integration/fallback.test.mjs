@@ -44,15 +44,16 @@ describe('SDK fallback to SSE in Chromium', { skip: !existsSync(CHROMIUM) && `no
     await page.goto(`${proxy.url}/`);
     await page.locator('#feed-state[data-state="open"]').waitFor({ timeout: 15000 });
     assert.equal(await page.evaluate(() => window.heraldDemo.feed.transport), 'sse');
+    // The two chats open on their own, after the feed (slower under a sanitizer).
+    const alice = page.locator('.chat[data-user="alice"]');
+    const bob = page.locator('.chat[data-user="bob"]');
+    await alice.locator('.state[data-state="open"]').waitFor({ timeout: 15000 });
+    await bob.locator('.state[data-state="open"]').waitFor({ timeout: 15000 });
     const m = await metrics(h);
     assert.equal(m.value('herald_sse_connections'), 3, 'the feed and both chats stream over SSE');
     assert.ok(m.value('herald_handshakes_rejected_total', { reason: 'origin' }) === 0);
     for (const title of ['one', 'two', 'three']) await publish(h, { title });
     await page.waitForFunction(() => document.querySelectorAll('#feed li.notification').length === 3, null, { timeout: 5000 });
-    const alice = page.locator('.chat[data-user="alice"]');
-    const bob = page.locator('.chat[data-user="bob"]');
-    await alice.locator('.state[data-state="open"]').waitFor();
-    await bob.locator('.state[data-state="open"]').waitFor();
     await alice.locator('input[name="text"]').fill('hi over sse');
     await alice.locator('button', { hasText: 'Send' }).click();
     await bob.locator('li.chat-message', { hasText: 'alice: hi over sse' }).waitFor({ timeout: 5000 });
