@@ -5,7 +5,7 @@
 namespace herald::redis {
 namespace {
 
-std::string_view text(const redisReply* r) {
+std::string_view view_of(const redisReply* r) {
   return r && r->str ? std::string_view(r->str, r->len) : std::string_view();
 }
 
@@ -154,10 +154,10 @@ void cluster_subscriber::on_push(const std::string& address, reply_view r) {
     return;
   }
   if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
-  const std::string_view kind = text(r->element[0]);
-  const std::string channel(text(r->element[1]));
+  const std::string_view kind = view_of(r->element[0]);
+  const std::string channel(view_of(r->element[1]));
   if (kind == "smessage") {
-    if (cb_.on_message) cb_.on_message(channel, text(r->element[2]));
+    if (cb_.on_message) cb_.on_message(channel, view_of(r->element[2]));
     return;
   }
   const auto it = channels_.find(channel);

@@ -13,7 +13,7 @@
 namespace herald::redis {
 namespace {
 
-std::string text(reply_view r) {
+std::string string_of(reply_view r) {
   return r && r->str ? std::string(r->str, r->len) : std::string();
 }
 
@@ -73,7 +73,7 @@ class single_topology final : public redis_topology {
       if (!r || r->type != REDIS_REPLY_ARRAY) return done(std::nullopt);
       std::vector<std::string> out;
       for (std::size_t i = 0; i < r->elements; ++i)
-        out.push_back(text(r->element[i]));
+        out.push_back(string_of(r->element[i]));
       done(std::move(out));
     });
     if (!sent) done(std::nullopt);
@@ -161,8 +161,8 @@ class single_topology final : public redis_topology {
 
   void push(reply_view r) {
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
-    const std::string kind = text(r->element[0]);
-    const std::string name = text(r->element[1]);
+    const std::string kind = string_of(r->element[0]);
+    const std::string name = string_of(r->element[1]);
     if (kind == "message")
       return ev_.message(name, std::string_view(r->element[2]->str, r->element[2]->len));
     if (kind == "subscribe") return ev_.subscribed(name);
@@ -189,8 +189,8 @@ class single_topology final : public redis_topology {
     };
     cb.on_push = [this](reply_view r) {
       // ["message", "+switch-master", "<name> <old-ip> <old-port> <new-ip> <new-port>"]
-      if (!r || r->elements != 3 || text(r->element[0]) != "message") return;
-      std::istringstream in(text(r->element[2]));
+      if (!r || r->elements != 3 || string_of(r->element[0]) != "message") return;
+      std::istringstream in(string_of(r->element[2]));
       std::string name, old_ip, old_port, new_ip, new_port;
       in >> name >> old_ip >> old_port >> new_ip >> new_port;
       if (name != options_.master_name) return;
