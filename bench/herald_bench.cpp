@@ -349,13 +349,14 @@ class basic_client final : public client, herald::ws::frame_handler {
     ready_ = std::move(ready);
     if constexpr (is_tls) {
       // A reconnect (--tls-resume; the fleet has run the old connection's handlers out): a
-      // fresh TLS state, offered the session of the last one.
-      if (session_ != nullptr) {
+      // fresh TLS state, offered the session of the last one if there was one.
+      if (started_) {
         stream_ = Stream(ioc_, *tls_);
-        SSL_set_session(stream_.native_handle(), session_);
+        if (session_ != nullptr) SSL_set_session(stream_.native_handle(), session_);
         decoder_ = herald::ws::decoder(limits(opt_));
         response_.clear();
       }
+      started_ = true;
     }
     error_code ec;
     lowest().open(tcp::v4(), ec);
@@ -580,6 +581,7 @@ class basic_client final : public client, herald::ws::frame_handler {
   Stream stream_;
   asio::ssl::context* tls_;
   SSL_SESSION* session_ = nullptr;  // --tls-resume: the session to offer on reconnect
+  bool started_ = false;            // TLS: the stream was used (a reconnect needs a fresh one)
   stats& stats_;
   std::span<char> scratch_;
   const options& opt_;

@@ -109,15 +109,10 @@ void dispatcher::subscribe(connection& conn, std::string_view channel, subscribe
   if (w.topics.subscribed(channel, &conn)) {
     // Already subscribed: nothing is replayed again; the position is where the subscriber is.
     subscribe_result r;
-    if (rule) {
-      const auto ch = w.cursors.find(std::string(channel));
-      if (ch != w.cursors.end()) {
-        if (const auto k = ch->second.find(&conn); k != ch->second.end()) {
-          r.history = true;
-          r.offset = k->second.offset;
-          r.epoch = k->second.epoch;
-        }
-      }
+    if (const cursor* at = rule ? find_cursor(w, std::string(channel), conn) : nullptr) {
+      r.history = true;
+      r.offset = at->offset;
+      r.epoch = at->epoch;
     }
     return done(std::move(r));
   }
@@ -164,10 +159,7 @@ void dispatcher::catch_up(const std::shared_ptr<connection>& conn, const std::st
         auto& w = *workers_[conn->info().worker];
         subscribe_result r;
         r.history = true;
-        cursor* found = nullptr;
-        if (const auto ch = w.cursors.find(channel); ch != w.cursors.end()) {
-          if (const auto k = ch->second.find(conn.get()); k != ch->second.end()) found = &k->second;
-        }
+        cursor* found = find_cursor(w, channel, *conn);
         if (!found) return done(std::move(r));  // unsubscribed or closed since
         cursor& cur = *found;
         r.resumed = q.since.has_value() || q.from_ack;
@@ -238,6 +230,14 @@ void dispatcher::release_held(worker_state& w, const std::shared_ptr<connection>
   }
 }
 
+dispatcher::cursor* dispatcher::find_cursor(worker_state& w, const std::string& channel,
+                                            connection& conn) {
+  const auto ch = w.cursors.find(channel);
+  if (ch == w.cursors.end()) return nullptr;
+  const auto k = ch->second.find(&conn);
+  return k == ch->second.end() ? nullptr : &k->second;
+}
+
 bool dispatcher::follows_gap(const cursor& cur, const publication& p) {
   return !cur.epoch.empty() && p.epoch == cur.epoch && p.offset > cur.offset + 1;
 }
@@ -263,11 +263,9 @@ void dispatcher::refill(worker_state& w, const std::shared_ptr<connection>& conn
   backplane_.read_history(
       q, *rule, conn->info().worker, [this, conn, channel, epoch](history_page page) {
         auto& ws = *workers_[conn->info().worker];
-        const auto ch = ws.cursors.find(channel);
-        if (ch == ws.cursors.end()) return;  // unsubscribed or closed since
-        const auto k = ch->second.find(conn.get());
-        if (k == ch->second.end()) return;
-        cursor& at = k->second;
+        cursor* found = find_cursor(ws, channel, *conn);
+        if (!found) return;  // unsubscribed or closed since
+        cursor& at = *found;
         const auto next = std::find_if(at.held.begin(), at.held.end(), [&](const auto& p) {
           return p->event != "resync" && p->epoch == at.epoch && p->offset > at.offset;
         });

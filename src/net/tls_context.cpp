@@ -41,15 +41,16 @@ void set_up_resumption(SSL_CTX* ctx, const tls_config& cfg) {
   }
   std::array<unsigned char, 81> key{};
   in.read(reinterpret_cast<char*>(key.data()), key.size());
-  if (in.gcount() != 80) {
+  const auto size = in.gcount();
+  const bool set = size == 80 && SSL_CTX_set_tlsext_ticket_keys(ctx, key.data(), 80) == 1;
+  OPENSSL_cleanse(key.data(), key.size());  // OpenSSL keeps its own copy
+  if (size != 80) {
     throw config_error("tls.ticket_key_file",
                        "must hold exactly 80 bytes (openssl rand 80 > FILE), not " +
-                           std::to_string(in.gcount()) + (in.gcount() == 81 ? " or more" : ""));
+                           std::to_string(size) + (size == 81 ? " or more" : ""));
   }
-  if (SSL_CTX_set_tlsext_ticket_keys(ctx, key.data(), 80) != 1) {
+  if (!set)
     throw config_error("tls.ticket_key_file", "OpenSSL rejected the key: " + openssl_error());
-  }
-  OPENSSL_cleanse(key.data(), key.size());
 }
 
 }  // namespace

@@ -116,6 +116,8 @@ class dispatcher {
   void refill(worker_state& w, const std::shared_ptr<connection>& conn, const std::string& channel,
               cursor& cur);
   static bool follows_gap(const cursor& cur, const publication& p);
+  // The subscriber's place in a history channel; null once it left (or never joined).
+  static cursor* find_cursor(worker_state& w, const std::string& channel, connection& conn);
   void leave(worker_state& w, connection& conn, const std::string& channel);
   // A replay never holds more than the client's send queue does.
   std::size_t recovery_limit() const {
