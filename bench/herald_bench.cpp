@@ -351,8 +351,12 @@ class basic_client final : public client, herald::ws::frame_handler {
       // A reconnect (--tls-resume; the fleet has run the old connection's handlers out): a
       // fresh TLS state, offered the session of the last one if there was one.
       if (started_) {
-        stream_ = Stream(ioc_, *tls_);
-        if (session_ != nullptr) SSL_set_session(stream_.native_handle(), session_);
+        // The old connection was dropped on purpose: marked shut down, or freeing its SSL would
+        // remove (make unresumable) the session kept for this reconnect.
+        SSL_set_shutdown(stream_->native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+        // emplace, not `= Stream(..)`: Asio's engine move-assignment leaks the old SSL.
+        stream_.emplace(ioc_, *tls_);
+        if (session_ != nullptr) SSL_set_session(stream_->native_handle(), session_);
         decoder_ = herald::ws::decoder(limits(opt_));
         response_.clear();
       }
@@ -370,7 +374,7 @@ class basic_client final : public client, herald::ws::frame_handler {
       if (connect_ec) return self->done(false);
       self->lowest().set_option(tcp::no_delay(true));
       if constexpr (is_tls) {
-        self->stream_.async_handshake(asio::ssl::stream_base::client, [self](error_code tls_ec) {
+        self->stream_->async_handshake(asio::ssl::stream_base::client, [self](error_code tls_ec) {
           if (tls_ec) return self->done(false);
           self->handshake();
         });
@@ -398,7 +402,7 @@ class basic_client final : public client, herald::ws::frame_handler {
 
   bool resumed() const override {
     if constexpr (is_tls) {
-      return SSL_session_reused(const_cast<Stream&>(stream_).native_handle()) == 1;
+      return SSL_session_reused(const_cast<Stream&>(*stream_).native_handle()) == 1;
     } else {
       return false;
     }
@@ -417,9 +421,9 @@ class basic_client final : public client, herald::ws::frame_handler {
   }
   tcp::socket& lowest() {
     if constexpr (is_tls) {
-      return stream_.next_layer();
+      return stream_->next_layer();
     } else {
-      return stream_;
+      return *stream_;
     }
   }
 
@@ -449,7 +453,7 @@ class basic_client final : public client, herald::ws::frame_handler {
     if (writing_ || out_pending_.empty()) return;
     writing_ = true;
     out_writing_.swap(out_pending_);
-    asio::async_write(stream_, asio::buffer(out_writing_),
+    asio::async_write(*stream_, asio::buffer(out_writing_),
                       [self = self()](error_code ec, std::size_t) {
                         self->writing_ = false;
                         self->out_writing_.clear();
@@ -466,14 +470,15 @@ class basic_client final : public client, herald::ws::frame_handler {
         (opt_.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
                       : "") +
         "\r\n";
-    asio::async_write(stream_, asio::buffer(request_), [self = self()](error_code ec, std::size_t) {
-      if (ec) return self->done(false);
-      self->read_response();
-    });
+    asio::async_write(*stream_, asio::buffer(request_),
+                      [self = self()](error_code ec, std::size_t) {
+                        if (ec) return self->done(false);
+                        self->read_response();
+                      });
   }
 
   void read_response() {
-    stream_.async_read_some(asio::buffer(buf_), [self = self()](error_code ec, std::size_t n) {
+    stream_->async_read_some(asio::buffer(buf_), [self = self()](error_code ec, std::size_t n) {
       if (ec) return self->done(false);
       self->response_.append(self->buf_.data(), n);
       const auto end = self->response_.find("\r\n\r\n");
@@ -494,7 +499,7 @@ class basic_client final : public client, herald::ws::frame_handler {
         // Keep the session for a reconnect (TLS 1.3 sends its tickets after the handshake:
         // they have arrived with the 101).
         if (self->opt_.tls_resume && self->session_ == nullptr)
-          self->session_ = SSL_get1_session(self->stream_.native_handle());
+          self->session_ = SSL_get1_session(self->stream_->native_handle());
       }
       self->done(true);
       error_code nb;
@@ -517,7 +522,7 @@ class basic_client final : public client, herald::ws::frame_handler {
   // filled it, synchronous reads into the shared buffer until the socket is empty. One receive
   // time for every frame of a read.
   void read() {
-    stream_.async_read_some(asio::buffer(buf_), [self = self()](error_code ec, std::size_t n) {
+    stream_->async_read_some(asio::buffer(buf_), [self = self()](error_code ec, std::size_t n) {
       if (ec) return;
       self->received_at_ = now_ns();
       self->stats_.bytes_in += n;
@@ -525,8 +530,8 @@ class basic_client final : public client, herald::ws::frame_handler {
       // (TLS: the next asynchronous read takes what the record layer holds.)
       for (int round = 0; !is_tls && n == self->buf_.size() && round < 8; ++round) {
         error_code rec;
-        n = self->stream_.read_some(asio::buffer(self->scratch_.data(), self->scratch_.size()),
-                                    rec);
+        n = self->stream_->read_some(asio::buffer(self->scratch_.data(), self->scratch_.size()),
+                                     rec);
         if (rec) break;  // would_block: empty; a real error shows on the next read
         self->stats_.bytes_in += n;
         self->decoder_.feed(self->scratch_.first(n), *self);
@@ -578,7 +583,7 @@ class basic_client final : public client, herald::ws::frame_handler {
   bool on_close(std::uint16_t, std::string_view) override { return false; }
 
   asio::io_context& ioc_;
-  Stream stream_;
+  std::optional<Stream> stream_;  // optional: a TLS reconnect emplaces a fresh one
   asio::ssl::context* tls_;
   SSL_SESSION* session_ = nullptr;  // --tls-resume: the session to offer on reconnect
   bool started_ = false;            // TLS: the stream was used (a reconnect needs a fresh one)

@@ -2,7 +2,7 @@
 // made into 3 primaries with a replica each by `redis-cli --cluster create --cluster-replicas 1`
 // (or 3 primaries alone), on free ports (the cluster bus too), optionally serving TLS clients. Stopped, and its directories removed, by the test.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tempDir, freePort } from './herald.mjs';
@@ -58,12 +58,45 @@ class ClusterNode {
 // also serves TLS clients (tlsAddresses).
 export async function startRedisCluster({ nodeTimeoutMs = 1000, replicas = 1, tls } = {}) {
   const base = tempDir('herald-cluster-');
-  const nodes = [];
-  for (let i = 0; i < 3 * (1 + replicas); i++) {
+  const makeNode = async (i) => {
     const n = new ClusterNode(await freePort(), await freePort(), join(base, `node-${i}`), nodeTimeoutMs,
       tls && { ...tls, port: await freePort() });
     n.start();
-    nodes.push(n);
+    return n;
+  };
+  const nodes = [];
+  for (let i = 0; i < 3 * (1 + replicas); i++) nodes.push(await makeNode(i));
+  // Every node answers PING. A node that exited at start lost a race for one of its ports (picked
+  // free, taken by another test before redis-server bound it): it starts again on fresh ports.
+  const deadline = Date.now() + 20000;
+  const restarts = nodes.map(() => 0);
+  for (;;) {
+    let up = 0;
+    for (let i = 0; i < nodes.length; i++) {
+      if (nodes[i].cli('PING') === 'PONG') {
+        up++;
+      } else if (!nodes[i].alive() && restarts[i] < 5) {
+        await nodes[i].exited;
+        restarts[i]++;
+        rmSync(nodes[i].dir, { recursive: true, force: true });
+        nodes[i] = await makeNode(i);
+      }
+    }
+    if (up === nodes.length) break;
+    if (Date.now() > deadline) {
+      const logs = nodes.filter((n) => n.cli('PING') !== 'PONG').map((n) => {
+        let text = '';
+        try {
+          text = readFileSync(join(n.dir, 'redis.log'), 'utf8').split('\n').slice(-5).join('\n');
+        } catch {}
+        return `node on ${n.port} (alive ${n.alive()}):\n${text}`;
+      });
+      console.error(logs.join('\n'));
+      await Promise.all(nodes.map((n) => n.kill('SIGTERM')));
+      rmSync(base, { recursive: true, force: true });
+      throw new Error(`cluster nodes did not start (${up} of ${nodes.length} answered; restarts ${restarts})`);
+    }
+    await sleep(20);
   }
   const cluster = {
     nodes,
@@ -107,11 +140,6 @@ export async function startRedisCluster({ nodeTimeoutMs = 1000, replicas = 1, tl
     },
   };
   try {
-    const deadline = Date.now() + 20000;
-    while (!nodes.every((n) => n.cli('PING') === 'PONG')) {
-      if (Date.now() > deadline) throw new Error('cluster nodes did not start');
-      await sleep(20);
-    }
     // With TLS the nodes know each other by their TLS ports (the bus speaks TLS too).
     const create = tls ? ['--tls', '--cacert', tls.cert, '--cluster', 'create', ...cluster.tlsAddresses]
       : ['--cluster', 'create', ...cluster.addresses];
