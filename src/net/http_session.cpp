@@ -1,15 +1,17 @@
 #include "net/http_session.hpp"
 
+#include <cerrno>
 #include <memory>
 #include <optional>
 #include <string>
+
+#include <sys/socket.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
-#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -540,10 +542,9 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
 // TLS server handshake, then HTTP over TLS.
 class tls_handshake : public std::enable_shared_from_this<tls_handshake> {
  public:
-  tls_handshake(tcp::socket socket, beast::flat_buffer&& buffer, listener_role role, worker& w,
-                server_context& ctx, steady_clock::time_point accepted_at)
-      : stream_(std::move(socket), *ctx.tls->current()),
-        buffer_(std::move(buffer)),
+  tls_handshake(tcp::socket socket, listener_role role, worker& w, server_context& ctx,
+                steady_clock::time_point accepted_at)
+      : stream_(std::move(socket), ctx.tls->current()->native_handle()),
         role_(role),
         worker_(w),
         ctx_(ctx),
@@ -551,33 +552,32 @@ class tls_handshake : public std::enable_shared_from_this<tls_handshake> {
         accepted_at_(accepted_at) {}
 
   void run() {
+    if (!stream_.ok()) {
+      ctx_.log.warn("tls.handshake_failed", {{"error", "cannot make a TLS connection object"}});
+      return;  // the socket closes with this object
+    }
     timer_.expires_after(ctx_.cfg.tls.handshake_timeout);
     timer_.async_wait([self = shared_from_this()](error_code ec) {
       if (ec) return;
       error_code ignored;
       self->stream_.lowest_layer().close(ignored);
     });
-    stream_.async_handshake(ssl::stream_base::server, buffer_.data(),
-                            [self = shared_from_this()](error_code ec, std::size_t used) {
-                              self->on_handshake(ec, used);
-                            });
+    stream_.async_handshake([self = shared_from_this()](error_code ec) { self->on_handshake(ec); });
   }
 
  private:
-  void on_handshake(error_code ec, std::size_t used) {
+  void on_handshake(error_code ec) {
     timer_.cancel();
     if (ec) {
       ctx_.log.debug("tls.handshake_failed", {{"error", ec.message()}});
       return;  // the stream closes with this object
     }
-    buffer_.consume(used);
-    std::make_shared<http_session<tls_stream>>(std::move(stream_), std::move(buffer_), role_,
+    std::make_shared<http_session<tls_stream>>(std::move(stream_), beast::flat_buffer(), role_,
                                                worker_, ctx_, accepted_at_)
         ->run();
   }
 
   tls_stream stream_;
-  beast::flat_buffer buffer_;
   listener_role role_;
   worker& worker_;
   server_context& ctx_;
@@ -607,18 +607,33 @@ class tls_detector : public std::enable_shared_from_this<tls_detector> {
       error_code ignored;
       self->socket_.close(ignored);
     });
-    beast::async_detect_ssl(socket_, buffer_, [self = shared_from_this()](error_code ec, bool tls) {
-      self->on_detect(ec, tls);
-    });
+    detect();
   }
 
  private:
-  void on_detect(error_code ec, bool tls) {
-    timer_.cancel();
-    if (ec) return;
+  // Peeks at the first byte, leaving it in the socket for whichever reads it next (OpenSSL reads
+  // the socket itself): a TLS record starts with 0x16 (handshake), which no HTTP request does.
+  void detect() {
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+      if (ec) {
+        self->timer_.cancel();
+        return;
+      }
+      unsigned char first = 0;
+      const ssize_t got = ::recv(self->socket_.native_handle(), &first, 1, MSG_PEEK);
+      if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        self->detect();
+        return;
+      }
+      self->timer_.cancel();
+      if (got <= 0) return;  // closed before a byte, or failed
+      self->on_detect(first == 0x16);
+    });
+  }
+
+  void on_detect(bool tls) {
     if (tls) {
-      std::make_shared<tls_handshake>(std::move(socket_), std::move(buffer_), role_, worker_, ctx_,
-                                      accepted_at_)
+      std::make_shared<tls_handshake>(std::move(socket_), role_, worker_, ctx_, accepted_at_)
           ->run();
     } else if (!plain_allowed_) {
       static constexpr std::string_view body =
@@ -642,14 +657,13 @@ class tls_detector : public std::enable_shared_from_this<tls_detector> {
                           self->socket_.close(ignored);
                         });
     } else {
-      std::make_shared<http_session<plain_stream>>(std::move(socket_), std::move(buffer_), role_,
+      std::make_shared<http_session<plain_stream>>(std::move(socket_), beast::flat_buffer(), role_,
                                                    worker_, ctx_, accepted_at_)
           ->run();
     }
   }
 
   tcp::socket socket_;
-  beast::flat_buffer buffer_;
   listener_role role_;
   worker& worker_;
   server_context& ctx_;

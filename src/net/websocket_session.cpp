@@ -64,27 +64,37 @@ template <class Stream>
 class websocket_session final : public session_base, public ws::frame_handler {
  public:
   static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
-  static constexpr std::size_t tls_read_size = 16 * 1024;
   static constexpr std::size_t max_iov = IOV_MAX < 1024 ? IOV_MAX : 1024;
+  // Records read per readiness event before yielding to the worker's other connections.
+  static constexpr int max_tls_reads = 16;
 
-  // Plain sockets leave Asio at the upgrade: the worker's epoll set watches the descriptor
-  // (worker::watch). TLS streams stay Asio streams.
-  using stream_type = std::conditional_t<is_tls, Stream, int>;
-
+  // Streams leave Asio at the upgrade: the worker's epoll set watches the descriptor
+  // (worker::watch). A plain session reads and writes it with recv/sendmsg, a TLS session with
+  // SSL_read/SSL_write on the SSL object it took over (OpenSSL does the socket calls).
   websocket_session(Stream&& stream, connection_info info, admission slot, int deflate_bits,
                     worker& w, server_context& ctx)
       : session_base(std::move(info)),
-        stream_(adopt(std::move(stream))),
         slot_(std::move(slot)),
         worker_(w),
         ctx_(ctx),
         decoder_({ctx.cfg.websocket.max_frame_bytes, ctx.cfg.websocket.max_message_bytes, true,
                   deflate_bits != 0}),
-        deflate_bits_(static_cast<std::uint8_t>(deflate_bits)) {}
+        deflate_bits_(static_cast<std::uint8_t>(deflate_bits)) {
+    if constexpr (is_tls) {
+      const auto parts = stream.release();
+      fd_ = parts.fd;
+      tls_.ssl = parts.ssl;
+    } else {
+      error_code ec;
+      const int fd = stream.release(ec);  // leaves Asio's reactor; we close it from now on
+      fd_ = ec ? -1 : fd;
+    }
+  }
 
   ~websocket_session() override {
-    if constexpr (!is_tls) {
-      if (stream_ >= 0) ::close(stream_);
+    if (fd_ >= 0) ::close(fd_);
+    if constexpr (is_tls) {
+      if (tls_.ssl != nullptr) SSL_free(tls_.ssl);
     }
   }
 
@@ -94,14 +104,12 @@ class websocket_session final : public session_base, public ws::frame_handler {
     opened_ = steady_clock::now();  // exact: connection.close reports duration_ms from it
     rate_.start(ctx_.cfg.websocket.rate_limit, steady_clock::now());
     touch(info().connected_at);
-    if constexpr (!is_tls) {
-      // The socket is already unusable when any of this fails; nothing was registered yet.
-      int on = 1;
-      if (stream_ < 0 || ::ioctl(stream_, FIONBIO, &on) != 0) return;
-      // Edge-triggered: bytes that arrived before this are reported at once.
-      if (!worker_.watch(stream_, *this)) return;
-      keep_ = self();  // the worker's watch does not own the session: this does, until finish()
-    }
+    // The socket is already unusable when any of this fails; nothing was registered yet.
+    int on = 1;
+    if (fd_ < 0 || ::ioctl(fd_, FIONBIO, &on) != 0) return;
+    // Edge-triggered: bytes that arrived before this are reported at once.
+    if (!worker_.watch(fd_, *this)) return;
+    keep_ = self();  // the worker's watch does not own the session: this does, until finish()
     worker_.attach(*this);
     ctx_.registry.add(self());
     auto& m = worker_.metrics();
@@ -121,7 +129,9 @@ class websocket_session final : public session_base, public ws::frame_handler {
       start_close(cc::going_away, drain_close_reason, true);
     }
     if (!initial.empty() && !consume({initial.data(), initial.size()})) return;
-    if constexpr (is_tls) do_read();  // plain: the watch reports what comes
+    // TLS: records OpenSSL read with the handshake's are in the SSL object, not the socket,
+    // and no event reports them. Plain: the watch reports what comes.
+    if constexpr (is_tls) do_read();
   }
 
   // ---- connection ----
@@ -207,14 +217,30 @@ class websocket_session final : public session_base, public ws::frame_handler {
   }
 
   void on_io(std::uint32_t events) override {
-    if constexpr (!is_tls) {
-      if (state_ == state::closed) return;
-      if (want_write_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0) {
+    if (state_ == state::closed) return;
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0) {
+      if (want_write_) {
         want_write_ = false;
-        write_plain();
+        write_socket();
         if (state_ == state::closed) return;
       }
-      if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0) read_plain();
+      if constexpr (is_tls) {
+        if (tls_.read_wants_write) {
+          tls_.read_wants_write = false;
+          read_socket();
+          if (state_ == state::closed) return;
+        }
+      }
+    }
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) != 0) {
+      if constexpr (is_tls) {
+        if (tls_.write_wants_read) {
+          tls_.write_wants_read = false;
+          write_socket();
+          if (state_ == state::closed) return;
+        }
+      }
+      read_socket();
     }
   }
 
@@ -283,24 +309,17 @@ class websocket_session final : public session_base, public ws::frame_handler {
   }
   std::string_view close_reason() const { return cold_ ? cold_->close_reason : std::string_view(); }
 
-  struct tls_buffers {
-    std::string out;             // a batch copied into one buffer (one TLS record per write)
-    std::unique_ptr<char[]> in;  // decrypted input
+  struct tls_state {
+    SSL* ssl = nullptr;
+    std::string out;          // a batch copied into one buffer (full TLS records), while writing
+    std::size_t written = 0;  // ... and how much of it OpenSSL took
+    bool read_wants_write = false;  // SSL_read waits for room in the socket
+    bool write_wants_read = false;  // SSL_write waits for bytes from the peer
   };
-  struct no_buffers {};
+  struct no_tls {};
 
   std::shared_ptr<websocket_session> self() {
     return std::static_pointer_cast<websocket_session>(shared_from_this());
-  }
-
-  static stream_type adopt(Stream&& stream) {
-    if constexpr (is_tls) {
-      return std::move(stream);
-    } else {
-      error_code ec;
-      const int fd = stream.release(ec);  // leaves Asio's reactor; we close it from now on
-      return ec ? -1 : fd;
-    }
   }
 
   // ---- inbound rate limit (token bucket) ----
@@ -370,59 +389,79 @@ class websocket_session final : public session_base, public ws::frame_handler {
     do_read();
   }
 
-  void do_read() {
+  void do_read() { read_socket(); }
+
+  // Reads what the socket holds into the worker's shared buffer and decodes it (the watch is
+  // edge-triggered: a socket read until it would block brings a new event with the next bytes).
+  // An idle connection holds no read memory and no pending operation.
+  void read_socket() {
+    if (paused_ || state_ == state::closed || close_received_) return;
+    // Closing without waiting for the peer (after a protocol error): read nothing more.
+    if (state_ == state::closing && !wait_for_peer_) return;
     if constexpr (is_tls) {
-      if (read_pending_ || paused_ || state_ == state::closed || close_received_) return;
-      read_pending_ = true;
-      if (!tls_.in) tls_.in = std::make_unique<char[]>(tls_read_size);
-      stream_.async_read_some(asio::buffer(tls_.in.get(), tls_read_size),
-                              [s = self()](error_code ec, std::size_t n) { s->on_read(ec, n); });
+      if (!read_tls()) return;
     } else {
-      read_plain();
+      if (!read_plain()) return;
     }
+    // More may be waiting: yield to the other connections of this worker, then go on.
+    if (read_pending_) return;
+    read_pending_ = true;
+    asio::post(worker_.context(), [s = self()] {
+      s->read_pending_ = false;
+      s->read_socket();
+    });
   }
 
-  // Plain: reads what the socket holds into the worker's shared buffer and decodes it (the
-  // watch is edge-triggered: a short read means the socket is empty, and the next bytes
-  // bring a new event). An idle connection holds no read memory and no pending operation.
-  void read_plain() {
-    if constexpr (!is_tls) {
-      if (paused_ || state_ == state::closed || close_received_) return;
-      // Closing without waiting for the peer (after a protocol error): read nothing more.
-      if (state_ == state::closing && !wait_for_peer_) return;
-      const auto buf = worker_.read_buffer();
-      // A few reads at most, then yield to the other connections of this worker.
-      for (int round = 0; round < 4;) {
-        const ssize_t got = ::recv(stream_, buf.data(), buf.size(), 0);
-        if (got > 0) {
-          const auto n = static_cast<std::size_t>(got);
-          if (!consume(buf.first(n))) return;
-          if (n < buf.size()) return;
-          ++round;
-          continue;
-        }
-        if (got == 0) return fail(asio::error::eof, "read");
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-        return fail(error_code(errno, boost::system::system_category()), "read");
+  // A few reads at most. True when the socket may hold more.
+  bool read_plain() {
+    const auto buf = worker_.read_buffer();
+    for (int round = 0; round < 4;) {
+      const ssize_t got = ::recv(fd_, buf.data(), buf.size(), 0);
+      if (got > 0) {
+        const auto n = static_cast<std::size_t>(got);
+        if (!consume(buf.first(n))) return false;
+        if (n < buf.size()) return false;  // a short read: the socket is empty
+        ++round;
+        continue;
       }
-      if (read_pending_) return;
-      read_pending_ = true;
-      asio::post(worker_.context(), [s = self()] {
-        s->read_pending_ = false;
-        s->read_plain();
-      });
+      if (got == 0) {
+        fail(asio::error::eof, "read");
+        return false;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+      fail(error_code(errno, boost::system::system_category()), "read");
+      return false;
     }
+    return true;
   }
 
-  void on_read(error_code ec, std::size_t n) {
-    if constexpr (is_tls) {
-      read_pending_ = false;
-      if (ec) return fail(ec, "read");
-      if (state_ == state::closed) return;
-      if (!consume({tls_.in.get(), n})) return;
-      do_read();
+  // A few records at most (SSL_read gives one record's bytes at a time). True when the socket
+  // or the SSL object may hold more.
+  bool read_tls() {
+    const auto buf = worker_.read_buffer();
+    for (int round = 0; round < max_tls_reads; ++round) {
+      const auto r = tls_socket::attempt(tls_.ssl, tls_socket::op::read, buf.data(), buf.size());
+      if (r.needs == tls_socket::wait::read) return false;  // OpenSSL read the socket empty
+      if (r.needs == tls_socket::wait::write) {
+        // The peer's window is full and OpenSSL has something to send first.
+        tls_.read_wants_write = true;
+        if (!watch_writes()) fail(error_code(errno, boost::system::system_category()), "read");
+        return false;
+      }
+      if (r.ec) {
+        fail(r.ec, "read");
+        return false;
+      }
+      if (!consume(buf.first(r.bytes))) return false;
     }
+    return true;
+  }
+
+  bool watch_writes() {
+    if (writes_watched_) return true;
+    writes_watched_ = true;
+    return worker_.watch_writes(fd_, *this);
   }
 
   // Feeds bytes to the decoder. Returns false when reading should stop.
@@ -584,22 +623,55 @@ class websocket_session final : public session_base, public ws::frame_handler {
     write_active_ = true;
     write_started_ = worker_.now();
     if constexpr (is_tls) {
-      // TLS writes one record per buffer: copy the batch into one buffer first.
+      // One buffer for the batch, so that OpenSSL makes full records of it (one per frame
+      // otherwise).
       tls_.out.clear();
       tls_.out.reserve(batch_bytes_);
       for (const auto& f : writing_) {
         tls_.out.append(reinterpret_cast<const char*>(f.header.data()), f.header_len);
         tls_.out.append(f.payload);
       }
-      worker_.metrics().socket_writes.add();  // one TLS write of the whole batch
-      asio::async_write(stream_, asio::buffer(tls_.out),
-                        [s = self()](error_code ec, std::size_t n) { s->on_write(ec, n); });
+      tls_.written = 0;
     } else {
       write_index_ = 0;
       write_skip_ = 0;
       batch_written_ = 0;
+    }
+    write_socket();
+  }
+
+  void write_socket() {
+    if constexpr (is_tls) {
+      write_tls();
+    } else {
       write_plain();
     }
+  }
+
+  // TLS: SSL_write of the batch's buffer until it is all taken (a partial write returns what
+  // went out, record by record) or the socket is full; then the watch reports room (on_io).
+  void write_tls() {
+    while (tls_.written < tls_.out.size()) {
+      const auto r =
+          tls_socket::attempt(tls_.ssl, tls_socket::op::write, tls_.out.data() + tls_.written,
+                              tls_.out.size() - tls_.written);
+      if (r.needs == tls_socket::wait::write) {
+        want_write_ = true;
+        if (!watch_writes()) {
+          want_write_ = false;
+          return on_write(error_code(errno, boost::system::system_category()), 0);
+        }
+        return;
+      }
+      if (r.needs == tls_socket::wait::read) {
+        tls_.write_wants_read = true;  // the next bytes from the peer (on_io) go on with it
+        return;
+      }
+      if (r.ec) return on_write(r.ec, 0);
+      worker_.metrics().socket_writes.add();
+      tls_.written += r.bytes;
+    }
+    on_write({}, tls_.out.size());
   }
 
   // Plain sockets: gathered sendmsg calls straight from the batch (every header and shared
@@ -609,7 +681,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
   void write_plain() {
     if constexpr (!is_tls) {
       std::array<iovec, max_iov> iov;  // NOLINT(cppcoreguidelines-pro-type-member-init)
-      const int fd = stream_;
+      const int fd = fd_;
       while (write_index_ < writing_.size()) {
         std::size_t n = 0;
         std::size_t skip = write_skip_;
@@ -637,12 +709,9 @@ class websocket_session final : public session_base, public ws::frame_handler {
             // The peer's window is full: wait for the watch to report room, then go on from
             // where we are (on_io). Writability joins the watch the first time it is needed.
             want_write_ = true;
-            if (!writes_watched_) {
-              writes_watched_ = true;
-              if (!worker_.watch_writes(fd, *this)) {
-                want_write_ = false;
-                return on_write(error_code(errno, boost::system::system_category()), 0);
-              }
+            if (!watch_writes()) {
+              want_write_ = false;
+              return on_write(error_code(errno, boost::system::system_category()), 0);
             }
             return;
           }
@@ -714,13 +783,16 @@ class websocket_session final : public session_base, public ws::frame_handler {
   void finish() {
     if (state_ == state::closed) return;
     state_ = state::closed;
+    ::close(fd_);  // ends the watch
+    fd_ = -1;
+    want_write_ = false;
     if constexpr (is_tls) {
-      error_code ignored;
-      stream_.lowest_layer().close(ignored);  // cancels outstanding operations
-    } else {
-      ::close(stream_);  // ends the watch
-      stream_ = -1;
-      want_write_ = false;
+      // Without a close_notify, as before: the WebSocket close handshake ended the session.
+      // Nothing of the connection is kept once it is closed.
+      SSL_free(tls_.ssl);
+      tls_.ssl = nullptr;
+      tls_.read_wants_write = tls_.write_wants_read = false;
+      std::string().swap(tls_.out);
     }
     queue_.clear();
     worker_.detach(*this);
@@ -738,15 +810,13 @@ class websocket_session final : public session_base, public ws::frame_handler {
                                        {"reason", close_reason()},
                                        {"duration_ms", lived.count()}});
     ctx_.handler->on_close(*this, close_code_, close_reason());
-    if constexpr (!is_tls) {
-      // Not here: the worker may still hold events for this session in the batch it is
-      // handling, and the caller is a member of this session.
-      if (keep_) asio::post(worker_.context(), [keep = std::move(keep_)] {});
-    }
+    // Not here: the worker may still hold events for this session in the batch it is
+    // handling, and the caller is a member of this session.
+    if (keep_) asio::post(worker_.context(), [keep = std::move(keep_)] {});
   }
 
-  stream_type stream_;
-  std::shared_ptr<websocket_session> keep_;  // plain: owns the session while it is watched
+  int fd_ = -1;
+  std::shared_ptr<websocket_session> keep_;  // owns the session while it is watched
   admission slot_;  // our place under websocket.max_connections, released in finish()
   worker& worker_;
   server_context& ctx_;
@@ -757,7 +827,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
   std::size_t write_index_ = 0;    // plain: first frame of writing_ not fully written
   std::size_t write_skip_ = 0;     // ... and how many of its bytes are
   std::size_t batch_written_ = 0;  // bytes of this batch written so far
-  [[no_unique_address]] std::conditional_t<is_tls, tls_buffers, no_buffers> tls_;
+  [[no_unique_address]] std::conditional_t<is_tls, tls_state, no_tls> tls_;
   std::size_t queue_bytes_ = 0;  // queue_ and writing_ together
   std::size_t batch_bytes_ = 0;
   message_rate rate_;
@@ -779,8 +849,8 @@ class websocket_session final : public session_base, public ws::frame_handler {
   bool close_received_ = false;
   bool wait_for_peer_ = true;
   bool drop_logged_ = false;
-  bool read_pending_ = false;  // TLS: a read is pending; plain: a read is posted
-  bool want_write_ = false;    // plain: waiting for room in the socket (on_io)
+  bool read_pending_ = false;  // a read is posted (more may be waiting: yielded)
+  bool want_write_ = false;    // a write waits for room in the socket (on_io)
   bool writes_watched_ = false;
   bool paused_ = false;            // at routing.max_inflight_per_connection: not reading
   std::uint8_t deflate_bits_ = 0;  // permessage-deflate window of our messages; 0: off

@@ -6,7 +6,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import tls from 'node:tls';
 import { startHerald, runHerald, tempDir, makeCertificate, writeJson } from './lib/herald.mjs';
-import { connect, handshakeStatus, RawClient, rawHttp, maskedFrame, OP } from './lib/clients.mjs';
+import https from 'node:https';
+import { connect, handshakeStatus, RawClient, rawHttp, maskedFrame, closePayload, OP } from './lib/clients.mjs';
+import { SseClient } from './lib/sse.mjs';
 
 describe('health and readiness', () => {
   let h;
@@ -254,51 +256,55 @@ describe('WebSocket limits and keepalive', () => {
 
 // A client that stops reading for a while fills its socket: the node waits for room (the
 // worker's epoll set reports it) and goes on where it stopped once the client reads again.
-test('a client that pauses reading gets everything, in order, once it reads again', async () => {
-  const node = await startHerald({
-    routes: { $default: { integration: 'echo', response: true } },
-    websocket: {
-      rate_limit: { messages_per_second: 0 },
-      send_queue: { max_messages: 100000, max_bytes: '128MiB' },
-    },
-  });
-  try {
-    const c = await RawClient.open(node.clientPort);
-    const total = 24000;
-    let received = 0;
-    let inOrder = true;
-    c.listeners.push((f) => {
-      if (f.opcode === OP.text) {
-        if (!f.payload.toString().startsWith(`${received}:`)) inOrder = false;
-        received++;
-      }
-      return false;
+for (const secure of [false, true]) {
+  test(`a client that pauses reading gets everything, in order, once it reads again${secure ? ' (over TLS)' : ''}`, async () => {
+    const certs = secure && makeCertificate(tempDir());
+    const node = await startHerald({
+      ...(certs && { tls: { mode: 'required', cert_file: certs.cert, key_file: certs.key } }),
+      routes: { $default: { integration: 'echo', response: true } },
+      websocket: {
+        rate_limit: { messages_per_second: 0 },
+        send_queue: { max_messages: 100000, max_bytes: '128MiB' },
+      },
     });
-    c.pause();
-    // 24 MB of echoes: far more than the kernel's buffers on both sides hold.
-    const pad = 'p'.repeat(1000);
-    for (let i = 0; i < total; i++) c.sendText(`${i}:${pad}`);
-    const metric = async (name) => {
-      const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
-      return Number(text.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
-    };
-    // The node has sent what the socket takes and holds the rest.
-    for (let i = 0; i < 200 && (await metric('herald_messages_received_total')) < total; i++) {
-      await new Promise((r) => setTimeout(r, 50));
+    try {
+      const c = await RawClient.open(node.clientPort, { tlsOptions: secure ? {} : undefined });
+      const total = 24000;
+      let received = 0;
+      let inOrder = true;
+      c.listeners.push((f) => {
+        if (f.opcode === OP.text) {
+          if (!f.payload.toString().startsWith(`${received}:`)) inOrder = false;
+          received++;
+        }
+        return false;
+      });
+      c.pause();
+      // 24 MB of echoes: far more than the kernel's buffers on both sides hold.
+      const pad = 'p'.repeat(1000);
+      for (let i = 0; i < total; i++) c.sendText(`${i}:${pad}`);
+      const metric = async (name) => {
+        const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
+        return Number(text.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
+      };
+      // The node has sent what the socket takes and holds the rest.
+      for (let i = 0; i < 200 && (await metric('herald_messages_received_total')) < total; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(await metric('herald_messages_received_total'), total);
+      assert.ok((await metric('herald_messages_sent_total')) < total, 'the socket never filled');
+      assert.equal(received, 0);
+      c.resume();
+      for (let i = 0; i < 400 && received < total; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(received, total);
+      assert.ok(inOrder, 'echoes out of order');
+      assert.equal(await metric('herald_messages_sent_total'), total);
+      c.destroy();
+    } finally {
+      await node.stop();
     }
-    assert.equal(await metric('herald_messages_received_total'), total);
-    assert.ok((await metric('herald_messages_sent_total')) < total, 'the socket never filled');
-    assert.equal(received, 0);
-    c.resume();
-    for (let i = 0; i < 400 && received < total; i++) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(received, total);
-    assert.ok(inOrder, 'echoes out of order');
-    assert.equal(await metric('herald_messages_sent_total'), total);
-    c.destroy();
-  } finally {
-    await node.stop();
-  }
-});
+  });
+}
 
 describe('TLS', () => {
   let dir;
@@ -323,6 +329,53 @@ describe('TLS', () => {
       plain.ws.close();
       const health = await fetch(`${h.httpUrl}/healthz`);
       assert.equal(health.status, 200);
+    } finally {
+      await h.stop();
+    }
+  });
+
+  test('over TLS: frames right behind the upgrade, SSE and HTTP, the close handshake', async () => {
+    const h = await startHerald({
+      tls: { mode: 'auto', cert_file: cert.cert, key_file: cert.key },
+      routes: { $default: { integration: 'echo', response: true } },
+    });
+    try {
+      const upgrade = ['GET / HTTP/1.1', 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13', '', ''].join('\r\n');
+      // In the same TLS record as the request, and in a record of its own right behind it (the
+      // node may have read it with the request, or find it in the socket).
+      const together = await RawClient.open(h.clientPort, { tlsOptions: {}, request: Buffer.concat([Buffer.from(upgrade), maskedFrame(OP.text, 'with the request')]) });
+      assert.equal(together.status, 101);
+      assert.equal((await together.waitFrame((f) => f.opcode === OP.text)).payload.toString(), 'with the request');
+      const socket = tls.connect({ host: '127.0.0.1', port: h.clientPort, rejectUnauthorized: false });
+      await new Promise((r) => socket.once('secureConnect', r));
+      const behind = new RawClient(socket);
+      socket.write(upgrade);
+      socket.write(maskedFrame(OP.text, 'right behind'));
+      await behind.response;
+      assert.equal((await behind.waitFrame((f) => f.opcode === OP.text)).payload.toString(), 'right behind');
+      // The close handshake: our code echoed, then the connection ends.
+      behind.send(OP.close, closePayload(1000, 'bye'));
+      assert.equal((await behind.waitClose()).code, 1000);
+      await behind.ended;
+      together.destroy();
+
+      // SSE and plain HTTP requests over TLS on the same port.
+      const health = await new Promise((resolve, reject) => {
+        https.get(`https://127.0.0.1:${h.clientPort}/healthz`, { rejectUnauthorized: false }, (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode, body }));
+        }).on('error', reject);
+      });
+      assert.equal(health.status, 200);
+      assert.deepEqual(JSON.parse(health.body), { status: 'ok' });
+      const sse = await SseClient.open(`https://127.0.0.1:${h.clientPort}/sse`);
+      const { connectionId } = JSON.parse((await sse.next((e) => e.event === 'session')).data);
+      const posted = await fetch(`${h.adminUrl}/@connections/${connectionId}`, { method: 'POST', body: '{"over":"sse and tls"}' });
+      assert.equal(posted.status, 200);
+      assert.equal((await sse.next((e) => e.event === 'message')).data, '{"over":"sse and tls"}');
+      sse.close();
     } finally {
       await h.stop();
     }

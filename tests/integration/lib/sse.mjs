@@ -2,11 +2,15 @@
 // (event, id, data lines joined by \n), comments kept apart, the stream's end noticed. Used
 // to drive Herald's fallback transport the way any SSE client of any language would.
 import http from 'node:http';
+import https from 'node:https';
 
 export class SseClient {
   static open(url, { headers = {} } = {}) {
     return new Promise((resolve, reject) => {
-      const req = http.get(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
+      // https: the tests' own certificate.
+      const client = url.startsWith('https:') ? https : http;
+      const tlsOptions = url.startsWith('https:') ? { rejectUnauthorized: false } : {};
+      const req = client.get(url, { headers: { accept: 'text/event-stream', ...headers }, ...tlsOptions }, (res) => {
         const c = new SseClient(req, res);
         if (res.statusCode !== 200) {
           let body = '';
