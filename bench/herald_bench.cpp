@@ -11,6 +11,12 @@
 //   fanout    N subscribers, a burst of `--messages` publications: deliveries/s, latency
 //   latency   N subscribers, `--rate` publications/s for `--duration` s: latency percentiles
 //   echo      N connections in ping-pong with the echo route: round trips/s
+//   listen    N subscribers (spread over `--ports`) held until SIGTERM or `--hold` s, for
+//             bench/scale's runs across nodes: on SIGUSR1 prints one JSON line with what
+//             arrived since the last one (deliveries, every latency in µs, connections open,
+//             lost and reconnected); with --reconnect a connection that ends comes back after
+//             a jittered backoff and subscribes again (as the SDK does)
+//   publish   `--messages` publications and nothing else (the fan-out a listen run receives)
 //
 // Clients run on one thread (the server gets the other core); several loopback source
 // addresses (127.0.0.1..127.0.0.S) let N exceed one address's ephemeral ports. Every payload
@@ -34,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -42,6 +49,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -90,7 +98,10 @@ struct options {
   std::string payload = "padding";  // padding ("t" and x's) | notification (realistic JSON)
   std::string
       before_publish;  // shell command run once subscribed (bench/callgrind zeroes counters)
-  std::string after_deliveries;  // ... and once everything arrived, before the clients close
+  std::string after_deliveries;       // ... and once everything arrived, before the clients close
+  std::vector<unsigned short> ports;  // --ports: client i connects to ports[i % size]
+  bool reconnect = false;             // listen: reconnect and subscribe again when dropped
+  std::string ready_file;             // listen: written once every connection is subscribed
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -103,7 +114,8 @@ struct options {
          "  [--label NAME] [--before-publish CMD] [--after-deliveries CMD] [--sharded] [--json]\n"
          "  [--deflate] [--inflate-every N] [--payload padding|notification] [--tls] "
          "[--tls-resume]\n"
-         "scenarios: connect idle fanout latency echo\n";
+         "  [--ports P1,P2,...] [--reconnect] [--ready-file F]\n"
+         "scenarios: connect idle fanout latency echo listen publish\n";
   std::exit(2);
 }
 
@@ -177,6 +189,20 @@ options parse(int argc, char** argv) {
       o.before_publish = value();
     else if (a == "--after-deliveries")
       o.after_deliveries = value();
+    else if (a == "--ports") {
+      std::stringstream list(value());
+      std::string item;
+      while (std::getline(list, item, ',')) {
+        int port = 0;
+        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), port);
+        if (ec != std::errc() || end != item.data() + item.size() || port < 1 || port > 65535)
+          usage("--ports: not a port: " + item);
+        o.ports.push_back(static_cast<unsigned short>(port));
+      }
+    } else if (a == "--reconnect")
+      o.reconnect = true;
+    else if (a == "--ready-file")
+      o.ready_file = value();
     else
       usage("unknown option " + a);
   }
@@ -186,6 +212,7 @@ options parse(int argc, char** argv) {
     usage("--payload: padding or notification");
   if (o.connections < 1 || o.sources < 1 || o.sources > 250 || o.in_flight < 1)
     usage("bad --connections/--sources/--in-flight");
+  if (o.reconnect && o.tls) usage("--reconnect: plain connections only");
   return o;
 }
 
@@ -240,6 +267,8 @@ struct stats {
   std::uint64_t inflated = 0;         // messages inflated
   std::uint64_t compressed_seen = 0;  // messages that arrived compressed (--inflate-every)
   std::int64_t last_delivery_ns = 0;
+  int lost = 0;        // --reconnect: connections that ended
+  int reconnects = 0;  // ... and came back
   latencies lat;
 };
 
@@ -310,6 +339,7 @@ std::optional<std::int64_t> sent_at(std::string_view frame) {
 struct shared_state {
   std::vector<char> scratch = std::vector<char>(256 * 1024);
   std::unique_ptr<asio::ssl::context> tls;
+  std::mt19937 rng{42};  // reconnect jitter
 };
 
 // One connection of the fleet, plain or TLS (basic_client below).
@@ -332,6 +362,7 @@ class basic_client final : public client, herald::ws::frame_handler {
  public:
   basic_client(asio::io_context& ioc, stats& s, shared_state& shared, const options& o, int index)
       : ioc_(ioc),
+        shared_(shared),
         stream_(make_stream(ioc, shared)),
         tls_(shared.tls.get()),
         stats_(s),
@@ -347,6 +378,18 @@ class basic_client final : public client, herald::ws::frame_handler {
 
   void start(tcp::endpoint server, std::function<void(bool)> ready) override {
     ready_ = std::move(ready);
+    server_ = server;
+    ++generation_;  // handlers of the last connection, if any still run, change nothing
+    if (started_) {
+      // A reconnect: a fresh socket and protocol state.
+      error_code ignored;
+      lowest().close(ignored);
+      decoder_ = herald::ws::decoder(limits(opt_));
+      response_.clear();
+      out_pending_.clear();
+      out_writing_.clear();
+      writing_ = false;
+    }
     if constexpr (is_tls) {
       // A reconnect (--tls-resume; the fleet has run the old connection's handlers out): a
       // fresh TLS state, offered the session of the last one if there was one.
@@ -357,11 +400,9 @@ class basic_client final : public client, herald::ws::frame_handler {
         // emplace, not `= Stream(..)`: Asio's engine move-assignment leaks the old SSL.
         stream_.emplace(ioc_, *tls_);
         if (session_ != nullptr) SSL_set_session(stream_->native_handle(), session_);
-        decoder_ = herald::ws::decoder(limits(opt_));
-        response_.clear();
       }
-      started_ = true;
     }
+    started_ = true;
     error_code ec;
     lowest().open(tcp::v4(), ec);
     if (!ec) {
@@ -396,6 +437,8 @@ class basic_client final : public client, herald::ws::frame_handler {
   }
 
   void close() override {
+    closing_ = true;
+    if (reconnect_timer_) reconnect_timer_->cancel();
     error_code ec;
     lowest().close(ec);
   }
@@ -454,7 +497,8 @@ class basic_client final : public client, herald::ws::frame_handler {
     writing_ = true;
     out_writing_.swap(out_pending_);
     asio::async_write(*stream_, asio::buffer(out_writing_),
-                      [self = self()](error_code ec, std::size_t) {
+                      [self = self(), gen = generation_](error_code ec, std::size_t) {
+                        if (gen != self->generation_) return;  // a reconnect since
                         self->writing_ = false;
                         self->out_writing_.clear();
                         if (ec) return;
@@ -522,23 +566,25 @@ class basic_client final : public client, herald::ws::frame_handler {
   // filled it, synchronous reads into the shared buffer until the socket is empty. One receive
   // time for every frame of a read.
   void read() {
-    stream_->async_read_some(asio::buffer(buf_), [self = self()](error_code ec, std::size_t n) {
-      if (ec) return;
-      self->received_at_ = now_ns();
-      self->stats_.bytes_in += n;
-      self->decoder_.feed(std::span<char>(self->buf_.data(), n), *self);
-      // (TLS: the next asynchronous read takes what the record layer holds.)
-      for (int round = 0; !is_tls && n == self->buf_.size() && round < 8; ++round) {
-        error_code rec;
-        n = self->stream_->read_some(asio::buffer(self->scratch_.data(), self->scratch_.size()),
-                                     rec);
-        if (rec) break;  // would_block: empty; a real error shows on the next read
-        self->stats_.bytes_in += n;
-        self->decoder_.feed(self->scratch_.first(n), *self);
-        if (n < self->scratch_.size()) break;
-      }
-      self->read();
-    });
+    stream_->async_read_some(
+        asio::buffer(buf_), [self = self(), gen = generation_](error_code ec, std::size_t n) {
+          if (gen != self->generation_) return;
+          if (ec) return self->lost();
+          self->received_at_ = now_ns();
+          self->stats_.bytes_in += n;
+          self->decoder_.feed(std::span<char>(self->buf_.data(), n), *self);
+          // (TLS: the next asynchronous read takes what the record layer holds.)
+          for (int round = 0; !is_tls && n == self->buf_.size() && round < 8; ++round) {
+            error_code rec;
+            n = self->stream_->read_some(asio::buffer(self->scratch_.data(), self->scratch_.size()),
+                                         rec);
+            if (rec) break;  // would_block: empty; a real error shows on the next read
+            self->stats_.bytes_in += n;
+            self->decoder_.feed(self->scratch_.first(n), *self);
+            if (n < self->scratch_.size()) break;
+          }
+          self->read();
+        });
   }
 
   bool on_message(herald::ws::opcode, std::string_view payload, bool compressed) override {
@@ -580,9 +626,50 @@ class basic_client final : public client, herald::ws::frame_handler {
     return true;
   }
   bool on_pong(std::string_view) override { return true; }
-  bool on_close(std::uint16_t, std::string_view) override { return false; }
+  bool on_close(std::uint16_t code, std::string_view) override {
+    if (opt_.reconnect) {
+      // Answer the close (a draining node waits for it), then the node ends the connection.
+      const std::array<char, 2> payload{static_cast<char>(code >> 8), static_cast<char>(code)};
+      send_frame(herald::ws::opcode::close, std::string_view(payload.data(), payload.size()));
+    }
+    return false;
+  }
+
+  // --reconnect: the connection ended (the node restarted, drained or failed). It comes back
+  // after a backoff with full jitter, as the JavaScript SDK does (uniform in [0, min(10 s,
+  // 250 ms * 2^attempt)]), so that a restarted node is not hit by every client at once, and
+  // subscribes again.
+  void lost() {
+    if (!opt_.reconnect || closing_ || lost_) return;
+    lost_ = true;
+    ++stats_.lost;
+    error_code ignored;
+    lowest().close(ignored);
+    reconnect_later();
+  }
+
+  void reconnect_later() {
+    const unsigned cap = std::min(10'000u, 250u << std::min(attempts_, 6));
+    const auto delay = std::chrono::milliseconds(shared_.rng() % (cap + 1));
+    if (!reconnect_timer_) reconnect_timer_ = std::make_unique<asio::steady_timer>(ioc_);
+    reconnect_timer_->expires_after(delay);
+    reconnect_timer_->async_wait([self = self()](error_code ec) {
+      if (ec || self->closing_) return;
+      self->start(self->server_, [self](bool ok) {
+        if (!ok) {
+          ++self->attempts_;
+          return self->reconnect_later();
+        }
+        self->attempts_ = 0;
+        self->lost_ = false;
+        ++self->stats_.reconnects;
+        self->subscribe();
+      });
+    });
+  }
 
   asio::io_context& ioc_;
+  shared_state& shared_;
   std::optional<Stream> stream_;  // optional: a TLS reconnect emplaces a fresh one
   asio::ssl::context* tls_;
   SSL_SESSION* session_ = nullptr;  // --tls-resume: the session to offer on reconnect
@@ -601,6 +688,13 @@ class basic_client final : public client, herald::ws::frame_handler {
   std::string out_pending_;
   std::string out_writing_;
   bool writing_ = false;
+  // --reconnect
+  tcp::endpoint server_;
+  unsigned generation_ = 0;  // one per start(): a handler of an older connection is ignored
+  std::unique_ptr<asio::steady_timer> reconnect_timer_;
+  int attempts_ = 0;
+  bool lost_ = false;
+  bool closing_ = false;
 };
 
 // Opens o.connections clients with at most o.in_flight handshakes at once.
@@ -626,7 +720,11 @@ struct fleet {
   void open(const options& o) {
     st.connected = st.failed = 0;
     if (ioc.stopped()) ioc.restart();  // it ran out of work after close_all()
-    const tcp::endpoint server(asio::ip::make_address(o.host), o.port);
+    const auto address = asio::ip::make_address(o.host);
+    const auto server_for = [&](int index) {
+      if (o.ports.empty()) return tcp::endpoint(address, o.port);
+      return tcp::endpoint(address, o.ports[static_cast<std::size_t>(index) % o.ports.size()]);
+    };
     int next = 0;
     int pending = 0;
     const auto t0 = clock_type::now();
@@ -644,7 +742,7 @@ struct fleet {
         if (static_cast<std::size_t>(index) == clients.size()) clients.push_back(make(o, index));
         auto c = clients[static_cast<std::size_t>(index)];
         ++pending;
-        c->start(server, [&](bool ok) {
+        c->start(server_for(index), [&](bool ok) {
           --pending;
           ok ? ++st.connected : ++st.failed;
           launch();
@@ -838,11 +936,37 @@ void add_latency(report& r, latencies& lat) {
   r.add("latency_max_ms", lat.max(), 3);
 }
 
+// listen: one JSON line with what arrived since the last one (the latencies raw, so that the
+// runs of several processes can be merged into exact percentiles), then starts counting anew.
+void print_listen_report(const char* why, stats& st) {
+  std::string out = R"({"report":")" + std::string(why) + R"(","connected":)" +
+                    std::to_string(st.connected) + R"(,"failed":)" + std::to_string(st.failed) +
+                    R"(,"open":)" + std::to_string(st.connected - st.lost + st.reconnects) +
+                    R"(,"lost":)" + std::to_string(st.lost) + R"(,"reconnects":)" +
+                    std::to_string(st.reconnects) + R"(,"deliveries":)" +
+                    std::to_string(st.deliveries) + R"(,"latencies_us":[)";
+  for (std::size_t i = 0; i < st.lat.us.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(st.lat.us[i]);
+  }
+  out += "]}\n";
+  std::cout << out << std::flush;
+  st.deliveries = 0;
+  st.lat.us.clear();
+}
+
 int run(const options& o) {
   report r;
   bool incomplete = false;  // a fan-out or latency run that did not get every delivery
   r.add("scenario", o.scenario);
   r.add("server", o.label);
+  if (o.scenario == "publish") {
+    publisher p(o);
+    p.burst(o.messages);
+    r.add("publications", o.messages, 0);
+    r.print(o.json);
+    return 0;
+  }
   r.add("connections", o.connections, 0);
   fleet f;
   const long rss_before = o.pid ? rss_kib(o.pid) : -1;
@@ -956,6 +1080,34 @@ int run(const options& o) {
       r.add("messages_inflated", static_cast<double>(f.st.inflated), 0);
     }
     add_latency(r, f.st.lat);
+  } else if (o.scenario == "listen") {
+    bool stop = false;
+    asio::signal_set signals(f.ioc, SIGUSR1, SIGTERM, SIGINT);  // before the ready file
+    f.subscribe_all();
+    std::cerr << "herald-bench: " << f.st.connected << " connected, " << f.st.failed << " failed, "
+              << f.st.subscribed << " subscribed\n";
+    if (!o.ready_file.empty()) {
+      std::ofstream(o.ready_file) << f.st.connected << " " << f.st.subscribed << "\n";
+    }
+    std::function<void()> wait = [&] {
+      signals.async_wait([&](error_code ec, int signal) {
+        if (ec) return;
+        if (signal == SIGUSR1) {
+          print_listen_report("interval", f.st);
+          wait();
+        } else {
+          stop = true;
+        }
+      });
+    };
+    wait();
+    f.run_until([&] { return stop; }, o.hold);
+    signals.cancel();
+    print_listen_report("end", f.st);
+    for (auto& c : f.clients)
+      c->close();
+    f.run_until([] { return false; }, 0.2);
+    return f.st.failed == 0 ? 0 : 1;
   } else if (o.scenario == "echo") {
     for (auto& c : f.clients)
       c->ping_pong();

@@ -2,8 +2,9 @@
 // against a real node, small, checking that what it counts is what happened.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -112,6 +113,73 @@ describe('herald-bench', { skip: !BENCH && 'HERALD_BENCH_BIN is not set' }, () =
       await t.stop();
     }
   });
+});
+
+// bench/scale's pieces, small: listeners spread over two nodes, a publication fanned out to all,
+// and a node restarted under them (its clients come back and subscribe again).
+test('herald-bench listen and publish across nodes, with reconnects after a restart', { skip: !BENCH && 'HERALD_BENCH_BIN is not set' }, async () => {
+  const redis = await startRedis();
+  const config = { backplane: 'redis', redis: { url: redis.url } };
+  const a = await startHerald(config);
+  let b = await startHerald(config);
+  const dir = tempDir('herald-bench-listen-');
+  const ready = path.join(dir, 'ready');
+  const listener = spawn(BENCH, ['listen', '--ports', `${a.clientPort},${b.clientPort}`, '--connections', '40',
+    '--reconnect', '--ready-file', ready, '--hold', '60', '--redis-port', String(redis.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  listener.stdout.on('data', (d) => (out += d));
+  const exited = new Promise((r) => listener.on('exit', (code) => r(code)));
+  const lines = () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const report = async () => {
+    const before = lines().length;
+    listener.kill('SIGUSR1');
+    for (let i = 0; i < 100 && lines().length === before; i++) await sleep(50);
+    return lines().at(-1);
+  };
+  const openOn = async (h) => {
+    const text = await (await fetch(`${h.adminUrl}/metrics`)).text();
+    return Number(text.split('\n').find((l) => l.startsWith('herald_connections '))?.split(' ')[1] ?? 0);
+  };
+  try {
+    for (let i = 0; i < 200 && !existsSync(ready); i++) await sleep(50);
+    assert.ok(existsSync(ready), 'the listeners never became ready');
+    assert.deepEqual([await openOn(a), await openOn(b)], [20, 20]);
+    await run(BENCH, ['publish', '--messages', '2', '--redis-port', String(redis.port), '--json']);
+    let got = { deliveries: 0, latencies_us: [] };
+    for (let i = 0; i < 40 && got.deliveries < 80; i++) {
+      const r = await report();
+      got = { deliveries: got.deliveries + r.deliveries, latencies_us: [...got.latencies_us, ...r.latencies_us] };
+      if (got.deliveries < 80) await sleep(50);
+    }
+    assert.equal(got.deliveries, 80, 'two publications to 40 subscribers');
+    assert.equal(got.latencies_us.length, 80);
+
+    // b restarts on the same port: its 20 clients come back to it and subscribe again.
+    const port = b.clientPort;
+    await b.stop();
+    b = await startHerald({ ...config, listen: `127.0.0.1:${port}` });
+    for (let i = 0; i < 200 && (await openOn(b)) < 20; i++) await sleep(50);
+    assert.equal(await openOn(b), 20);
+    const r = await report();
+    assert.deepEqual([r.lost, r.reconnects, r.open], [20, 20, 40]);
+    // Subscribed again: a publication reaches all 40 (tried again while some subscriptions are
+    // still on their way).
+    let again = 0;
+    for (let attempt = 0; attempt < 10 && again !== 40; attempt++) {
+      await run(BENCH, ['publish', '--messages', '1', '--redis-port', String(redis.port)]);
+      await sleep(300);
+      again = (await report()).deliveries;
+    }
+    assert.equal(again, 40, 'a publication after the restart reaches every subscriber');
+    listener.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.equal(lines().at(-1).report, 'end');
+  } finally {
+    listener.kill('SIGKILL');
+    await a.stop();
+    await b.stop();
+    await redis.stop();
+  }
 });
 
 describe('herald-threading-bench', { skip: !THREADING && 'HERALD_THREADING_BENCH_BIN is not set' }, () => {
