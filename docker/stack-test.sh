@@ -41,5 +41,14 @@ echo "    $(( $(date +%s) - start )) s"
 echo "==> podman-compose up (project $project, HAProxy on 127.0.0.1:$HERALD_LB_PORT)"
 compose up -d >/dev/null 2>&1 || { compose logs 2>&1 | tail -50; exit 1; }
 # podman-compose exits 0 even when a container failed: the test checks everything itself.
-node docker/stack-test.mjs "$project"
+if ! node docker/stack-test.mjs "$project"; then
+  # What the containers said: a node that never became ready tells why in its log.
+  echo "==> the stack test failed; containers:"
+  podman ps -a --filter "name=${project}_" --format '{{.Names}} {{.Status}}' || true
+  for service in redis herald1 herald2 herald3 haproxy; do
+    echo "==> ${service}: last lines of its log"
+    podman logs --tail 20 "${project}_${service}_1" 2>&1 || true
+  done
+  exit 1
+fi
 echo "==> stack test passed"
