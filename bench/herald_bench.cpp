@@ -389,15 +389,13 @@ class basic_client final : public client, herald::ws::frame_handler {
       out_pending_.clear();
       out_writing_.clear();
       writing_ = false;
-    }
-    if constexpr (is_tls) {
-      // A reconnect (--tls-resume; the fleet has run the old connection's handlers out): a
-      // fresh TLS state, offered the session of the last one if there was one.
-      if (started_) {
-        // The old connection was dropped on purpose: marked shut down, or freeing its SSL would
-        // remove (make unresumable) the session kept for this reconnect.
+      if constexpr (is_tls) {
+        // A fresh TLS state, offered the session of the last one if there was one (the fleet or
+        // the generation check has run the old connection's handlers out). The old connection
+        // was dropped on purpose: marked shut down, or freeing its SSL would make the kept
+        // session unresumable. emplace, not `= Stream(..)`: Asio's engine move-assignment leaks
+        // the old SSL.
         SSL_set_shutdown(stream_->native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-        // emplace, not `= Stream(..)`: Asio's engine move-assignment leaks the old SSL.
         stream_.emplace(ioc_, *tls_);
         if (session_ != nullptr) SSL_set_session(stream_->native_handle(), session_);
       }
@@ -673,7 +671,7 @@ class basic_client final : public client, herald::ws::frame_handler {
   std::optional<Stream> stream_;  // optional: a TLS reconnect emplaces a fresh one
   asio::ssl::context* tls_;
   SSL_SESSION* session_ = nullptr;  // --tls-resume: the session to offer on reconnect
-  bool started_ = false;            // TLS: the stream was used (a reconnect needs a fresh one)
+  bool started_ = false;            // start() ran before: a reconnect resets the state
   stats& stats_;
   std::span<char> scratch_;
   const options& opt_;

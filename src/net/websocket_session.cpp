@@ -131,7 +131,7 @@ class websocket_session final : public session_base, public ws::frame_handler {
     if (!initial.empty() && !consume({initial.data(), initial.size()})) return;
     // TLS: records OpenSSL read with the handshake's are in the SSL object, not the socket,
     // and no event reports them. Plain: the watch reports what comes.
-    if constexpr (is_tls) do_read();
+    if constexpr (is_tls) read_socket();
   }
 
   // ---- connection ----
@@ -386,10 +386,8 @@ class websocket_session final : public session_base, public ws::frame_handler {
       pending.swap(cold_->stash);
       if (!consume({pending.data(), pending.size()})) return;
     }
-    do_read();
+    read_socket();
   }
-
-  void do_read() { read_socket(); }
 
   // Reads what the socket holds into the worker's shared buffer and decodes it (the watch is
   // edge-triggered: a socket read until it would block brings a new event with the next bytes).
@@ -791,7 +789,6 @@ class websocket_session final : public session_base, public ws::frame_handler {
       // Nothing of the connection is kept once it is closed.
       SSL_free(tls_.ssl);
       tls_.ssl = nullptr;
-      tls_.read_wants_write = tls_.write_wants_read = false;
       std::string().swap(tls_.out);
     }
     queue_.clear();
